@@ -1,0 +1,106 @@
+"""Endpoints and middleware: the whole contract of kitpy in a few lines.
+
+An :class:`Endpoint` is any callable ``(ctx, request) -> awaitable response``,
+usually an ``async def``.  A :data:`Middleware` takes an endpoint and returns
+another one that wraps it.  :func:`chain` stacks middlewares, first argument
+outermost, so ``chain(a, b, c)(ep)`` is ``a(b(c(ep)))``.
+
+Example::
+
+    def shout(next: Endpoint[str, str]) -> Endpoint[str, str]:
+        async def endpoint(ctx: Context, request: str) -> str:
+            return (await next(ctx, request)).upper()
+        return endpoint
+
+    @shout
+    async def greet(ctx: Context, name: str) -> str:
+        return f"hello {name}"
+
+    assert await greet(Context(), "ada") == "HELLO ADA"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias, TypeVar, overload
+
+from kitpy.context import Context
+
+__all__ = ["Endpoint", "GenericMiddleware", "Middleware", "Req", "Resp", "chain", "nop"]
+
+Req = TypeVar("Req")
+"""Type variable for a request type, for writing generic middleware."""
+Resp = TypeVar("Resp")
+"""Type variable for a response type, for writing generic middleware."""
+Req_contra = TypeVar("Req_contra", contravariant=True)
+Resp_co = TypeVar("Resp_co", covariant=True)
+
+
+class Endpoint(Protocol[Req_contra, Resp_co]):
+    """One RPC: ``(ctx, request) -> awaitable response``.
+
+    Typed as "returns an awaitable" rather than "is a coroutine function", so a
+    plain ``def`` layer that returns ``next(ctx, req)`` without awaiting (the
+    cheapest kind of before-only middleware) is an Endpoint too.
+    """
+
+    def __call__(self, ctx: Context, request: Req_contra, /) -> Awaitable[Resp_co]: ...
+
+
+Middleware: TypeAlias = Callable[[Endpoint[Req, Resp]], Endpoint[Req, Resp]]
+"""A function from endpoint to endpoint that adds behaviour around it.
+
+``Middleware[Req, Resp]`` fits one endpoint type.  Middlewares that fit every
+endpoint (logging, metrics, breakers, ...) are typed :class:`GenericMiddleware`.
+"""
+
+
+class GenericMiddleware(Protocol):
+    """A middleware that wraps an endpoint of any type and keeps its type.
+
+    Factories such as ``logging_middleware(logger)`` return one, so the same
+    value can wrap ``Endpoint[A, B]`` and ``Endpoint[C, D]`` and mypy still
+    knows each result's type.  A plain generic function fits it::
+
+        def passthrough(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
+            return next
+    """
+
+    def __call__(self, next: Endpoint[Req, Resp], /) -> Endpoint[Req, Resp]: ...
+
+
+@overload
+def chain(outer: GenericMiddleware, /, *others: GenericMiddleware) -> GenericMiddleware: ...
+
+
+@overload
+def chain(
+    outer: Middleware[Req, Resp], /, *others: Middleware[Req, Resp]
+) -> Middleware[Req, Resp]: ...
+
+
+def chain(outer: Middleware[Any, Any], /, *others: Middleware[Any, Any]) -> Middleware[Any, Any]:
+    """Compose middlewares into one; the first argument is the outermost layer.
+
+    The composition happens once, when the result is applied to an endpoint,
+    so calling the wrapped endpoint costs exactly what the layers themselves
+    cost.
+
+    Example::
+
+        stack = chain(logging, metrics, breaker)   # logging sees every call first
+        endpoint = stack(make_uppercase_endpoint(svc))
+    """
+    layers = (outer, *others)
+
+    def middleware(next: Endpoint[Any, Any]) -> Endpoint[Any, Any]:
+        for layer in reversed(layers):
+            next = layer(next)
+        return next
+
+    return middleware
+
+
+async def nop(ctx: Context, request: Any) -> None:
+    """An endpoint that does nothing and returns None; handy as a placeholder in tests."""
+    return None
