@@ -108,7 +108,8 @@ class KitError(Exception):
 
     ``message`` is meant for the caller and crosses the wire as is, so it must
     not contain secrets.  ``details`` is an optional JSON-safe mapping sent
-    alongside it.
+    alongside it.  ``headers`` are transport metadata to send with the error
+    (HTTP response headers, gRPC trailing metadata), e.g. ``WWW-Authenticate``.
 
     Example::
 
@@ -121,16 +122,20 @@ class KitError(Exception):
     code: Code
     message: str
     details: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
 
     def __init__(
         self,
         code: Code | None = None,
         message: str = "",
         details: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.code = self.default_code if code is None else Code(code)
         self.message = message or self.code.name.replace("_", " ").lower()
         self.details = details
+        self.headers = headers
         super().__init__(self.message)
 
     def __repr__(self) -> str:
@@ -140,8 +145,14 @@ class KitError(Exception):
 class _CodedError(KitError):
     """Base of the one-code subclasses: constructed as ``Cls(message, details=None)``."""
 
-    def __init__(self, message: str = "", details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(None, message, details)
+    def __init__(
+        self,
+        message: str = "",
+        details: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(None, message, details, headers=headers)
 
 
 class Cancelled(_CodedError):
@@ -269,7 +280,13 @@ def error_class(code: Code) -> type[KitError]:
     return _CLASS_FOR_CODE.get(code, KitError)
 
 
-def from_code(code: Code, message: str = "", details: Mapping[str, Any] | None = None) -> KitError:
+def from_code(
+    code: Code,
+    message: str = "",
+    details: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> KitError:
     """Build the matching subclass instance for ``code``, e.g. to re-raise a wire error.
 
     Example::
@@ -279,9 +296,9 @@ def from_code(code: Code, message: str = "", details: Mapping[str, Any] | None =
     """
     cls = _CLASS_FOR_CODE.get(code)
     if cls is None:
-        return KitError(code, message, details)
+        return KitError(code, message, details, headers=headers)
     err = cls.__new__(cls)
-    KitError.__init__(err, code, message, details)
+    KitError.__init__(err, code, message, details, headers=headers)
     return err
 
 

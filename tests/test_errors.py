@@ -109,6 +109,13 @@ def test_subclasses_have_their_codes_and_default_messages() -> None:
     assert repr(NotFound("no user")) == "NotFound(NOT_FOUND, 'no user')"
 
 
+def test_errors_carry_transport_headers() -> None:
+    err = from_code(Code.UNAUTHENTICATED, "no token", headers={"WWW-Authenticate": "Basic"})
+    assert err.headers == {"WWW-Authenticate": "Basic"}
+    assert NotFound("x", headers={"X-A": "1"}).headers == {"X-A": "1"}
+    assert NotFound("x").headers is None
+
+
 def test_kit_error_with_explicit_code() -> None:
     err = KitError(Code.ABORTED, "conflict")
     assert err.code is Code.ABORTED
