@@ -12,7 +12,7 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[all,dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,8 +32,14 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Regenerate examples/stringsvc/pb/ from stringsvc.proto (examples/stringsvc/tests checks it is current).
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iexamples/stringsvc/pb=examples/stringsvc \
+		--python_out=. --pyi_out=. --grpc_python_out=. examples/stringsvc/stringsvc.proto
+
+# The benchmark report (bench/README.md, bench/report.png); ARGS=--quick for a one-minute run.
 bench: $(STAMP)
-	$(BIN)/python bench/endpoint_chain.py
+	$(BIN)/python bench/report.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["Clock", "Context", "Key"]
+__all__ = ["REQUEST_ID", "Clock", "Context", "Key"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -56,6 +56,14 @@ class Key(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Key({self.name!r})"
+
+
+REQUEST_ID: Key[str] = Key("request_id")
+"""The request id (e.g. the incoming ``X-Request-Id``) that transports put in the Context.
+
+Transport-neutral, so middleware such as logging reads it without importing a
+transport.
+"""
 
 
 class Context:
