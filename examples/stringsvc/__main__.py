@@ -1,51 +1,63 @@
-"""Run stringsvc: ``python -m examples.stringsvc``.
+"""Run stringsvc: ``python -m examples.stringsvc [--http-addr HOST:PORT] ...``.
 
-Until the transports are wired in, this runs a short in-process demo: it
-builds the endpoints with a timing middleware and calls them directly.
+:func:`serve` is the whole life of the process, in three steps:
+
+1. build: the service, its endpoints (with middleware), the transports' apps;
+2. start every component, then wait for SIGINT/SIGTERM;
+3. stop in reverse dependency order: report NOT_SERVING, stop accepting and
+   drain the servers (in-flight requests finish within the grace period), then
+   close what the endpoints use (clients, exporters).
+
+New components (gRPC server, metrics/tracing exporters, service registration)
+slot into the same three steps.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import time
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Callable, Sequence
 
-from kitpy import Context, Endpoint, KitError
-from kitpy.endpoint import Req, Resp
+from kitpy.transport.http import start_app, wait_for_signal
 
+from .config import Config, parse_config
 from .endpoints import make_endpoints
 from .service import BasicStringService
+from .transport_http import Health, make_http_app
 
 
-def timing(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-    """Print how long each call took."""
+async def serve(config: Config, *, announce: Callable[[str], None] = print) -> None:
+    """Run stringsvc with ``config`` until SIGINT or SIGTERM, then shut down cleanly."""
+    # 1. Build.
+    endpoints = make_endpoints(BasicStringService())
+    health = Health()
+    http_app = make_http_app(endpoints, health=health)
 
-    async def endpoint(ctx: Context, request: Req) -> Resp:
-        start = time.perf_counter()
-        try:
-            return await next(ctx, request)
-        finally:
-            print(f"  {request!r} took {(time.perf_counter() - start) * 1e6:.1f} us")
+    # 2. Start, then wait for a signal.  Every started component is stopped in `finally`.
+    async with contextlib.AsyncExitStack() as running:
+        http = await start_app(
+            http_app,
+            host=config.http_host,
+            port=config.http_port,
+            grace_period=config.shutdown_grace,
+        )
+        running.push_async_callback(http.stop)  # (3b) refuse new requests, drain in-flight
+        running.callback(health.set_serving, False)  # (3a) runs first: report NOT_SERVING
+        announce(f"stringsvc: HTTP listening on {http.url}")
 
-    return endpoint
-
-
-async def demo(words: Sequence[str]) -> None:
-    eps = make_endpoints(BasicStringService(), middleware=timing)
-    for word in words:
-        try:
-            print(f"uppercase({word!r}) = {await eps.uppercase(word)!r}")
-        except KitError as err:
-            print(f"uppercase({word!r}) failed: {err.code.name}: {err.message}")
-        print(f"count({word!r}) = {await eps.count(word)}")
+        signal_received = await wait_for_signal()
+        announce(f"stringsvc: {signal_received.name} received, shutting down")
+    # 3. The exit stack has stopped everything, last started first.
+    announce("stringsvc: stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.stringsvc", description=__doc__)
-    parser.add_argument("words", nargs="*", default=["hello", "kitpy", ""], help="words to process")
-    args = parser.parse_args(argv)
-    asyncio.run(demo(args.words))
+    config = parse_config(argv)
+    try:
+        asyncio.run(serve(config, announce=lambda line: print(line, flush=True)))
+    except OSError as exc:  # e.g. the address is in use
+        sys.exit(f"stringsvc: {exc}")
 
 
 if __name__ == "__main__":

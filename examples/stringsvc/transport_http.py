@@ -1,0 +1,134 @@
+"""stringsvc over HTTP/JSON: the server routes and a client ``Endpoints`` set.
+
+Routes::
+
+    POST /uppercase  {"s": "hello"}  ->  200 {"v": "HELLO"}
+    POST /count      {"s": "hi"}     ->  200 {"v": 2}
+    GET  /healthz                    ->  200 {"status": "SERVING"} (503 NOT_SERVING while stopping)
+
+Errors use kitpy's JSON error body, e.g. an empty string::
+
+    400 {"error": {"code": "INVALID_ARGUMENT", "message": "empty string"}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiohttp
+from aiohttp import web
+
+from kitpy import GenericMiddleware
+from kitpy.transport.http import (
+    Client,
+    Server,
+    ServerBefore,
+    ServerFinalizer,
+    add_routes,
+    decode_json,
+    decode_json_response,
+    encode_json,
+    encode_json_request,
+)
+
+from .endpoints import (
+    CountRequest,
+    CountResponse,
+    Endpoints,
+    UppercaseRequest,
+    UppercaseResponse,
+)
+
+__all__ = ["Health", "make_http_app", "make_http_client"]
+
+
+class Health:
+    """The ``GET /healthz`` handler: SERVING (200) until :meth:`set_serving` (False) -> 503.
+
+    Flip it to not serving at the start of shutdown so load balancers stop
+    sending new requests while the ones in flight finish.
+    """
+
+    __slots__ = ("serving",)
+
+    def __init__(self, *, serving: bool = True) -> None:
+        self.serving = serving
+
+    def set_serving(self, serving: bool) -> None:
+        """Report SERVING (True) or NOT_SERVING (False) from now on."""
+        self.serving = serving
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler."""
+        if self.serving:
+            return web.json_response({"status": "SERVING"})
+        return web.json_response({"status": "NOT_SERVING"}, status=503)
+
+
+def make_http_app(
+    endpoints: Endpoints,
+    *,
+    health: Health | None = None,
+    before: Sequence[ServerBefore] = (),
+    finalizer: Sequence[ServerFinalizer] = (),
+) -> web.Application:
+    """An aiohttp application serving ``endpoints`` (and ``/healthz``).
+
+    ``before`` and ``finalizer`` hooks are given to every route's Server (e.g.
+    tracing's header extraction, or metrics by status).
+    """
+    app = web.Application()
+    add_routes(
+        app,
+        {
+            "POST /uppercase": Server(
+                endpoints.uppercase_endpoint,
+                decode_json(UppercaseRequest),
+                encode_json,
+                before=before,
+                finalizer=finalizer,
+            ),
+            "POST /count": Server(
+                endpoints.count_endpoint,
+                decode_json(CountRequest),
+                encode_json,
+                before=before,
+                finalizer=finalizer,
+            ),
+            "GET /healthz": (health or Health()).handle,
+        },
+    )
+    return app
+
+
+def make_http_client(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    *,
+    middleware: GenericMiddleware | None = None,
+) -> Endpoints:
+    """A ``StringService`` that calls a stringsvc HTTP server at ``base_url``.
+
+    Each client endpoint is wrapped in ``middleware`` if given (e.g. a breaker
+    and retries).  The session belongs to the caller.
+
+    Example::
+
+        async with aiohttp.ClientSession() as session:
+            svc = make_http_client(session, "http://127.0.0.1:8080")
+            await svc.uppercase("hello")      # "HELLO"
+    """
+    base = base_url.rstrip("/")
+    uppercase = Client(
+        session,
+        "POST",
+        f"{base}/uppercase",
+        encode_json_request,
+        decode_json_response(UppercaseResponse),
+    )
+    count = Client(
+        session, "POST", f"{base}/count", encode_json_request, decode_json_response(CountResponse)
+    )
+    if middleware is None:
+        return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
+    return Endpoints(uppercase_endpoint=middleware(uppercase), count_endpoint=middleware(count))

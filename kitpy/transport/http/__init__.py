@@ -1,0 +1,127 @@
+"""HTTP/JSON transport on aiohttp: Server and Client endpoints, codecs, error mapping.
+
+Serve an endpoint::
+
+    app = web.Application()
+    add_routes(app, {
+        "POST /uppercase": Server(uppercase, decode_json(UppercaseRequest), encode_json),
+    })
+    run(app, host="127.0.0.1", port=8080)          # graceful shutdown on SIGINT/SIGTERM
+
+Call one (the Client is itself an Endpoint, so middleware stacks on it)::
+
+    uppercase = Client(session, "POST", f"{base}/uppercase",
+                       encode_json_request, decode_json_response(UppercaseResponse))
+    await uppercase(Context().with_timeout(0.5), UppercaseRequest(s="hi"))
+
+* Errors: the server answers every error with
+  ``{"error": {"code": "NOT_FOUND", "message": "...", "details": {...}}}`` and the
+  status from the code table (:mod:`kitpy.errors`); the client raises the same
+  ``KitError`` subclass.  Bad input is a 400 (413 too large, 415 wrong
+  Content-Type), never a 500; unexpected exceptions are a 500 whose body never
+  shows their text.
+* Deadlines travel in ``X-Timeout-Ms: <milliseconds>`` (see :mod:`.keys`).
+* JSON is msgspec (see :mod:`.codec` for the measurements behind the choice).
+* Hook shapes: :mod:`.types`.
+"""
+
+from kitpy._extras import require
+
+require("aiohttp", "msgspec", extra="http")
+
+from kitpy.transport.http.client import Client  # noqa: E402
+from kitpy.transport.http.codec import (  # noqa: E402
+    DEFAULT_MAX_BODY_SIZE,
+    decode_json,
+    decode_json_response,
+    encode_json,
+    encode_json_request,
+    json_decoder,
+)
+from kitpy.transport.http.errors import (  # noqa: E402
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    decode_error,
+    encode_error,
+    error_body,
+    http_status,
+)
+from kitpy.transport.http.keys import (  # noqa: E402
+    HEADERS,
+    METHOD,
+    PATH,
+    PEER,
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    ROUTE,
+    TIMEOUT_HEADER,
+    format_timeout,
+    parse_timeout,
+)
+from kitpy.transport.http.routes import Handler, add_routes  # noqa: E402
+from kitpy.transport.http.run import RunningApp, run, serve, start_app, wait_for_signal  # noqa: E402
+from kitpy.transport.http.server import Server  # noqa: E402
+from kitpy.transport.http.types import (  # noqa: E402
+    ClientAfter,
+    ClientBefore,
+    ClientFinalizer,
+    DecodeRequest,
+    DecodeResponse,
+    EncodeRequest,
+    EncodeResponse,
+    ErrorDecoder,
+    ErrorEncoder,
+    ErrorHandler,
+    OutgoingRequest,
+    ServerAfter,
+    ServerBefore,
+    ServerFinalizer,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "HEADERS",
+    "METHOD",
+    "PATH",
+    "PEER",
+    "REQUEST_ID",
+    "REQUEST_ID_HEADER",
+    "ROUTE",
+    "TIMEOUT_HEADER",
+    "Client",
+    "ClientAfter",
+    "ClientBefore",
+    "ClientFinalizer",
+    "DecodeRequest",
+    "DecodeResponse",
+    "EncodeRequest",
+    "EncodeResponse",
+    "ErrorDecoder",
+    "ErrorEncoder",
+    "ErrorHandler",
+    "Handler",
+    "OutgoingRequest",
+    "PayloadTooLarge",
+    "RunningApp",
+    "Server",
+    "ServerAfter",
+    "ServerBefore",
+    "ServerFinalizer",
+    "UnsupportedMediaType",
+    "add_routes",
+    "decode_error",
+    "decode_json",
+    "decode_json_response",
+    "encode_error",
+    "encode_json",
+    "encode_json_request",
+    "error_body",
+    "format_timeout",
+    "http_status",
+    "json_decoder",
+    "parse_timeout",
+    "run",
+    "serve",
+    "start_app",
+    "wait_for_signal",
+]

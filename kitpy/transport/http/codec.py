@@ -1,0 +1,258 @@
+"""JSON codecs for the HTTP transport, built on msgspec.
+
+Server side: :func:`decode_json` builds a request decoder for a dataclass (or
+any type msgspec understands) and :func:`encode_json` writes a response.
+Client side: :func:`encode_json_request` and :func:`decode_json_response`.
+
+Why msgspec: measured on this project's 2-core machine for a ``{"s": ...}``
+body (Python 3.11), decoding straight into a frozen dataclass *with type
+validation* costs ~0.4 us with msgspec, against ~1.6 us for orjson or msgspec's
+untyped parse plus a hand-written validator (most of that is building the
+frozen dataclass in Python), and ~6.5 us for stdlib ``json``; encoding a small
+dataclass costs ~0.6 us.  msgspec also validates nested dataclasses, lists,
+optionals, unions, literals and enums in C and reports *where* a value is wrong
+(``Expected `int`, got `str` - at `$.items[0].qty```), which is what a 400
+message should say.  orjson is as fast at parsing but validates nothing.
+
+Strictness: msgspec ignores unknown fields of a dataclass, so for the strict
+default ``decode_json`` also builds, once, a mirror ``msgspec.Struct`` of the
+dataclass tree with ``forbid_unknown_fields=True`` and checks the body against it
+before decoding into the dataclass (~0.35 us more).  ``ignore_unknown_fields=True``
+skips that check.
+
+Every decode problem is an ``InvalidArgument`` naming it: wrong Content-Type
+(415), body over ``max_body_size`` (413), empty body, malformed JSON, wrong
+shape or type, missing or unknown field (400).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import ClientResponse, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from kitpy.context import Context
+from kitpy.errors import Internal, InvalidArgument
+from kitpy.transport.http.errors import PayloadTooLarge, UnsupportedMediaType
+from kitpy.transport.http.types import DecodeRequest, DecodeResponse, OutgoingRequest
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "decode_json",
+    "decode_json_response",
+    "encode_json",
+    "encode_json_request",
+    "json_decoder",
+]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+"""The default request body limit of :func:`decode_json`: 1 MiB (as aiohttp's)."""
+
+_JSON = "application/json"
+_encode = msgspec.json.Encoder().encode
+
+
+# -- typed decoding ---------------------------------------------------------------
+
+
+def _strict_mirror(tp: Any, building: dict[type, Any]) -> Any:
+    """``tp`` with every dataclass in it replaced by a Struct that forbids unknown fields."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp in building:
+            if building[tp] is None:
+                raise TypeError(
+                    f"{tp.__name__} refers to itself; strict decoding does not support "
+                    "recursive dataclasses (pass ignore_unknown_fields=True)"
+                )
+            return building[tp]
+        building[tp] = None
+        hints = typing.get_type_hints(tp, include_extras=True)
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for f in dataclasses.fields(tp):
+            if not f.init:
+                continue
+            ftype = _strict_mirror(hints[f.name], building)
+            if f.default is not dataclasses.MISSING:
+                fields.append((f.name, ftype, f.default))
+            elif f.default_factory is not dataclasses.MISSING:
+                fields.append((f.name, ftype, msgspec.field(default_factory=f.default_factory)))
+            else:
+                fields.append((f.name, ftype))
+        mirror = msgspec.defstruct(tp.__name__, fields, kw_only=True, forbid_unknown_fields=True)
+        building[tp] = mirror
+        return mirror
+    origin = typing.get_origin(tp)
+    if origin is None or origin is typing.Literal:
+        return tp
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return typing.Annotated[(_strict_mirror(args[0], building), *tp.__metadata__)]
+    new_args = tuple(_strict_mirror(a, building) for a in args)
+    if new_args == args:
+        return tp
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[new_args]  # noqa: UP007 -- built from a runtime tuple
+    return origin[new_args]
+
+
+def json_decoder(tp: type[T], *, ignore_unknown_fields: bool = False) -> Callable[[bytes], T]:
+    """A function that decodes JSON bytes into ``tp`` with validation.
+
+    It raises ``msgspec.DecodeError`` (not JSON), ``msgspec.ValidationError``
+    (wrong shape, type, missing or -- unless ``ignore_unknown_fields`` -- unknown
+    field of a dataclass) or ``RecursionError`` (absurdly deep nesting).
+
+    Example::
+
+        decode = json_decoder(UppercaseRequest)
+        decode(b'{"s": "hi"}')          # UppercaseRequest(s='hi')
+    """
+    decode: Callable[[bytes], T] = msgspec.json.Decoder(tp).decode
+    if ignore_unknown_fields:
+        return decode
+    mirror = _strict_mirror(tp, {})
+    if mirror is tp:
+        return decode
+    check = msgspec.json.Decoder(mirror).decode
+
+    def strict(body: bytes) -> T:
+        check(body)
+        return decode(body)
+
+    return strict
+
+
+def _decode_error(exc: Exception) -> InvalidArgument:
+    if isinstance(exc, msgspec.ValidationError):
+        return InvalidArgument(f"invalid request body: {exc}")
+    if isinstance(exc, RecursionError):
+        return InvalidArgument("malformed JSON body: nested too deeply")
+    return InvalidArgument(f"malformed JSON body: {str(exc).removeprefix('JSON is malformed: ')}")
+
+
+# -- server side ----------------------------------------------------------------------
+
+
+def _is_json_content_type(value: str) -> bool:
+    mime, _, params = value.partition(";")
+    mime = mime.strip().lower()
+    if mime != _JSON and not (mime.startswith("application/") and mime.endswith("+json")):
+        return False
+    for param in params.split(";"):
+        name, _, charset = param.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
+async def _read_unsized_body(request: web.Request, limit: int) -> bytes:
+    """Read a body sent without Content-Length (chunked), stopping once over ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.content
+    while chunk := await stream.readany():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(
+    tp: type[T],
+    *,
+    ignore_unknown_fields: bool = False,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    require_content_type: bool = True,
+) -> DecodeRequest[T]:
+    """Build a request decoder that reads a JSON body into ``tp`` (usually a frozen dataclass).
+
+    Unknown fields are rejected unless ``ignore_unknown_fields``; the body must
+    be at most ``max_body_size`` bytes; the Content-Type must be
+    ``application/json`` (or ``application/*+json``, UTF-8) unless
+    ``require_content_type=False``.  Every failure is an ``InvalidArgument``
+    (400, or 413/415) whose message names the problem.
+
+    Example::
+
+        server = Server(endpoint, decode_json(UppercaseRequest), encode_json)
+    """
+    decode = json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields)
+
+    async def decode_request(ctx: Context, request: web.Request) -> T:
+        headers = request.headers
+        if require_content_type:
+            content_type = headers.get("Content-Type")
+            if content_type != _JSON and (
+                content_type is None or not _is_json_content_type(content_type)
+            ):
+                raise UnsupportedMediaType(
+                    f"Content-Type must be {_JSON}, got {content_type or 'none'}"[:200]
+                )
+        length = headers.get("Content-Length")
+        try:
+            if length is None:
+                body = await _read_unsized_body(request, max_body_size)
+            elif int(length) > max_body_size:
+                raise PayloadTooLarge(
+                    f"request body is {length} bytes; the limit is {max_body_size}"
+                )
+            else:
+                body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # the application's client_max_size is lower
+            raise PayloadTooLarge(
+                f"request body is larger than the limit of {request.client_max_size} bytes"
+            ) from None
+        except HttpProcessingError as exc:  # bad chunking or content encoding
+            raise InvalidArgument(f"could not read request body: {exc.message}") from None
+        if not body:
+            raise InvalidArgument("request body is empty; expected JSON")
+        try:
+            return decode(body)
+        except (msgspec.MsgspecError, RecursionError) as exc:
+            raise _decode_error(exc) from None
+
+    return decode_request
+
+
+def encode_json(ctx: Context, response: Any) -> web.Response:
+    """Encode ``response`` (dataclass, Struct, mapping, list, ...) as a 200 JSON response."""
+    return web.Response(body=_encode(response), content_type=_JSON)
+
+
+# -- client side ----------------------------------------------------------------------
+
+
+def encode_json_request(ctx: Context, out: OutgoingRequest, request: Any) -> None:
+    """Encode ``request`` as the JSON body of the outgoing request."""
+    out.body = _encode(request)
+    out.headers["Content-Type"] = _JSON
+
+
+def decode_json_response(tp: type[T], *, ignore_unknown_fields: bool = True) -> DecodeResponse[T]:
+    """Build a response decoder that reads a 2xx JSON body into ``tp``.
+
+    Unknown fields are ignored by default, so a server may add fields without
+    breaking older clients.  A body that does not fit raises ``Internal``.
+    """
+    decode = json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields)
+
+    async def decode_response(ctx: Context, response: ClientResponse) -> T:
+        body = await response.read()
+        try:
+            return decode(body)
+        except (msgspec.MsgspecError, RecursionError) as exc:
+            raise Internal(f"invalid response body: {exc}") from None
+
+    return decode_response

@@ -1,0 +1,132 @@
+"""Errors on the wire: the JSON error body, the default error encoder, and its reverse.
+
+Every error a kitpy HTTP server sends has this body (``details`` only when set)::
+
+    {"error": {"code": "INVALID_ARGUMENT", "message": "empty string", "details": {...}}}
+
+The status comes from the code table in :mod:`kitpy.errors` (INVALID_ARGUMENT ->
+400, NOT_FOUND -> 404, ...), except for the two request problems HTTP has its
+own statuses for: :class:`PayloadTooLarge` (413) and
+:class:`UnsupportedMediaType` (415), both INVALID_ARGUMENT.  A ``KitError``
+keeps its message; any other exception becomes ``UNKNOWN`` / 500 (or
+DEADLINE_EXCEEDED / 504 for a ``TimeoutError``, as :func:`kitpy.errors.to_kit_error`
+decides) with a generic message, so its text never reaches the client.
+
+:func:`decode_error` is the reverse, used by the client: a kitpy error body
+becomes the same ``KitError`` subclass with the same message and details; any
+other non-2xx response becomes the code for its status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import msgspec
+from aiohttp import web
+from multidict import CIMultiDict
+
+from kitpy.context import Context
+from kitpy.errors import (
+    Code,
+    InvalidArgument,
+    KitError,
+    code_from_http_status,
+    from_code,
+    to_kit_error,
+)
+from kitpy.errors import http_status as code_http_status
+
+__all__ = [
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "decode_error",
+    "encode_error",
+    "error_body",
+    "http_status",
+]
+
+_JSON = "application/json"
+
+
+class PayloadTooLarge(InvalidArgument):
+    """The request body is over the size limit: INVALID_ARGUMENT, sent as HTTP 413."""
+
+    status: ClassVar[int] = 413
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """The request's Content-Type cannot be decoded: INVALID_ARGUMENT, sent as HTTP 415."""
+
+    status: ClassVar[int] = 415
+
+
+def http_status(err: KitError) -> int:
+    """The HTTP status the server sends for ``err`` (the code table, plus 413/415)."""
+    if isinstance(err, PayloadTooLarge | UnsupportedMediaType):
+        return err.status
+    if err.code is Code.OK:  # an "error" that says OK is a bug, not a success
+        return 500
+    return code_http_status(err.code)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(err: KitError) -> bytes:
+    """The JSON error body for ``err``; details that cannot be encoded are left out."""
+    error: dict[str, Any] = {"code": err.code.name, "message": err.message}
+    if err.details:
+        error["details"] = err.details
+        try:
+            return _encode({"error": error})
+        except (TypeError, ValueError, msgspec.EncodeError):
+            del error["details"]
+    return _encode({"error": error})
+
+
+def encode_error(ctx: Context, exc: BaseException) -> web.Response:
+    """The default error encoder: the JSON error body, status and ``KitError.headers``.
+
+    Unexpected exceptions get a generic message (their text may hold internals).
+    """
+    err = to_kit_error(exc)
+    headers: CIMultiDict[str] = CIMultiDict(err.headers) if err.headers else CIMultiDict()
+    headers["Content-Type"] = _JSON
+    return web.Response(body=error_body(err), status=http_status(err), headers=headers)
+
+
+class _WireError(msgspec.Struct):
+    code: str
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+class _WireBody(msgspec.Struct):
+    error: _WireError
+
+
+_decode_body = msgspec.json.Decoder(_WireBody).decode
+
+
+def decode_error(status: int, body: bytes, reason: str | None = None) -> KitError:
+    """The ``KitError`` a client raises for a non-2xx response.
+
+    Example::
+
+        err = decode_error(404, b'{"error": {"code": "NOT_FOUND", "message": "no user 7"}}')
+        assert isinstance(err, NotFound) and err.message == "no user 7"
+    """
+    try:
+        wire = _decode_body(body).error
+        code = Code[wire.code]
+        if code is Code.OK:
+            raise KeyError(wire.code)
+    except (msgspec.MsgspecError, KeyError, RecursionError):
+        code = code_from_http_status(status)
+        if code is Code.OK:  # a non-2xx status no table knows, e.g. 1xx or 3xx
+            code = Code.UNKNOWN
+        text = f"HTTP {status}" + (f" {reason}" if reason else "")
+        return from_code(code, text)
+    details: Mapping[str, Any] | None = wire.details
+    return from_code(code, wire.message, details)

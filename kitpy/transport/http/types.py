@@ -1,0 +1,112 @@
+"""The whole contract of the HTTP transport: the shapes of its hooks and codecs.
+
+Server side, per request::
+
+    before funcs (Context, request)        -> Context
+    decode_request(Context, request)       -> awaitable Req
+    endpoint(Context, Req)                 -> awaitable Resp
+    after funcs (Context, response headers) -> Context
+    encode_response(Context, Resp)         -> aiohttp response
+    on any error: error_handler(Context, exc), then error_encoder(Context, exc) -> response
+    finalizer funcs (Context, status, response body size), always, last
+
+Client side, per call::
+
+    before funcs (Context, outgoing headers) -> Context
+    encode_request(Context, OutgoingRequest, Req)
+    ... the HTTP exchange ...
+    after funcs (Context, aiohttp.ClientResponse) -> Context
+    decode_response(Context, aiohttp.ClientResponse) -> awaitable Resp   (2xx only)
+    finalizer funcs (Context, error or None), always, last
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeAlias, TypeVar
+
+from aiohttp import ClientResponse, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from kitpy.context import Context
+from kitpy.errors import KitError
+
+__all__ = [
+    "ClientAfter",
+    "ClientBefore",
+    "ClientFinalizer",
+    "DecodeRequest",
+    "DecodeResponse",
+    "EncodeRequest",
+    "EncodeResponse",
+    "ErrorDecoder",
+    "ErrorEncoder",
+    "ErrorHandler",
+    "OutgoingRequest",
+    "ServerAfter",
+    "ServerBefore",
+    "ServerFinalizer",
+]
+
+T = TypeVar("T")
+
+ServerBefore: TypeAlias = Callable[[Context, web.Request], Context]
+"""Runs before decode with the incoming request; returns the Context to go on with."""
+
+ServerAfter: TypeAlias = Callable[[Context, CIMultiDict[str]], Context]
+"""Runs after the endpoint succeeded; may add to the mutable response headers."""
+
+ServerFinalizer: TypeAlias = Callable[[Context, int, int], None]
+"""Runs last on every request: ``(ctx, http_status, response_body_size)``."""
+
+ErrorHandler: TypeAlias = Callable[[Context, BaseException], None]
+"""Observes every error (e.g. logs it); gets the real exception with its traceback."""
+
+ErrorEncoder: TypeAlias = Callable[[Context, BaseException], web.StreamResponse]
+"""Turns an error into the response to send."""
+
+DecodeRequest: TypeAlias = Callable[[Context, web.Request], Awaitable[T]]
+"""Reads the incoming request into the endpoint's request value."""
+
+EncodeResponse: TypeAlias = Callable[[Context, T], web.StreamResponse]
+"""Turns the endpoint's response value into an aiohttp response."""
+
+ClientBefore: TypeAlias = Callable[[Context, CIMultiDict[str]], Context]
+"""Runs before the request is sent; may add to the mutable outgoing headers."""
+
+ClientAfter: TypeAlias = Callable[[Context, ClientResponse], Context]
+"""Runs when a response arrived (any status), before it is decoded."""
+
+ClientFinalizer: TypeAlias = Callable[[Context, "BaseException | None"], None]
+"""Runs last on every call with the error that ended it, or None on success."""
+
+
+@dataclass(slots=True)
+class OutgoingRequest:
+    """The request a :class:`~kitpy.transport.http.Client` is about to send.
+
+    ``encode_request`` fills it: sets ``body`` (and its Content-Type header), and
+    may change ``url`` (e.g. add a path segment or query) or ``method``.
+
+    Example::
+
+        def encode_get_user(ctx: Context, out: OutgoingRequest, req: GetUser) -> None:
+            out.url = out.url / "users" / str(req.id)
+    """
+
+    method: str
+    url: URL
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    body: bytes | None = None
+
+
+EncodeRequest: TypeAlias = Callable[[Context, OutgoingRequest, T], None]
+"""Fills the outgoing request from the endpoint's request value."""
+
+DecodeResponse: TypeAlias = Callable[[Context, ClientResponse], Awaitable[T]]
+"""Reads a successful (2xx) response into the endpoint's response value."""
+
+ErrorDecoder: TypeAlias = Callable[[int, bytes, "str | None"], KitError]
+"""Turns a non-2xx response (status, body, reason phrase) into the error the client raises."""

@@ -1,0 +1,260 @@
+"""Bad input never reaches the endpoint and never yields a 500: exact status and body."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from kitpy import Context
+from kitpy.transport.http import Server, add_routes, decode_json, encode_json, json_decoder
+
+from .conftest import ServeApp
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    items: list[Item]
+    note: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+LIMIT = 256
+
+
+@pytest.fixture
+async def order_url(serve_app: ServeApp) -> tuple[URL, list[Order]]:
+    calls: list[Order] = []
+
+    async def endpoint(ctx: Context, request: Order) -> dict[str, int]:
+        calls.append(request)
+        return {"items": len(request.items)}
+
+    async def anything(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+        return request
+
+    app = web.Application()
+    add_routes(
+        app,
+        {
+            "POST /order": Server(endpoint, decode_json(Order, max_body_size=LIMIT), encode_json),
+            "POST /any": Server(anything, decode_json(dict[str, Any]), encode_json),
+            "POST /lax": Server(
+                endpoint,
+                decode_json(Order, ignore_unknown_fields=True, require_content_type=False),
+                encode_json,
+            ),
+        },
+    )
+    return await serve_app(app), calls
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"error": {"code": "INVALID_ARGUMENT", "message": message}}
+
+
+CASES = [
+    (b'{"id": "1", "items": [', 400, "malformed JSON body: Input data was truncated"),
+    (b"not json", 400, "malformed JSON body: invalid character (byte 4)"),
+    (b'{"id": "1", "items": []} x', 400, "malformed JSON body: trailing characters (byte 26)"),
+    (b"\xff\xfe", 400, "malformed JSON body: invalid character (byte 0)"),
+    (b"[1, 2]", 400, "invalid request body: Expected `object`, got `array`"),
+    (b'"order"', 400, "invalid request body: Expected `object`, got `str`"),
+    (b'{"id": 1, "items": []}', 400, "invalid request body: Expected `str`, got `int` - at `$.id`"),
+    (b'{"items": []}', 400, "invalid request body: Object missing required field `id`"),
+    (
+        b'{"id": "1", "items": [], "extra": true}',
+        400,
+        "invalid request body: Object contains unknown field `extra`",
+    ),
+    (
+        b'{"id": "1", "items": [{"sku": "a", "qty": "2"}]}',
+        400,
+        "invalid request body: Expected `int`, got `str` - at `$.items[0].qty`",
+    ),
+    (
+        b'{"id": "1", "items": [{"sku": "a", "qty": 2, "price": 1}]}',
+        400,
+        "invalid request body: Object contains unknown field `price` - at `$.items[0]`",
+    ),
+    (
+        b'{"id": "1", "items": [], "note": 5}',
+        400,
+        "invalid request body: Expected `str | null`, got `int` - at `$.note`",
+    ),
+    (b"", 400, "request body is empty; expected JSON"),
+    (b'{"id": "' + b"x" * LIMIT + b'", "items": []}', 413, None),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), CASES)
+async def test_bad_bodies_get_a_precise_4xx(
+    order_url: tuple[URL, list[Order]],
+    session: aiohttp.ClientSession,
+    body: bytes,
+    status: int,
+    message: str | None,
+) -> None:
+    url, calls = order_url
+    headers = {"Content-Type": "application/json"}
+    async with session.post(url / "order", data=body, headers=headers) as resp:
+        assert resp.status == status
+        assert resp.headers["Content-Type"] == "application/json"
+        expected = message or f"request body is {len(body)} bytes; the limit is {LIMIT}"
+        assert await resp.json() == error(expected)
+    assert calls == []
+
+
+async def test_absurd_nesting_is_400(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession
+) -> None:
+    url, calls = order_url
+    body = b'{"a": ' + b"[" * 100_000
+    headers = {"Content-Type": "application/json"}
+    async with session.post(url / "any", data=body, headers=headers) as resp:
+        assert resp.status == 400
+        assert await resp.json() == error("malformed JSON body: nested too deeply")
+    assert calls == []
+
+
+async def test_chunked_body_over_the_limit_is_413(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession
+) -> None:
+    url, calls = order_url
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 100
+
+    async with session.post(
+        url / "order", data=chunks(), headers={"Content-Type": "application/json"}
+    ) as resp:
+        assert resp.status == 413
+        assert await resp.json() == error(f"request body is larger than the limit of {LIMIT} bytes")
+    assert calls == []
+
+
+async def test_small_chunked_body_is_read(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession
+) -> None:
+    url, calls = order_url
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"id": "1", '
+        yield b'"items": [{"sku": "a", "qty": 2}]}'
+
+    async with session.post(
+        url / "order", data=chunks(), headers={"Content-Type": "application/json"}
+    ) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"items": 1}
+    assert calls == [Order(id="1", items=[Item(sku="a", qty=2)])]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "shown"),
+    [
+        ("text/plain", "text/plain"),
+        ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+        ("application/json; charset=latin-1", "application/json; charset=latin-1"),
+        (None, "none"),
+    ],
+)
+async def test_wrong_content_type_is_415(
+    order_url: tuple[URL, list[Order]],
+    session: aiohttp.ClientSession,
+    content_type: str | None,
+    shown: str,
+) -> None:
+    url, calls = order_url
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    async with session.post(
+        url / "order",
+        data=b'{"id": "1", "items": []}',
+        headers=headers,
+        skip_auto_headers=["Content-Type"],
+    ) as resp:
+        assert resp.status == 415
+        assert await resp.json() == error(f"Content-Type must be application/json, got {shown}")
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/order+json",
+    ],
+)
+async def test_json_content_types_are_accepted(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession, content_type: str
+) -> None:
+    url, _ = order_url
+    async with session.post(
+        url / "order", data=b'{"id": "1", "items": []}', headers={"Content-Type": content_type}
+    ) as resp:
+        assert resp.status == 200
+
+
+async def test_lax_decoder_ignores_unknown_fields_and_content_type(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession
+) -> None:
+    url, calls = order_url
+    body = b'{"id": "1", "items": [{"sku": "a", "qty": 1, "x": 0}], "extra": 1}'
+    async with session.post(url / "lax", data=body, headers={"Content-Type": "text/plain"}) as resp:
+        assert resp.status == 200
+    assert calls == [Order(id="1", items=[Item(sku="a", qty=1)])]
+
+
+async def test_malformed_timeout_header_is_400(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession
+) -> None:
+    url, calls = order_url
+    for value in ("-5", "1.5", "soon", "12345678901"):
+        async with session.post(
+            url / "order",
+            data=b'{"id": "1", "items": []}',
+            headers={"Content-Type": "application/json", "X-Timeout-Ms": value},
+        ) as resp:
+            assert resp.status == 400
+            assert await resp.json() == error(
+                f"invalid X-Timeout-Ms header {value!r}: "
+                "expected a non-negative integer number of milliseconds"
+            )
+    assert calls == []
+
+
+def test_json_decoder_defaults_and_nesting() -> None:
+    decode = json_decoder(Order)
+    assert decode(b'{"id": "1", "items": [{"sku": "a", "qty": 2}], "note": null}') == Order(
+        id="1", items=[Item(sku="a", qty=2)]
+    )
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    children: list[Node]
+
+
+def test_recursive_dataclass_needs_lax_decoding() -> None:
+    with pytest.raises(TypeError, match="ignore_unknown_fields=True"):
+        json_decoder(Node)
+    decode = json_decoder(Node, ignore_unknown_fields=True)
+    assert decode(b'{"name": "a", "children": [{"name": "b", "children": []}]}') == Node(
+        "a", [Node("b", [])]
+    )
