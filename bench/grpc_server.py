@@ -1,0 +1,222 @@
+"""Benchmark: stringsvc's Uppercase RPC on a raw grpc.aio servicer vs a kitpy gRPC Server.
+
+Each server runs in its own process on 127.0.0.1:
+
+* ``raw``   -- a hand-written ``StringServiceServicer`` on a bare ``grpc.aio.server``;
+* ``kitpy`` -- the example's ``StringServicer`` (kitpy ``Server`` per method, the
+  service's endpoints) on a ``GrpcServer`` (health service, request guard).
+
+One grpc.aio load client (this process) keeps ``CONCURRENCY`` calls in flight
+against one server at a time, alternating raw and kitpy over several rounds.
+It reports calls/s, p50/p99 latency and the server process's CPU time per call,
+and the median of the per-round ratios.  The last line is JSON; ``ratio_bare``
+is kitpy calls/s over raw calls/s, ``ratio_cpu`` raw CPU/call over kitpy
+CPU/call (both 1.0 = no overhead).  Run: ``python bench/grpc_server.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: make `examples` importable
+
+import grpc  # noqa: E402
+import grpc.aio  # noqa: E402
+
+from examples.stringsvc.pb import stringsvc_pb2 as pb  # noqa: E402
+from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc  # noqa: E402
+
+ROUNDS = 7
+ROUND_SECONDS = 2.0
+WARMUP_SECONDS = 1.0
+CONCURRENCY = 32
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HEADER = "round  server   calls/s   p50 ms   p99 ms  cpu us/call"
+
+
+# -- the two servers (child processes) ----------------------------------------------
+
+
+class RawServicer(pb_grpc.StringServiceServicer):
+    """What a grpc.aio user writes by hand: the same service, no kitpy."""
+
+    def __init__(self) -> None:
+        from examples.stringsvc.service import BasicStringService
+
+        self.svc = BasicStringService()
+
+    async def Uppercase(
+        self, request: pb.UppercaseRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.UppercaseResponse:
+        if not request.s:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty string")
+        return pb.UppercaseResponse(v=await self.svc.uppercase(request.s))
+
+
+async def serve(kind: str) -> None:
+    if kind == "raw":
+        server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
+        pb_grpc.add_StringServiceServicer_to_server(RawServicer(), server)  # type: ignore[no-untyped-call]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+    else:
+        from examples.stringsvc.endpoints import make_endpoints
+        from examples.stringsvc.service import BasicStringService
+        from examples.stringsvc.transport_grpc import start_grpc_server
+
+        _, port = await start_grpc_server(make_endpoints(BasicStringService()), port=0)
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+
+
+# -- the load client (this process) -------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+async def load(
+    call: grpc.aio.UnaryUnaryMultiCallable[pb.UppercaseRequest, pb.UppercaseResponse],
+    seconds: float,
+    *,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> list[float]:
+    latencies: list[float] = []
+    request = pb.UppercaseRequest(s="hello kitpy")
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < stop_at:
+            start = time.perf_counter()
+            reply = await call(request, timeout=10, metadata=metadata)
+            latencies.append(time.perf_counter() - start)
+            assert reply.v == "HELLO KITPY"
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return latencies
+
+
+class Target:
+    """One server process and a channel to it.
+
+    ``command`` starts another server that prints its port and stops when stdin
+    closes (default: this file's ``--serve kind``); ``metadata`` is sent with every call.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        command: list[str] | None = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.metadata = metadata
+        self.proc = subprocess.Popen(
+            command or [sys.executable, __file__, "--serve", kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        self.call: grpc.aio.UnaryUnaryMultiCallable[pb.UppercaseRequest, pb.UppercaseResponse] = (
+            self.channel.unary_unary(
+                "/stringsvc.v1.StringService/Uppercase",
+                request_serializer=pb.UppercaseRequest.SerializeToString,
+                response_deserializer=pb.UppercaseResponse.FromString,
+            )
+        )
+
+    async def round(self, seconds: float) -> dict[str, float]:
+        cpu0 = cpu_seconds(self.proc.pid)
+        start = time.perf_counter()
+        latencies = await load(self.call, seconds, metadata=self.metadata)
+        elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(self.proc.pid) - cpu0
+        latencies.sort()
+        return {
+            "rps": len(latencies) / elapsed,
+            "p50_ms": latencies[len(latencies) // 2] * 1e3,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+            "cpu_us": cpu / len(latencies) * 1e6,
+        }
+
+    async def close(self) -> None:
+        await self.channel.close()
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def main() -> None:
+    raw, kit = Target("raw"), Target("kitpy")
+    try:
+        for target in (raw, kit):
+            await target.round(WARMUP_SECONDS)
+        results: dict[str, list[dict[str, float]]] = {"raw": [], "kitpy": []}
+        ratios: list[float] = []
+        cpu_ratios: list[float] = []
+        print(HEADER)
+        for i in range(ROUNDS):
+            order = (raw, kit) if i % 2 == 0 else (kit, raw)
+            measured = {t.kind: await t.round(ROUND_SECONDS) for t in order}
+            for kind in ("raw", "kitpy"):
+                m = measured[kind]
+                results[kind].append(m)
+                print(
+                    f"{i + 1:>5}  {kind:>6}  {m['rps']:>8.0f}  {m['p50_ms']:>7.2f}  "
+                    f"{m['p99_ms']:>7.2f}  {m['cpu_us']:>11.0f}"
+                )
+            ratios.append(measured["kitpy"]["rps"] / measured["raw"]["rps"])
+            cpu_ratios.append(measured["raw"]["cpu_us"] / measured["kitpy"]["cpu_us"])
+    finally:
+        await raw.close()
+        await kit.close()
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[kind])
+
+    figures: dict[str, Any] = {
+        "bench": "grpc_server",
+        "concurrency": CONCURRENCY,
+        "ratio_bare": round(statistics.median(ratios), 3),
+        "ratio_cpu": round(statistics.median(cpu_ratios), 3),
+        "kitpy_rps": round(med("kitpy", "rps")),
+        "raw_rps": round(med("raw", "rps")),
+        "kitpy_p50_ms": round(med("kitpy", "p50_ms"), 3),
+        "raw_p50_ms": round(med("raw", "p50_ms"), 3),
+        "kitpy_p99_ms": round(med("kitpy", "p99_ms"), 3),
+        "raw_p99_ms": round(med("raw", "p99_ms"), 3),
+        "kitpy_cpu_us_per_call": round(med("kitpy", "cpu_us"), 1),
+        "raw_cpu_us_per_call": round(med("raw", "cpu_us"), 1),
+    }
+    print(
+        f"median ratio kitpy/raw: throughput {figures['ratio_bare']:.3f}, "
+        f"cpu per call (raw/kitpy) {figures['ratio_cpu']:.3f}"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--serve", choices=["raw", "kitpy"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    asyncio.run(serve(args.serve) if args.serve else main())

@@ -1,0 +1,197 @@
+"""stringsvc over gRPC: the servicer, a client ``Endpoints`` set, and server start/stop.
+
+The servicer binds the same :class:`~examples.stringsvc.endpoints.Endpoints`
+the HTTP transport serves; each generated method delegates to a kitpy
+``Server`` that converts between protobuf messages and the endpoint types.
+``make_grpc_client`` builds the mirror image: an ``Endpoints`` set whose
+endpoints call a remote stringsvc, so it is a ``StringService`` too.
+
+Run beside HTTP in one process::
+
+    server, port = await start_grpc_server(endpoints, host="127.0.0.1", port=8081)
+    ...
+    await stop_grpc_server(server, grace=5.0)
+
+The protobuf modules in ``pb/`` are generated from ``stringsvc.proto`` by
+``make proto``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc.aio
+
+from kitpy import Context, GenericMiddleware
+from kitpy.transport.grpc import (
+    Client,
+    ErrorHandler,
+    GrpcServer,
+    Server,
+    ServerBefore,
+    ServerFinalizer,
+)
+
+from .endpoints import (
+    CountRequest,
+    CountResponse,
+    Endpoints,
+    UppercaseRequest,
+    UppercaseResponse,
+)
+from .pb import stringsvc_pb2 as pb
+from .pb import stringsvc_pb2_grpc as pb_grpc
+
+__all__ = [
+    "SERVICE",
+    "StringServicer",
+    "make_grpc_client",
+    "start_grpc_server",
+    "stop_grpc_server",
+]
+
+SERVICE = "stringsvc.v1.StringService"
+"""The full gRPC service name, as declared in stringsvc.proto."""
+
+
+# -- codecs: protobuf message <-> endpoint types ----------------------------------
+
+
+def decode_uppercase_request(ctx: Context, message: pb.UppercaseRequest) -> UppercaseRequest:
+    return UppercaseRequest(s=message.s)
+
+
+def encode_uppercase_response(ctx: Context, response: UppercaseResponse) -> pb.UppercaseResponse:
+    return pb.UppercaseResponse(v=response.v)
+
+
+def decode_count_request(ctx: Context, message: pb.CountRequest) -> CountRequest:
+    return CountRequest(s=message.s)
+
+
+def encode_count_response(ctx: Context, response: CountResponse) -> pb.CountResponse:
+    return pb.CountResponse(v=response.v)
+
+
+def encode_uppercase_request(ctx: Context, request: UppercaseRequest) -> pb.UppercaseRequest:
+    return pb.UppercaseRequest(s=request.s)
+
+
+def decode_uppercase_response(ctx: Context, message: pb.UppercaseResponse) -> UppercaseResponse:
+    return UppercaseResponse(v=message.v)
+
+
+def encode_count_request(ctx: Context, request: CountRequest) -> pb.CountRequest:
+    return pb.CountRequest(s=request.s)
+
+
+def decode_count_response(ctx: Context, message: pb.CountResponse) -> CountResponse:
+    return CountResponse(v=message.v)
+
+
+# -- server -------------------------------------------------------------------------
+
+
+class StringServicer(pb_grpc.StringServiceServicer):
+    """The generated servicer, each method delegating to a kitpy ``Server``.
+
+    ``before``, ``error_handler`` and ``finalizer`` are passed to every method's
+    Server (e.g. metadata readers, an error logger, a metrics finalizer).
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        *,
+        before: Sequence[ServerBefore] = (),
+        error_handler: ErrorHandler | None = None,
+        finalizer: Sequence[ServerFinalizer] = (),
+    ) -> None:
+        self._uppercase = Server(
+            endpoints.uppercase_endpoint,
+            decode_uppercase_request,
+            encode_uppercase_response,
+            method=f"/{SERVICE}/Uppercase",
+            before=before,
+            error_handler=error_handler,
+            finalizer=finalizer,
+        )
+        self._count = Server(
+            endpoints.count_endpoint,
+            decode_count_request,
+            encode_count_response,
+            method=f"/{SERVICE}/Count",
+            before=before,
+            error_handler=error_handler,
+            finalizer=finalizer,
+        )
+
+    async def Uppercase(
+        self, request: pb.UppercaseRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.UppercaseResponse:
+        return await self._uppercase(request, context)
+
+    async def Count(
+        self, request: pb.CountRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CountResponse:
+        return await self._count(request, context)
+
+
+async def start_grpc_server(
+    endpoints: Endpoints,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    error_handler: ErrorHandler | None = None,
+    before: Sequence[ServerBefore] = (),
+    finalizer: Sequence[ServerFinalizer] = (),
+) -> tuple[GrpcServer, int]:
+    """Serve ``endpoints`` over gRPC (with health) on ``host:port``; return the server and port.
+
+    ``port=0`` picks a free port; the bound one is returned.
+    """
+    server = GrpcServer()
+    servicer = StringServicer(
+        endpoints, before=before, error_handler=error_handler, finalizer=finalizer
+    )
+    server.add_service(SERVICE, pb_grpc.add_StringServiceServicer_to_server, servicer)
+    bound = await server.start(f"{host}:{port}")
+    return server, bound
+
+
+async def stop_grpc_server(server: GrpcServer, *, grace: float = 5.0, drain: float = 0.0) -> None:
+    """Stop gracefully: health NOT_SERVING, wait ``drain`` s, refuse new calls, ``grace`` s."""
+    await server.stop(grace=grace, drain=drain)
+
+
+# -- client -------------------------------------------------------------------------
+
+
+def make_grpc_client(
+    channel: grpc.aio.Channel, *, middleware: GenericMiddleware | None = None
+) -> Endpoints:
+    """An ``Endpoints`` set that calls a remote stringsvc over ``channel``.
+
+    Each endpoint is wrapped in ``middleware`` if given (e.g. retry, breaker).
+
+    Example::
+
+        async with grpc.aio.insecure_channel("127.0.0.1:8081") as channel:
+            svc = make_grpc_client(channel)
+            assert await svc.uppercase("hi") == "HI"
+    """
+    uppercase = Client(
+        channel,
+        SERVICE,
+        "Uppercase",
+        encode_uppercase_request,
+        decode_uppercase_response,
+        pb.UppercaseResponse,
+    )
+    count = Client(
+        channel, SERVICE, "Count", encode_count_request, decode_count_response, pb.CountResponse
+    )
+    if middleware is not None:
+        return Endpoints(uppercase_endpoint=middleware(uppercase), count_endpoint=middleware(count))
+    return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)

@@ -1,0 +1,82 @@
+"""The gRPC transport on grpc.aio: serve endpoints as unary methods, call them as endpoints.
+
+* :class:`Server` -- an endpoint as an async ``(request_message, grpc_context)``
+  callable that a generated servicer method delegates to.
+* :class:`Client` -- one remote unary method as an :class:`~kitpy.endpoint.Endpoint`.
+* :class:`GrpcServer` -- a grpc.aio server with the standard health service
+  and graceful stop.
+* Status mapping (:func:`grpc_status`, :func:`code_from_grpc_status`,
+  :func:`error_from_rpc_error`) and metadata helpers (see :mod:`.metadata`).
+
+Errors keep their meaning across the wire: a ``KitError`` raised behind a
+:class:`Server` is raised again by a :class:`Client` as the same subclass with
+the same message.  Deadlines travel as the gRPC timeout and come back as the
+Context deadline on the server.
+
+Needs the ``grpc`` extra: ``pip install "kitpy[grpc]"``.
+"""
+
+from kitpy._extras import require
+
+require("grpc", "grpc_health", "google.protobuf", extra="grpc")
+
+from .client import Client, ClientAfter, ClientBefore, ClientFinalizer  # noqa: E402
+from .metadata import (  # noqa: E402
+    METADATA,
+    METHOD,
+    PEER,
+    REQUEST_ID,
+    Metadata,
+    MutableMetadata,
+    OutgoingMetadata,
+    context_to_metadata,
+    context_to_response_metadata,
+    metadata_from_pairs,
+    metadata_to_context,
+    metadata_to_pairs,
+    response_metadata_to_context,
+    set_response_metadata,
+)
+from .serve import GrpcServer  # noqa: E402
+from .server import (  # noqa: E402
+    ErrorEncoder,
+    ErrorHandler,
+    Server,
+    ServerAfter,
+    ServerBefore,
+    ServerFinalizer,
+    default_error_encoder,
+)
+from .status import code_from_grpc_status, error_from_rpc_error, grpc_status  # noqa: E402
+
+__all__ = [
+    "METADATA",
+    "METHOD",
+    "PEER",
+    "REQUEST_ID",
+    "Client",
+    "ClientAfter",
+    "ClientBefore",
+    "ClientFinalizer",
+    "ErrorEncoder",
+    "ErrorHandler",
+    "GrpcServer",
+    "Metadata",
+    "MutableMetadata",
+    "OutgoingMetadata",
+    "Server",
+    "ServerAfter",
+    "ServerBefore",
+    "ServerFinalizer",
+    "code_from_grpc_status",
+    "context_to_metadata",
+    "context_to_response_metadata",
+    "default_error_encoder",
+    "error_from_rpc_error",
+    "grpc_status",
+    "metadata_from_pairs",
+    "metadata_to_context",
+    "metadata_to_pairs",
+    "response_metadata_to_context",
+    "set_response_metadata",
+]

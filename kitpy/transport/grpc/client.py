@@ -1,0 +1,126 @@
+"""The gRPC client side: one unary method of a remote service as an Endpoint.
+
+:class:`Client` is an :class:`~kitpy.endpoint.Endpoint`, so client-side
+middleware (JWT signer, breaker, retry, tracing) stacks on it like on any
+other endpoint.  The channel is passed in and shared; the multi-callable for
+the method is created once, at construction::
+
+    uppercase = Client(
+        channel, "stringsvc.v1.StringService", "Uppercase",
+        lambda ctx, r: pb.UppercaseRequest(s=r.s),
+        lambda ctx, m: UppercaseResponse(v=m.v),
+        pb.UppercaseResponse,
+    )
+    await uppercase(Context().with_timeout(0.5), UppercaseRequest(s="hi"))
+
+Per call: an expired Context raises :class:`~kitpy.errors.DeadlineExceeded`
+without sending anything; otherwise the remaining time is the call's timeout.
+``before`` funcs fill the outgoing metadata (keys lower-cased when sent), the
+request is encoded and sent, ``after`` funcs see the response's initial and
+trailing metadata, and ``finalizer`` funcs run last with the exception or None.
+A non-OK status is raised as the matching ``KitError`` subclass with the
+server's message (UNAVAILABLE when the server cannot be reached).  Cancelling
+the calling task cancels the RPC, and grpc cancels the server's handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import methodcaller
+from typing import Any, Generic, TypeAlias, TypeVar, cast
+
+import grpc.aio
+
+from kitpy.context import Context
+from kitpy.errors import DeadlineExceeded
+
+from .metadata import Metadata, MutableMetadata, metadata_from_pairs, metadata_to_pairs
+from .status import error_from_rpc_error
+
+__all__ = ["Client", "ClientAfter", "ClientBefore", "ClientFinalizer"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+PbReq = TypeVar("PbReq")
+PbResp = TypeVar("PbResp")
+
+ClientBefore: TypeAlias = Callable[[Context, MutableMetadata], Context]
+"""Runs before the call; fills the outgoing metadata; returns the Context to use."""
+ClientAfter: TypeAlias = Callable[[Context, Metadata, Metadata], Context]
+"""Runs after a successful call with the (initial, trailing) metadata received."""
+ClientFinalizer: TypeAlias = Callable[[Context, BaseException | None], None]
+"""Runs last on every call with the exception raised, or None on success."""
+
+_serialize: Callable[[Any], bytes] = methodcaller("SerializeToString")
+
+
+class Client(Generic[Req, Resp, PbReq, PbResp]):
+    """An Endpoint that calls ``/{service}/{method}`` over ``channel`` (see the module docstring).
+
+    ``encode_request(ctx, request)`` builds the request message;
+    ``decode_response(ctx, message)`` turns the reply into the endpoint's
+    response.  ``reply_type`` is the response message class (its ``FromString`` is used)
+    or any ``bytes -> message`` deserializer.  ``request_serializer`` defaults
+    to the message's ``SerializeToString``.
+    """
+
+    __slots__ = ("_after", "_before", "_call", "_decode", "_encode", "_finalizer", "path")
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        service: str,
+        method: str,
+        encode_request: Callable[[Context, Req], PbReq],
+        decode_response: Callable[[Context, PbResp], Resp],
+        reply_type: type[PbResp] | Callable[[bytes], PbResp],
+        *,
+        before: Sequence[ClientBefore] = (),
+        after: Sequence[ClientAfter] = (),
+        finalizer: Sequence[ClientFinalizer] = (),
+        request_serializer: Callable[[PbReq], bytes] = _serialize,
+    ) -> None:
+        deserializer = cast(
+            "Callable[[bytes], PbResp]", getattr(reply_type, "FromString", reply_type)
+        )
+        self.path = f"/{service}/{method}"
+        """The full method name, ``"/package.Service/Method"``."""
+        self._call: grpc.aio.UnaryUnaryMultiCallable[PbReq, PbResp] = channel.unary_unary(
+            self.path, request_serializer=request_serializer, response_deserializer=deserializer
+        )
+        self._encode = encode_request
+        self._decode = decode_response
+        self._before = tuple(before)
+        self._after = tuple(after)
+        self._finalizer = tuple(finalizer)
+
+    async def __call__(self, ctx: Context, request: Req) -> Resp:
+        error: BaseException | None = None
+        try:
+            timeout = ctx.time_remaining()
+            if timeout is not None and timeout <= 0.0:
+                raise DeadlineExceeded(f"deadline exceeded before calling {self.path}")
+            metadata = None
+            if self._before:
+                outgoing: dict[str, str | bytes] = {}
+                for before in self._before:
+                    ctx = before(ctx, outgoing)
+                if outgoing:
+                    metadata = metadata_to_pairs(outgoing)
+            call = self._call(self._encode(ctx, request), timeout=timeout, metadata=metadata)
+            try:
+                reply = await call
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_rpc_error(exc) from exc
+            if self._after:
+                initial = metadata_from_pairs(await call.initial_metadata())
+                trailing = metadata_from_pairs(await call.trailing_metadata())
+                for after in self._after:
+                    ctx = after(ctx, initial, trailing)
+            return self._decode(ctx, reply)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for finalizer in self._finalizer:
+                finalizer(ctx, error)

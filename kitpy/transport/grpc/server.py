@@ -1,0 +1,225 @@
+"""The gRPC server side: an endpoint as a grpc.aio unary method.
+
+:class:`Server` wraps an :class:`~kitpy.endpoint.Endpoint` with a request
+decoder and a response encoder; the result is an async callable
+``(request_message, grpc.aio.ServicerContext) -> response_message`` that a
+generated servicer method delegates to::
+
+    class StringServicer(pb_grpc.StringServiceServicer):
+        def __init__(self, endpoints: Endpoints) -> None:
+            self._uppercase = Server(
+                endpoints.uppercase_endpoint,
+                lambda ctx, m: UppercaseRequest(s=m.s),
+                lambda ctx, r: pb.UppercaseResponse(v=r.v),
+                method="/stringsvc.v1.StringService/Uppercase",
+            )
+
+        async def Uppercase(self, request, context):
+            return await self._uppercase(request, context)
+
+Register it through :class:`~kitpy.transport.grpc.GrpcServer` (which accepts
+a Server object as a handler directly) or delegate to it from an ``async def``
+servicer method as above: a bare ``grpc.aio`` server only awaits handlers that
+are ``async def`` functions.
+
+Per call, in order: the Context is built (:data:`METHOD`, :data:`METADATA`,
+:data:`PEER`, :data:`REQUEST_ID` and the client's deadline from
+``grpc_context.time_remaining()``), ``before`` funcs run, the request is
+decoded, the endpoint runs, the response is encoded, ``after`` funcs fill the
+initial and trailing metadata, and ``finalizer`` funcs run last with the final
+status code, whatever happened.
+
+Errors: ``error_handler`` observes every exception (with its traceback);
+``error_encoder`` turns it into a :class:`~kitpy.errors.KitError`, and the call
+aborts with that code, message and ``headers`` (as trailing metadata).  The
+default encoder passes a ``KitError`` through, maps ``TimeoutError`` to
+DEADLINE_EXCEEDED and anything else to INTERNAL with a generic message, so an
+exception's text never reaches the client.  A decoder failure that is not a
+``KitError`` is INVALID_ARGUMENT.  When the client cancels (or its deadline
+passes) grpc cancels the handler task, which cancels the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
+
+import grpc.aio
+
+from kitpy.context import Context
+from kitpy.endpoint import Endpoint
+from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError
+
+from .metadata import METADATA, METHOD, PEER, REQUEST_ID, Metadata, metadata_to_pairs
+from .status import grpc_status
+
+__all__ = [
+    "ErrorEncoder",
+    "ErrorHandler",
+    "Server",
+    "ServerAfter",
+    "ServerBefore",
+    "ServerFinalizer",
+    "default_error_encoder",
+]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+PbReq = TypeVar("PbReq")
+PbResp = TypeVar("PbResp")
+
+ServerBefore: TypeAlias = Callable[[Context, Metadata], Context]
+"""Runs before decoding with the invocation metadata; returns the Context to use."""
+ServerAfter: TypeAlias = Callable[
+    [Context, MutableMapping[str, str | bytes], MutableMapping[str, str | bytes]], Context
+]
+"""Runs after the endpoint succeeded; fills (initial, trailing) metadata to send."""
+ServerFinalizer: TypeAlias = Callable[[Context, Code], None]
+"""Runs last on every call with the final status code."""
+ErrorHandler: TypeAlias = Callable[[Context, BaseException], None]
+"""Observes an error (e.g. logs it); gets the real exception with its traceback."""
+ErrorEncoder: TypeAlias = Callable[[Context, BaseException], KitError]
+"""Turns any exception into the KitError whose code, message and headers are sent."""
+
+
+def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
+    """``KitError`` as is; ``TimeoutError`` -> DEADLINE_EXCEEDED; else INTERNAL, generic message."""
+    if isinstance(exc, KitError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return DeadlineExceeded("deadline exceeded")
+    return Internal("internal error")
+
+
+_MAX_REQUEST_ID = 128
+
+
+class _DecodeError(Exception):
+    """Marks a decoder failure that is not a KitError (becomes INVALID_ARGUMENT)."""
+
+
+class Server(Generic[Req, Resp, PbReq, PbResp]):
+    """An endpoint served as one unary gRPC method (see the module docstring).
+
+    ``decode_request(ctx, message)`` turns the request message into the
+    endpoint's request; ``encode_response(ctx, response)`` turns the endpoint's
+    response into the reply message.  Request ids not sent by the client are
+    ``<random prefix>-<counter>``: unique per Server, cheap to make.
+    ``method`` is the full method name put in the Context at :data:`METHOD`
+    (grpc.aio does not tell a handler which method it serves).
+    """
+
+    __slots__ = (
+        "_after",
+        "_before",
+        "_decode",
+        "_encode",
+        "_endpoint",
+        "_error_encoder",
+        "_error_handler",
+        "_finalizer",
+        "_id_prefix",
+        "_ids",
+        "_method",
+        "_root",
+    )
+
+    def __init__(
+        self,
+        endpoint: Endpoint[Req, Resp],
+        decode_request: Callable[[Context, PbReq], Req],
+        encode_response: Callable[[Context, Resp], PbResp],
+        *,
+        method: str = "",
+        before: Sequence[ServerBefore] = (),
+        after: Sequence[ServerAfter] = (),
+        error_encoder: ErrorEncoder = default_error_encoder,
+        error_handler: ErrorHandler | None = None,
+        finalizer: Sequence[ServerFinalizer] = (),
+        root: Context | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._decode = decode_request
+        self._encode = encode_response
+        self._method = method
+        self._before = tuple(before)
+        self._after = tuple(after)
+        self._error_encoder = error_encoder
+        self._error_handler = error_handler
+        self._finalizer = tuple(finalizer)
+        self._root = Context() if root is None else root
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count(1)
+
+    async def __call__(self, message: PbReq, context: grpc.aio.ServicerContext[Any, Any]) -> PbResp:
+        pairs = context.invocation_metadata()
+        metadata: dict[str, str | bytes] = dict(pairs) if pairs else {}
+        request_id = metadata.get("x-request-id")
+        ctx = self._root.with_values(
+            {
+                METHOD: self._method,
+                METADATA: metadata,
+                PEER: context.peer(),
+                REQUEST_ID: request_id
+                if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID
+                else f"{self._id_prefix}{next(self._ids)}",
+            }
+        )
+        remaining = context.time_remaining()
+        if remaining is not None:
+            ctx = ctx.with_timeout(remaining)
+        code = Code.OK
+        try:
+            for before in self._before:
+                ctx = before(ctx, metadata)
+            try:
+                request = self._decode(ctx, message)
+            except KitError:
+                raise
+            except Exception as exc:
+                raise _DecodeError() from exc
+            response = await self._endpoint(ctx, request)
+            reply = self._encode(ctx, response)
+            if self._after:
+                initial: dict[str, str | bytes] = {}
+                trailing: dict[str, str | bytes] = {}
+                for after in self._after:
+                    ctx = after(ctx, initial, trailing)
+                if initial:
+                    await context.send_initial_metadata(metadata_to_pairs(initial))
+                if trailing:
+                    context.set_trailing_metadata(metadata_to_pairs(trailing))
+            return reply
+        except asyncio.CancelledError:
+            code = Code.DEADLINE_EXCEEDED if ctx.expired else Code.CANCELLED
+            raise
+        except Exception as exc:
+            err = self._fail(ctx, exc)
+            code = err.code
+            await context.abort(
+                grpc_status(code),
+                err.message,
+                metadata_to_pairs(err.headers) if err.headers else (),
+            )
+        finally:
+            for finalizer in self._finalizer:
+                finalizer(ctx, code)
+
+    def _fail(self, ctx: Context, exc: Exception) -> KitError:
+        """Let the error handler observe ``exc``, then encode it (off the hot path)."""
+        decode_failed = isinstance(exc, _DecodeError)
+        real: BaseException = (exc.__cause__ or exc) if decode_failed else exc
+        if self._error_handler is not None:
+            self._error_handler(ctx, real)
+        if decode_failed:
+            return InvalidArgument("invalid request: could not decode the request message")
+        try:
+            err = self._error_encoder(ctx, exc)
+        except Exception:  # a broken encoder must not leak its text to the client
+            err = Internal("internal error")
+        if err.code is Code.OK:
+            err = Internal("internal error")
+        return err

@@ -1,0 +1,143 @@
+"""GrpcServer: health service, graceful stop, registration rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import grpc.aio
+import pytest
+from grpc_health.v1 import health_pb2
+
+from kitpy import Context
+from kitpy.errors import Unavailable
+from kitpy.transport.grpc import GrpcServer
+
+from .harness import SERVICE, echo_client, echo_server, serving
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def check(channel: grpc.aio.Channel, service: str = "") -> int:
+    """One standard health Check call."""
+    call = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    response = await call(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return response.status
+
+
+def watch(
+    channel: grpc.aio.Channel, service: str
+) -> grpc.aio.UnaryStreamCall[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
+    """A standard health Watch stream."""
+    call: grpc.aio.UnaryStreamMultiCallable[
+        health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+    ] = channel.unary_stream(
+        "/grpc.health.v1.Health/Watch",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    return call(health_pb2.HealthCheckRequest(service=service), timeout=10)
+
+
+async def next_status(
+    stream: grpc.aio.UnaryStreamCall[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse],
+) -> int:
+    response = await stream.read()
+    assert isinstance(response, health_pb2.HealthCheckResponse)
+    return response.status
+
+
+async def upper(ctx: Context, s: str) -> str:
+    return s.upper()
+
+
+async def test_health_reports_serving_for_overall_and_each_service() -> None:
+    async with serving(echo_server(upper)) as running:
+        assert await check(running.channel) == SERVING
+        assert await check(running.channel, SERVICE) == SERVING
+        assert running.server.services == (SERVICE,)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await check(running.channel, "no.such.Service")
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_graceful_stop_goes_not_serving_and_lets_in_flight_call_finish() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def endpoint(ctx: Context, s: str) -> str:
+        if s == "slow":
+            started.set()
+            await release.wait()
+        return s.upper()
+
+    async with serving(echo_server(endpoint)) as running:
+        client = echo_client(running.channel)
+        stream = watch(running.channel, SERVICE)
+        statuses: list[int] = []
+        async with asyncio.timeout(10):
+            statuses.append(await next_status(stream))
+            in_flight = asyncio.create_task(client(Context(), "slow"))
+            await started.wait()
+            stop = asyncio.create_task(running.server.stop(grace=5.0, drain=1.0))
+            statuses.append(await next_status(stream))
+            stream.cancel()  # an open Watch stream is an in-flight call too
+            # draining: health answers NOT_SERVING, calls are still served
+            assert await check(running.channel, SERVICE) == NOT_SERVING
+            assert await check(running.channel) == NOT_SERVING
+            # once the drain pause is over, new calls are refused ...
+            refused = None
+            while refused is None:
+                try:
+                    await client(Context().with_timeout(2), "new")
+                except Unavailable as err:
+                    refused = err
+                await asyncio.sleep(0.02)
+            # ... while the in-flight call is still running and then completes
+            assert not in_flight.done()
+            assert not stop.done()
+            release.set()
+            assert await in_flight == "SLOW"
+            await stop
+    assert statuses == [SERVING, NOT_SERVING]
+
+
+async def test_grace_period_cancels_calls_that_run_too_long() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def stuck(ctx: Context, s: str) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return s
+
+    async with serving(echo_server(stuck)) as running:
+        call = asyncio.create_task(echo_client(running.channel)(Context(), "x"))
+        async with asyncio.timeout(10):
+            await started.wait()
+            await running.server.stop(grace=0.1)
+            await cancelled.wait()
+            with pytest.raises(Unavailable):
+                await call
+
+
+async def test_add_service_after_start_is_refused() -> None:
+    async with serving(echo_server(upper)) as running:
+        with pytest.raises(RuntimeError, match="before starting"):
+            running.server.add_service("x.Y", lambda servicer, server: None, None)
+
+
+async def test_start_on_a_taken_port_fails_clearly() -> None:
+    async with serving(echo_server(upper)) as running:
+        other = GrpcServer()  # so_reuseport is off by default
+        with pytest.raises(OSError, match=r"could not listen on 127\.0\.0\.1"):
+            await other.start(f"127.0.0.1:{running.port}")
