@@ -1,0 +1,215 @@
+"""stringsvc's observability: one structlog logger, one Prometheus registry, one tracer provider.
+
+:func:`build_observability` creates all three (nothing global: no
+``structlog.configure``, no default registry, no global tracer provider) and
+returns an :class:`Observability` holding the middleware factories and the
+transport hooks that use them::
+
+    obs = build_observability(log_format="json", otlp_endpoint=None)
+    eps = make_endpoints(svc, middleware=obs.server_middleware())
+    app = make_http_app(eps, before=obs.http_server_before, finalizer=obs.http_server_finalizer)
+    app.router.add_get("/metrics", obs.metrics_handler)
+    ...
+    obs.shutdown()                       # flush spans on the way out
+
+Server side, each endpoint call gets (outermost first) a span, a log line and
+the request counter + latency histogram (``kitpy_server_*``); client endpoints
+the same with a CLIENT span and ``kitpy_client_*`` metrics, and the client
+hooks propagate the trace (W3C ``traceparent`` and ``baggage``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
+
+from aiohttp.typedefs import Handler
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+from structlog.typing import FilteringBoundLogger
+
+from kitpy import GenericMiddleware, chain
+from kitpy.context import REQUEST_ID
+from kitpy.log import logging_middleware, make_logger
+from kitpy.metrics import instrumenting_middleware
+from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
+from kitpy.tracing import (
+    grpc_client_before,
+    grpc_server_before,
+    grpc_server_finalizer,
+    http_client_before,
+    http_server_before,
+    http_server_finalizer,
+    log_fields,
+    rpc_attributes,
+    tracing_middleware,
+)
+from kitpy.transport import grpc as grpc_transport
+from kitpy.transport import http as http_transport
+
+from .endpoints import Endpoints
+
+__all__ = ["Observability", "build_observability", "otlp_exporter"]
+
+GRPC_SERVICE = "stringsvc.v1.StringService"
+HTTP_ROUTES = {"uppercase": "/uppercase", "count": "/count"}
+GRPC_METHODS = {"uppercase": "Uppercase", "count": "Count"}
+
+# Every transport's request-id key, so log lines carry it whichever transport served the call.
+_REQUEST_ID_KEYS = (REQUEST_ID, http_transport.REQUEST_ID, grpc_transport.REQUEST_ID)
+
+
+@dataclass
+class Observability:
+    """The logger, registry and tracer provider of one process, and what to wire them with."""
+
+    logger: FilteringBoundLogger
+    registry: CollectorRegistry
+    tracer_provider: TracerProvider
+    service_name: str = "stringsvc"
+    tracer: Tracer = field(init=False)
+    http_server_before: Sequence[http_transport.ServerBefore] = field(init=False)
+    http_server_finalizer: Sequence[http_transport.ServerFinalizer] = field(init=False)
+    http_client_before: Sequence[http_transport.ClientBefore] = field(init=False)
+    grpc_server_before: Sequence[grpc_transport.ServerBefore] = field(init=False)
+    grpc_server_finalizer: Sequence[grpc_transport.ServerFinalizer] = field(init=False)
+    grpc_client_before: Sequence[grpc_transport.ClientBefore] = field(init=False)
+    metrics_handler: Handler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracer = self.tracer_provider.get_tracer("kitpy.examples.stringsvc")
+        self._server_metrics = request_metrics(self.registry, subsystem="server")
+        self._client_metrics = request_metrics(self.registry, subsystem="client")
+        self.http_server_before = (http_server_before(self.tracer),)
+        self.http_server_finalizer = (http_server_finalizer(),)
+        self.http_client_before = (http_client_before(),)
+        self.grpc_server_before = (grpc_server_before(self.tracer),)
+        self.grpc_server_finalizer = (grpc_server_finalizer(),)
+        self.grpc_client_before = (grpc_client_before(),)
+        self.metrics_handler = metrics_handler(self.registry)
+
+    def server_middleware(self, method: str | None = None) -> GenericMiddleware:
+        """Span + log line + metrics around a server endpoint (method: its ``__name__``)."""
+        requests, latency = self._server_metrics
+        span_name = None if method is None else f"{self.service_name}.{method}"
+        return chain(
+            tracing_middleware(self.tracer, name=span_name),
+            logging_middleware(
+                self.logger, method=method, request_id_keys=_REQUEST_ID_KEYS, fields=log_fields
+            ),
+            instrumenting_middleware(requests, latency, method=method),
+        )
+
+    def client_middleware(
+        self,
+        method: str,
+        *,
+        span_name: str | None = None,
+        attributes: dict[str, AttributeValue] | None = None,
+    ) -> GenericMiddleware:
+        """A CLIENT span + log line + ``kitpy_client_*`` metrics around a client endpoint."""
+        requests, latency = self._client_metrics
+        return chain(
+            tracing_middleware(
+                self.tracer, name=span_name or method, kind=SpanKind.CLIENT, attributes=attributes
+            ),
+            logging_middleware(self.logger, method=method, event="client call", fields=log_fields),
+            instrumenting_middleware(requests, latency, method=method),
+        )
+
+    def instrument_http_client(self, endpoints: Endpoints) -> Endpoints:
+        """``endpoints`` (from ``make_http_client``) with client middleware on each method."""
+
+        def mw(method: str) -> GenericMiddleware:
+            route = HTTP_ROUTES[method]
+            attributes: dict[str, AttributeValue] = {
+                "http.request.method": "POST",
+                "url.template": route,
+            }
+            return self.client_middleware(method, span_name=f"POST {route}", attributes=attributes)
+
+        return Endpoints(
+            uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
+            count_endpoint=mw("count")(endpoints.count_endpoint),
+            ctx=endpoints.ctx,
+        )
+
+    def instrument_grpc_client(self, endpoints: Endpoints) -> Endpoints:
+        """``endpoints`` (from ``make_grpc_client``) with client middleware on each method."""
+
+        def mw(method: str) -> GenericMiddleware:
+            name, attributes = rpc_attributes(f"/{GRPC_SERVICE}/{GRPC_METHODS[method]}")
+            return self.client_middleware(method, span_name=name, attributes=attributes)
+
+        return Endpoints(
+            uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
+            count_endpoint=mw("count")(endpoints.count_endpoint),
+            ctx=endpoints.ctx,
+        )
+
+    def shutdown(self) -> None:
+        """Flush and stop span export (call once, on the way out)."""
+        self.tracer_provider.shutdown()
+
+
+def otlp_exporter(endpoint: str) -> SpanExporter:
+    """An OTLP/gRPC span exporter to ``endpoint`` (e.g. ``http://127.0.0.1:4317``).
+
+    The exporter is an optional dependency, imported only here.
+    """
+    try:
+        module = importlib.import_module("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
+    except ImportError as exc:
+        raise RuntimeError(
+            "--otlp-endpoint needs the OTLP exporter, which is not installed: "
+            "pip install opentelemetry-exporter-otlp-proto-grpc"
+        ) from exc
+    exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    return exporter
+
+
+def build_observability(
+    *,
+    service_name: str = "stringsvc",
+    log_format: Literal["json", "console"] = "json",
+    log_level: int = logging.INFO,
+    log_stream: TextIO | None = None,
+    otlp_endpoint: str | None = None,
+    span_stream: TextIO | None = None,
+    sample_ratio: float = 1.0,
+    span_exporter: SpanExporter | None = None,
+) -> Observability:
+    """Build the logger, registry and tracer provider for one stringsvc process.
+
+    Spans go to ``span_exporter`` if given, else to OTLP when ``otlp_endpoint``
+    is set, else to the console (``span_stream``, default stdout) as JSON.
+    Head sampling is ``ParentBased(TraceIdRatioBased(sample_ratio))``: a call
+    that arrives with a sampled-out parent stays sampled out.
+    """
+    bound: dict[str, Any] = {"service": service_name}
+    logger = make_logger(format=log_format, level=log_level, stream=log_stream, **bound)
+    if span_exporter is None:
+        if otlp_endpoint is not None:
+            span_exporter = otlp_exporter(otlp_endpoint)
+        else:
+            span_exporter = ConsoleSpanExporter(
+                service_name=service_name, out=span_stream or sys.stdout
+            )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    return Observability(logger, CollectorRegistry(), provider, service_name)

@@ -1,0 +1,20 @@
+"""Structured logging for endpoints with structlog.
+
+* :func:`logging_middleware` -- one structured line per endpoint call.
+* :func:`make_logger` -- a JSON or console structlog logger built without
+  touching structlog's global configuration.
+
+Example::
+
+    logger = make_logger(format="json")
+    endpoint = logging_middleware(logger)(make_uppercase_endpoint(svc))
+"""
+
+from kitpy._extras import require
+
+require("structlog", extra="log")
+
+from kitpy.log.factory import make_logger  # noqa: E402
+from kitpy.log.middleware import Fields, Logger, logging_middleware  # noqa: E402
+
+__all__ = ["Fields", "Logger", "logging_middleware", "make_logger"]

@@ -1,0 +1,16 @@
+"""Metrics for endpoints: small instrument protocols and the instrumenting middleware.
+
+* :class:`Counter`, :class:`Gauge`, :class:`Histogram` -- what kitpy needs from
+  a metrics library, with labels (``labels(**values)``).
+* :func:`instrumenting_middleware` -- counts calls by method and outcome code
+  and observes their latency in seconds.
+
+Two implementations: ``kitpy.metrics.prometheus`` (prometheus-client, with a
+``CollectorRegistry`` you pass in) and ``kitpy.metrics.memory`` (plain Python,
+readable values, for tests).  This package itself imports no third-party code.
+"""
+
+from kitpy.metrics.instruments import Counter, Gauge, Histogram
+from kitpy.metrics.middleware import instrumenting_middleware
+
+__all__ = ["Counter", "Gauge", "Histogram", "instrumenting_middleware"]

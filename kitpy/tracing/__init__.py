@@ -1,0 +1,67 @@
+"""Tracing with OpenTelemetry: a span per endpoint call and W3C propagation.
+
+* :func:`tracing_middleware` -- a span per call; ERROR status on server faults only.
+* Transport hooks that continue a trace across processes (W3C Trace Context
+  and baggage): :func:`http_server_before` / :func:`http_server_finalizer` /
+  :func:`http_client_before` and :func:`grpc_server_before` /
+  :func:`grpc_server_finalizer` / :func:`grpc_client_before`.
+* Context helpers: :data:`SPAN`, :func:`current_span`, :func:`baggage`,
+  :func:`with_baggage`, :func:`log_fields` (trace id for log lines).
+
+The kitpy :class:`~kitpy.Context` is the only source of truth: nothing here
+reads or sets the ambient OpenTelemetry context or the global tracer provider.
+Pass a ``Tracer`` from a ``TracerProvider`` you built (its sampler decides head
+sampling, e.g. ``ParentBased(TraceIdRatioBased(0.1))``; a sampled-out span
+skips all attribute work here).
+"""
+
+from kitpy._extras import require
+
+require("opentelemetry", extra="otel")
+
+from kitpy.tracing.context import (  # noqa: E402
+    OTEL_CONTEXT,
+    SPAN,
+    baggage,
+    current_span,
+    log_fields,
+    otel_context,
+    with_baggage,
+    with_span,
+)
+from kitpy.tracing.grpc import (  # noqa: E402
+    grpc_client_before,
+    grpc_server_before,
+    grpc_server_finalizer,
+    rpc_attributes,
+)
+from kitpy.tracing.http import (  # noqa: E402
+    http_client_before,
+    http_server_before,
+    http_server_finalizer,
+)
+from kitpy.tracing.middleware import record_error, tracing_middleware  # noqa: E402
+from kitpy.tracing.propagation import extract, inject, w3c_propagator  # noqa: E402
+
+__all__ = [
+    "OTEL_CONTEXT",
+    "SPAN",
+    "baggage",
+    "current_span",
+    "extract",
+    "grpc_client_before",
+    "grpc_server_before",
+    "grpc_server_finalizer",
+    "http_client_before",
+    "http_server_before",
+    "http_server_finalizer",
+    "inject",
+    "log_fields",
+    "otel_context",
+    "record_error",
+    "rpc_attributes",
+    "tracing_middleware",
+    "w3c_propagator",
+    "with_baggage",
+    "with_span",
+]

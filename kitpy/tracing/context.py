@@ -1,0 +1,90 @@
+"""Where tracing state lives: typed keys in the kitpy Context, never the ambient OTel context.
+
+:data:`SPAN` holds the current span (inner layers add events and attributes to
+it); :data:`OTEL_CONTEXT` holds what came with the request besides it: the
+remote parent and the W3C baggage, as an OpenTelemetry Context.
+:func:`otel_context` combines the two into the OTel Context that parents the
+next span and feeds propagation -- computed only when a child span starts or a
+client injects, so a leaf span costs one Context value.  Every helper here
+passes an explicit OTel Context to OpenTelemetry, so whatever the ambient
+``contextvars`` context holds is never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import trace
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.trace import Span
+
+from kitpy.context import Context, Key
+
+__all__ = [
+    "EMPTY",
+    "OTEL_CONTEXT",
+    "SPAN",
+    "baggage",
+    "current_span",
+    "log_fields",
+    "otel_context",
+    "with_baggage",
+    "with_span",
+]
+
+SPAN: Key[Span] = Key("otel.span")
+"""The span of the current call (set by the tracing middleware and server hooks)."""
+
+OTEL_CONTEXT: Key[OtelContext] = Key("otel.context")
+"""The request's OpenTelemetry Context without the current span: remote parent and baggage."""
+
+EMPTY = OtelContext()
+"""An empty OpenTelemetry Context: parent of root spans, injects nothing."""
+
+
+def current_span(ctx: Context) -> Span:
+    """The current span, or ``INVALID_SPAN`` (a no-op span) when there is none."""
+    return ctx.get(SPAN, trace.INVALID_SPAN)
+
+
+def otel_context(ctx: Context) -> OtelContext:
+    """The OpenTelemetry Context for ``ctx``: its baggage with its current span as the parent.
+
+    Pass it to OpenTelemetry APIs that take a ``context=`` (starting a span by
+    hand, a propagator); never rely on the ambient context instead.
+    """
+    base = ctx.get(OTEL_CONTEXT, EMPTY)
+    span = ctx.get(SPAN)
+    return base if span is None else trace.set_span_in_context(span, base)
+
+
+def with_span(ctx: Context, span: Span) -> Context:
+    """A child Context whose current span (and so the parent of new spans) is ``span``."""
+    return ctx.with_value(SPAN, span)
+
+
+def baggage(ctx: Context) -> Mapping[str, object]:
+    """The W3C baggage carried by ``ctx`` (received from upstream or added locally)."""
+    return otel_baggage.get_all(ctx.get(OTEL_CONTEXT, EMPTY))
+
+
+def with_baggage(ctx: Context, name: str, value: str) -> Context:
+    """A child Context that also propagates the baggage entry ``name=value`` downstream."""
+    parent = ctx.get(OTEL_CONTEXT, EMPTY)
+    return ctx.with_value(OTEL_CONTEXT, otel_baggage.set_baggage(name, value, parent))
+
+
+def log_fields(ctx: Context) -> dict[str, str]:
+    """``trace_id`` and ``span_id`` (hex) of the current span, for log lines.
+
+    Pass it as ``logging_middleware(logger, fields=log_fields)``; it returns an
+    empty dict when the Context has no valid span.
+    """
+    span = ctx.get(SPAN)
+    if span is None:
+        return {}
+    sc = span.get_span_context()
+    if not sc.is_valid:
+        return {}
+    return {"trace_id": format(sc.trace_id, "032x"), "span_id": format(sc.span_id, "016x")}

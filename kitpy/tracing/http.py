@@ -1,0 +1,121 @@
+"""Tracing hooks for the HTTP transport (``kitpy.transport.http``).
+
+Server: :func:`http_server_before` extracts ``traceparent``/baggage from the
+request headers and starts a SERVER span named ``"{method} {route}"`` (the
+route template, e.g. ``POST /users/{id}``) with the OpenTelemetry HTTP
+semantic-convention attributes; :func:`http_server_finalizer` sets the status
+code and ends it (status ERROR for 5xx only).  Client: :func:`http_client_before`
+injects the Context's current span (usually the CLIENT span of a
+``tracing_middleware(..., kind=SpanKind.CLIENT)``) into the outgoing headers.
+
+Example::
+
+    Server(endpoint, decode, encode,
+           before=[http_server_before(tracer)], finalizer=[http_server_finalizer()])
+    Client(url, encode, decode, before=[http_client_before()])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from kitpy.context import Context, Key
+from kitpy.tracing.context import OTEL_CONTEXT, SPAN
+from kitpy.tracing.propagation import extract, inject, w3c_propagator
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from multidict import CIMultiDict
+
+__all__ = ["http_client_before", "http_server_before", "http_server_finalizer"]
+
+_SERVER_SPAN: Key[Span] = Key("otel.http_server_span")
+
+
+def _route(request: web.Request) -> str | None:
+    """The route template that matched (e.g. ``/users/{id}``), when aiohttp's router knows it."""
+    match_info = request.match_info
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None:
+        return None
+    template: str = resource.canonical
+    return template
+
+
+def http_server_before(
+    tracer: Tracer, *, propagator: TextMapPropagator | None = None
+) -> Callable[[Context, web.Request], Context]:
+    """A server ``before`` hook: continue the caller's trace with a SERVER span.
+
+    The span is the Context's current span for everything inside; end it with
+    :func:`http_server_finalizer` in the same Server.
+    """
+    prop = propagator if propagator is not None else w3c_propagator()
+    start_span = tracer.start_span
+
+    def before(ctx: Context, request: web.Request) -> Context:
+        parent = extract(prop, request.headers)
+        method = request.method
+        route = _route(request)
+        span = start_span(
+            f"{method} {route}" if route else method,
+            parent,
+            SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        if span.is_recording():
+            host, _, port = request.host.rpartition(":")
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": request.path,
+                    "url.scheme": request.scheme,
+                    "server.address": host or request.host,
+                    "client.address": request.remote or "",
+                    "user_agent.original": request.headers.get("User-Agent", ""),
+                }
+            )
+            if route:
+                span.set_attribute("http.route", route)
+            if port.isdigit():
+                span.set_attribute("server.port", int(port))
+        return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, _SERVER_SPAN: span})
+
+    return before
+
+
+def http_server_finalizer() -> Callable[[Context, int, int], None]:
+    """A server ``finalizer``: record the response status and size, then end the SERVER span."""
+
+    def finalizer(ctx: Context, status: int, size: int) -> None:
+        span = ctx.get(_SERVER_SPAN)
+        if span is None:
+            return
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("http.response.body.size", size)
+            if status >= 500:
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    return finalizer
+
+
+def http_client_before(
+    *, propagator: TextMapPropagator | None = None
+) -> Callable[[Context, CIMultiDict[str]], Context]:
+    """A client ``before`` hook: send the Context's trace context and baggage as headers."""
+    prop = propagator if propagator is not None else w3c_propagator()
+
+    def before(ctx: Context, headers: CIMultiDict[str]) -> Context:
+        inject(prop, ctx, headers)
+        return ctx
+
+    return before

@@ -1,0 +1,11 @@
+"""kitpy.log exports exactly its public names."""
+
+from __future__ import annotations
+
+import kitpy.log
+
+
+def test_public_names() -> None:
+    assert set(kitpy.log.__all__) == {"Fields", "Logger", "logging_middleware", "make_logger"}
+    for name in kitpy.log.__all__:
+        assert hasattr(kitpy.log, name)

@@ -1,0 +1,181 @@
+"""W3C propagation hooks over real sockets: raw aiohttp and grpc.aio calling the hooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind, StatusCode
+
+from kitpy import Code, Context
+from kitpy.testing import SpanRecorder
+from kitpy.tracing import (
+    baggage,
+    grpc_client_before,
+    grpc_server_before,
+    grpc_server_finalizer,
+    http_client_before,
+    http_server_before,
+    http_server_finalizer,
+    rpc_attributes,
+    tracing_middleware,
+    with_baggage,
+)
+
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+@pytest.fixture
+async def http_app(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, SpanRecorder]]:
+    """An aiohttp app on a real port whose handler runs the server hooks around its work."""
+    spans = SpanRecorder()
+    before = http_server_before(spans.tracer)
+    finalizer = http_server_finalizer()
+
+    async def handle(request: web.Request) -> web.Response:
+        ctx = before(Context(), request)
+        status = 500 if request.match_info["id"] == "boom" else 200
+        body = ",".join(f"{k}={v}" for k, v in sorted(baggage(ctx).items())).encode()
+        finalizer(ctx, status, len(body))
+        return web.Response(status=status, body=body)
+
+    app = web.Application()
+    app.router.add_post("/users/{id}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", spans
+    finally:
+        await runner.cleanup()
+
+
+async def test_http_client_span_parents_the_server_span(
+    http_app: tuple[str, SpanRecorder],
+) -> None:
+    base, spans = http_app
+    inject = http_client_before()
+
+    async def call(ctx: Context, user: str) -> tuple[int, str]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        ctx = inject(ctx, headers)
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.post(f"{base}/users/{user}", headers=headers) as resp,
+        ):
+            return resp.status, await resp.text()
+
+    client = tracing_middleware(spans.tracer, name="client call", kind=SpanKind.CLIENT)(call)
+    status, body = await client(with_baggage(Context(), "tenant", "acme"), "42")
+    assert (status, body) == (200, "tenant=acme")
+    _, server_span = spans.assert_chain(["client call", "POST /users/{id}"])
+    assert server_span.kind is SpanKind.SERVER
+    assert server_span.attributes is not None
+    assert server_span.attributes["http.route"] == "/users/{id}"
+    assert server_span.attributes["http.request.method"] == "POST"
+    assert server_span.attributes["url.path"] == "/users/42"
+    assert server_span.attributes["http.response.status_code"] == 200
+    assert server_span.attributes["server.address"] == "127.0.0.1"
+    assert server_span.status.status_code is StatusCode.UNSET
+
+
+async def test_http_5xx_marks_the_server_span_as_error(http_app: tuple[str, SpanRecorder]) -> None:
+    base, spans = http_app
+    async with (
+        aiohttp.ClientSession(timeout=TIMEOUT) as session,
+        session.post(f"{base}/users/boom") as resp,
+    ):
+        assert resp.status == 500
+    span = spans.one("POST /users/{id}")
+    assert span.parent is None  # no traceparent sent: a new trace
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "500"
+
+
+async def test_http_server_rejects_a_malformed_traceparent_by_starting_a_new_trace(
+    http_app: tuple[str, SpanRecorder],
+) -> None:
+    base, spans = http_app
+    headers = {"traceparent": "00-not-a-trace-01", "baggage": "tenant=acme"}
+    async with (
+        aiohttp.ClientSession(timeout=TIMEOUT) as session,
+        session.post(f"{base}/users/1", headers=headers) as resp,
+    ):
+        assert resp.status == 200
+        assert await resp.text() == "tenant=acme"
+    assert spans.one("POST /users/{id}").parent is None
+
+
+FULL_METHOD = "/kitpy.test.Echo/Say"
+
+
+@pytest.fixture
+async def grpc_target() -> AsyncIterator[tuple[str, SpanRecorder]]:
+    """A grpc.aio server on a real port with a bytes-in/bytes-out method running the hooks."""
+    spans = SpanRecorder()
+    before = grpc_server_before(spans.tracer, method=FULL_METHOD)
+    finalizer = grpc_server_finalizer()
+
+    async def say(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        metadata: dict[str, str | bytes] = dict(context.invocation_metadata() or ())
+        ctx = before(Context(), metadata)
+        code = Code.UNAVAILABLE if request == b"fail" else Code.OK
+        finalizer(ctx, code)
+        return ",".join(f"{k}={v}" for k, v in sorted(baggage(ctx).items())).encode()
+
+    handler = grpc.method_handlers_generic_handler(
+        "kitpy.test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", spans
+    finally:
+        await server.stop(None)
+
+
+async def test_grpc_client_span_parents_the_server_span(
+    grpc_target: tuple[str, SpanRecorder],
+) -> None:
+    target, spans = grpc_target
+    inject = grpc_client_before()
+
+    async def call(ctx: Context, request: bytes) -> bytes:
+        metadata: dict[str, str | bytes] = {}
+        ctx = inject(ctx, metadata)
+        async with grpc.aio.insecure_channel(target) as channel:
+            say: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(FULL_METHOD)
+            response: bytes = await say(request, metadata=tuple(metadata.items()), timeout=10)
+            return response
+
+    name, attributes = rpc_attributes(FULL_METHOD)
+    client = tracing_middleware(
+        spans.tracer, name=name, kind=SpanKind.CLIENT, attributes=attributes
+    )(call)
+    assert await client(with_baggage(Context(), "tenant", "acme"), b"hi") == b"tenant=acme"
+    assert await client(Context(), b"fail") == b""
+    client_spans = [s for s in spans.named("kitpy.test.Echo/Say") if s.kind is SpanKind.CLIENT]
+    server_spans = [s for s in spans.named("kitpy.test.Echo/Say") if s.kind is SpanKind.SERVER]
+    assert len(client_spans) == len(server_spans) == 2
+    for client_span, server_span in zip(client_spans, server_spans, strict=True):
+        spans.assert_child_of(server_span, client_span)
+    ok, failed = server_spans
+    assert ok.attributes == {
+        "rpc.system": "grpc",
+        "rpc.service": "kitpy.test.Echo",
+        "rpc.method": "Say",
+        "rpc.grpc.status_code": 0,
+    }
+    assert ok.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["rpc.grpc.status_code"] == Code.UNAVAILABLE.value
+    assert len(spans.trace_ids()) == 2
