@@ -1,0 +1,135 @@
+"""Concurrency limit (bulkhead): at most ``max_in_flight`` calls at once.
+
+Excess calls are shed at once (``max_waiting=0``) with
+:class:`~kitpy.errors.Unavailable` (HTTP 503, retryable on another instance) or,
+with ``reject_code=Code.RESOURCE_EXHAUSTED``, :class:`~kitpy.errors.RateLimited`
+(429).  With ``max_waiting > 0`` up to that many calls wait, first come first
+served, for a slot -- but never past their Context deadline: one that would
+raises :class:`~kitpy.errors.DeadlineExceeded` when the deadline comes, and a
+call whose deadline already passed is not queued at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from kitpy.context import Context
+from kitpy.endpoint import Endpoint, Req, Resp
+from kitpy.errors import Code, DeadlineExceeded, from_code
+
+__all__ = ["ConcurrencyLimiter", "concurrency_limit"]
+
+
+class ConcurrencyLimiter:
+    """The slot accounting behind :func:`concurrency_limit`; share one across endpoints.
+
+    ``in_flight`` and ``waiting`` are readable (e.g. to export as gauges).
+    """
+
+    __slots__ = ("_max_in_flight", "_max_waiting", "_reject_code", "_waiters", "in_flight")
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        max_waiting: int = 0,
+        reject_code: Code = Code.UNAVAILABLE,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        if max_waiting < 0:
+            raise ValueError("max_waiting must be >= 0")
+        self._max_in_flight = max_in_flight
+        self._max_waiting = max_waiting
+        self._reject_code = reject_code
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.in_flight = 0
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued for a slot right now."""
+        return sum(1 for w in self._waiters if not w.done())
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued ahead."""
+        if self.in_flight < self._max_in_flight and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
+    async def acquire(self, ctx: Context) -> None:
+        """Take a slot, queueing if allowed; raise the rejection or ``DeadlineExceeded``."""
+        if self.try_acquire():
+            return
+        if len(self._waiters) >= self._max_waiting:
+            raise from_code(self._reject_code, "too many concurrent requests")
+        remaining = ctx.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("deadline passed while waiting for a concurrency slot")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        cm = asyncio.timeout(remaining)
+        try:
+            async with cm:
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed to us as we gave up: pass it on
+            else:
+                waiter.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError) and cm.expired():
+                raise DeadlineExceeded(
+                    "deadline passed while waiting for a concurrency slot"
+                ) from None
+            raise
+
+    def release(self) -> None:
+        """Free a slot: hand it to the first live waiter, or return it to the pool."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.in_flight -= 1
+
+
+def concurrency_limit(
+    max_in_flight: int,
+    *,
+    max_waiting: int = 0,
+    reject_code: Code = Code.UNAVAILABLE,
+    limiter: ConcurrencyLimiter | None = None,
+) -> Callable[[Endpoint[Req, Resp]], Endpoint[Req, Resp]]:
+    """Allow at most ``max_in_flight`` concurrent calls; shed or queue the rest.
+
+    Pass ``limiter`` to share one pool of slots between several endpoints (its
+    own limits then apply and the other numbers are ignored).
+
+    Example::
+
+        server_endpoint = concurrency_limit(64, max_waiting=128)(endpoint)
+    """
+    lim = limiter or ConcurrencyLimiter(
+        max_in_flight, max_waiting=max_waiting, reject_code=reject_code
+    )
+    try_acquire = lim.try_acquire
+    acquire = lim.acquire
+    release = lim.release
+
+    def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
+        async def endpoint(ctx: Context, request: Req) -> Resp:
+            if not try_acquire():
+                await acquire(ctx)
+            try:
+                return await next(ctx, request)
+            finally:
+                release()
+
+        return endpoint
+
+    return middleware

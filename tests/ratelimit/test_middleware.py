@@ -1,0 +1,118 @@
+"""erroring_limiter and delaying_limiter: rejection, keys, waiting never past the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kitpy import Context, Key
+from kitpy.errors import DeadlineExceeded, RateLimited
+from kitpy.ratelimit import KeyedTokenBuckets, TokenBucket, delaying_limiter, erroring_limiter
+from kitpy.testing import FakeClock
+
+USER: Key[str] = Key("user")
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, ctx: Context, request: int) -> int:
+        self.calls += 1
+        return request
+
+
+async def test_erroring_limiter_rejects_without_calling() -> None:
+    clock = FakeClock()
+    inner = Counting()
+    ep = erroring_limiter(TokenBucket(rate=1.0, burst=2, clock=clock))(inner)
+    assert await ep(Context(), 1) == 1
+    assert await ep(Context(), 2) == 2
+    with pytest.raises(RateLimited, match="rate limit exceeded"):
+        await ep(Context(), 3)
+    assert inner.calls == 2
+    clock.advance(1.0)
+    assert await ep(Context(), 4) == 4
+
+
+async def test_rejection_is_raised_on_await_not_on_call() -> None:
+    ep = erroring_limiter(TokenBucket(rate=1.0, burst=1, clock=FakeClock()))(Counting())
+    await ep(Context(), 1)
+    pending = ep(Context(), 2)  # must not raise here (safe inside gather/create_task)
+    with pytest.raises(RateLimited):
+        await pending
+
+
+async def test_keyed_erroring_limiter() -> None:
+    clock = FakeClock()
+    inner = Counting()
+    ep = erroring_limiter(
+        KeyedTokenBuckets(rate=1.0, burst=1, clock=clock), key=lambda ctx, req: ctx[USER]
+    )(inner)
+    ada = Context().with_value(USER, "ada")
+    bob = Context().with_value(USER, "bob")
+    assert await ep(ada, 1) == 1
+    with pytest.raises(RateLimited):
+        await ep(ada, 2)
+    assert await ep(bob, 3) == 3  # bob has his own bucket
+    assert inner.calls == 2
+
+
+async def test_erroring_limiter_with_an_async_allower() -> None:
+    class Remote:
+        def __init__(self) -> None:
+            self.keys: list[str] = []
+
+        async def allow(self, key: str, /) -> bool:
+            self.keys.append(key)
+            await asyncio.sleep(0)
+            return len(self.keys) <= 1
+
+    remote = Remote()
+    inner = Counting()
+    ep = erroring_limiter(remote, key=lambda ctx, req: f"k{req}")(inner)
+    assert await ep(Context(), 1) == 1
+    with pytest.raises(RateLimited):
+        await ep(Context(), 2)
+    assert remote.keys == ["k1", "k2"]
+    assert inner.calls == 1
+
+
+async def test_delaying_limiter_waits_for_its_turn() -> None:
+    clock = FakeClock()
+    inner = Counting()
+    ep = delaying_limiter(TokenBucket(rate=10.0, burst=1, clock=clock), sleep=clock.sleep)(inner)
+    for i in range(4):
+        assert await ep(Context(clock=clock), i) == i
+    assert clock.sleeps == pytest.approx([0.1, 0.1, 0.1])
+    assert inner.calls == 4
+
+
+async def test_delaying_limiter_never_waits_past_the_deadline() -> None:
+    clock = FakeClock()
+    inner = Counting()
+    bucket = TokenBucket(rate=1.0, burst=1, clock=clock)
+    ep = delaying_limiter(bucket, sleep=clock.sleep)(inner)
+    assert await ep(Context(clock=clock), 1) == 1
+    ctx = Context(clock=clock).with_timeout(0.5)  # the next token is 1 s away
+    with pytest.raises(DeadlineExceeded, match="outlast the deadline"):
+        await ep(ctx, 2)
+    assert clock.sleeps == []  # failed at once, no waiting
+    assert inner.calls == 1
+    # nothing was booked: a caller with time to spare gets the very next token
+    assert await ep(Context(clock=clock).with_timeout(2.0), 3) == 3
+    assert clock.sleeps == pytest.approx([1.0])
+
+
+async def test_delaying_limiter_keyed() -> None:
+    clock = FakeClock()
+    ep = delaying_limiter(
+        KeyedTokenBuckets(rate=1.0, burst=1, clock=clock),
+        key=lambda ctx, req: str(req % 2),
+        sleep=clock.sleep,
+    )(Counting())
+    for i in range(4):
+        await ep(Context(clock=clock), i)
+    # key "0" waits 1 s for its second token; key "1" refilled during that wait
+    assert clock.sleeps == pytest.approx([1.0])

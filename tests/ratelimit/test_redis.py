@@ -1,0 +1,128 @@
+"""The Redis-shared limiter on a real redis-server: shared by processes, fails open or closed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kitpy import Context
+from kitpy.errors import RateLimited
+from kitpy.ratelimit import erroring_limiter
+from kitpy.ratelimit.distributed import RedisRateLimiter
+from tests.servers import ServerProcess, free_port
+
+pytestmark = pytest.mark.servers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def url_of(server: ServerProcess) -> str:
+    return f"redis://127.0.0.1:{server.port}/0"
+
+
+async def run_worker(url: str, limit: str, namespace: str, strategy: str, n: int) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.ratelimit.redis_worker",
+        url,
+        limit,
+        namespace,
+        strategy,
+        str(n),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()
+    return int(out.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window"])
+async def test_three_processes_share_one_limit_exactly(
+    redis_server: ServerProcess, strategy: str
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    counts = await asyncio.gather(
+        *(run_worker(url_of(redis_server), "25/hour", namespace, strategy, 15) for _ in range(3))
+    )
+    assert sum(counts) == 25  # 45 attempts, exactly the limit admitted in total
+    assert all(c <= 15 for c in counts)
+
+
+async def test_in_process_limit_remaining_and_clear(redis_server: ServerProcess) -> None:
+    limiter = RedisRateLimiter.from_url(
+        url_of(redis_server), "3/minute", namespace=f"t-{uuid.uuid4().hex}"
+    )
+    try:
+        calls = 0
+
+        async def work(ctx: Context, request: str) -> str:
+            nonlocal calls
+            calls += 1
+            return request
+
+        ep = erroring_limiter(limiter, key=lambda ctx, req: req)(work)
+        for _ in range(3):
+            await ep(Context(), "ada")
+        with pytest.raises(RateLimited):
+            await ep(Context(), "ada")
+        assert await ep(Context(), "bob") == "bob"  # per-key limits
+        assert calls == 4
+        assert await limiter.remaining("ada") == 0
+        assert await limiter.remaining("bob") == 2
+        await limiter.clear("ada")
+        assert await limiter.remaining("ada") == 3
+    finally:
+        await limiter.aclose()
+
+
+@pytest.mark.parametrize(("fail_open", "admitted"), [(True, 5), (False, 0)])
+async def test_unreachable_redis_fails_open_or_closed(fail_open: bool, admitted: int) -> None:
+    errors: list[BaseException] = []
+    limiter = RedisRateLimiter.from_url(
+        f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        "1/minute",
+        fail_open=fail_open,
+        on_error=errors.append,
+        timeout=1.0,
+    )
+    assert limiter.fail_open is fail_open
+    calls = 0
+
+    async def work(ctx: Context, request: int) -> int:
+        nonlocal calls
+        calls += 1
+        return request
+
+    ep = erroring_limiter(limiter)(work)
+    try:
+        async with asyncio.timeout(10):
+            for i in range(5):
+                if fail_open:
+                    assert await ep(Context(), i) == i
+                else:
+                    with pytest.raises(RateLimited):
+                        await ep(Context(), i)
+    finally:
+        await limiter.aclose()
+    assert calls == admitted
+    assert len(errors) == 5
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        RedisRateLimiter.from_url("redis://127.0.0.1:1", "1/second", strategy="nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        RedisRateLimiter.from_url("redis://127.0.0.1:1", "1/second", timeout=0)
