@@ -4,6 +4,7 @@ Usage::
 
     python -m examples.stringsvc.cli uppercase hello --transport grpc
     python -m examples.stringsvc.cli count "go kit" --transport http --addr 127.0.0.1:8080
+    python -m examples.stringsvc.cli uppercase hi --jwt-secret "$SECRET"   # signs a token
 
 Prints the result; on an error prints ``CODE: message`` to stderr and exits 1.
 The client side is the same ``Endpoints`` set the service is built from, so
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from kitpy import Context, KitError
+from kitpy import Context, GenericMiddleware, KitError
 
 from .endpoints import Endpoints
 
@@ -33,27 +35,53 @@ async def _invoke(endpoints: Endpoints, method: str, s: str) -> str | int:
     return await endpoints.count(s)
 
 
-async def call(method: str, s: str, *, transport: str, addr: str, ctx: Context) -> str | int:
+def _signer(jwt_secret: str | None) -> GenericMiddleware | None:
+    """A JWT signer (HS256, audience ``stringsvc``) when a secret is given."""
+    if jwt_secret is None:
+        return None
+    from kitpy.auth.jwt import jwt_signer
+
+    claims = {"aud": "stringsvc", "sub": "stringsvc-cli"}
+    return jwt_signer(jwt_secret.encode(), algorithm="HS256", claims=claims, lifetime=60)
+
+
+async def call(
+    method: str,
+    s: str,
+    *,
+    transport: str,
+    addr: str,
+    ctx: Context,
+    jwt_secret: str | None = None,
+) -> str | int:
     """Call ``method`` (``uppercase`` or ``count``) with ``s`` on the service at ``addr``.
 
-    ``ctx`` carries the deadline (and anything client hooks read).
+    ``ctx`` carries the deadline (and anything client hooks read); with
+    ``jwt_secret`` each call carries a freshly signed bearer token.
     """
+    signer = _signer(jwt_secret)
     if transport == "grpc":
         import grpc.aio
+
+        from kitpy.auth import context_to_grpc
 
         from .transport_grpc import make_grpc_client
 
         async with grpc.aio.insecure_channel(addr) as channel:
-            return await _invoke(replace(make_grpc_client(channel), ctx=ctx), method, s)
+            grpc_client = make_grpc_client(channel, before=[context_to_grpc], middleware=signer)
+            return await _invoke(replace(grpc_client, ctx=ctx), method, s)
 
     import aiohttp
+
+    from kitpy.auth import context_to_http
 
     from .transport_http import make_http_client
 
     async with aiohttp.ClientSession() as session:
-        return await _invoke(
-            replace(make_http_client(session, f"http://{addr}"), ctx=ctx), method, s
+        http_client = make_http_client(
+            session, f"http://{addr}", before=[context_to_http], middleware=signer
         )
+        return await _invoke(replace(http_client, ctx=ctx), method, s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transport", choices=["grpc", "http"], default="grpc")
     parser.add_argument("--addr", help="host:port of the service (default: 8081 gRPC, 8080 HTTP)")
     parser.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds (5)")
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("STRINGSVC_JWT_SECRET"),
+        help="sign an HS256 token with this secret (env STRINGSVC_JWT_SECRET)",
+    )
     args = parser.parse_args(argv)
     addr = args.addr or DEFAULT_ADDRS[args.transport]
     try:
@@ -75,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 transport=args.transport,
                 addr=addr,
                 ctx=Context().with_timeout(args.timeout),
+                jwt_secret=args.jwt_secret,
             )
         )
     except KitError as err:

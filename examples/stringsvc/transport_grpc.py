@@ -26,6 +26,7 @@ import grpc.aio
 from kitpy import Context, GenericMiddleware
 from kitpy.transport.grpc import (
     Client,
+    ClientBefore,
     ErrorHandler,
     GrpcServer,
     Server,
@@ -169,11 +170,15 @@ async def stop_grpc_server(server: GrpcServer, *, grace: float = 5.0, drain: flo
 
 
 def make_grpc_client(
-    channel: grpc.aio.Channel, *, middleware: GenericMiddleware | None = None
+    channel: grpc.aio.Channel,
+    *,
+    before: Sequence[ClientBefore] = (),
+    middleware: GenericMiddleware | None = None,
 ) -> Endpoints:
     """An ``Endpoints`` set that calls a remote stringsvc over ``channel``.
 
-    Each endpoint is wrapped in ``middleware`` if given (e.g. retry, breaker).
+    ``before`` hooks go to every Client (e.g. trace injection, a bearer
+    token); each endpoint is wrapped in ``middleware`` if given (e.g. retry).
 
     Example::
 
@@ -188,9 +193,16 @@ def make_grpc_client(
         encode_uppercase_request,
         decode_uppercase_response,
         pb.UppercaseResponse,
+        before=before,
     )
     count = Client(
-        channel, SERVICE, "Count", encode_count_request, decode_count_response, pb.CountResponse
+        channel,
+        SERVICE,
+        "Count",
+        encode_count_request,
+        decode_count_response,
+        pb.CountResponse,
+        before=before,
     )
     if middleware is not None:
         return Endpoints(uppercase_endpoint=middleware(uppercase), count_endpoint=middleware(count))

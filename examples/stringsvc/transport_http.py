@@ -21,6 +21,7 @@ from aiohttp import web
 from kitpy import GenericMiddleware
 from kitpy.transport.http import (
     Client,
+    ClientBefore,
     Server,
     ServerBefore,
     ServerFinalizer,
@@ -105,12 +106,14 @@ def make_http_client(
     session: aiohttp.ClientSession,
     base_url: str,
     *,
+    before: Sequence[ClientBefore] = (),
     middleware: GenericMiddleware | None = None,
 ) -> Endpoints:
     """A ``StringService`` that calls a stringsvc HTTP server at ``base_url``.
 
-    Each client endpoint is wrapped in ``middleware`` if given (e.g. a breaker
-    and retries).  The session belongs to the caller.
+    ``before`` hooks go to every Client (e.g. trace injection, a bearer
+    token); each client endpoint is wrapped in ``middleware`` if given (e.g. a
+    breaker and retries).  The session belongs to the caller.
 
     Example::
 
@@ -125,9 +128,15 @@ def make_http_client(
         f"{base}/uppercase",
         encode_json_request,
         decode_json_response(UppercaseResponse),
+        before=before,
     )
     count = Client(
-        session, "POST", f"{base}/count", encode_json_request, decode_json_response(CountResponse)
+        session,
+        "POST",
+        f"{base}/count",
+        encode_json_request,
+        decode_json_response(CountResponse),
+        before=before,
     )
     if middleware is None:
         return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
