@@ -1,0 +1,121 @@
+"""The benchmark report's servers answer the way the load generators expect.
+
+Each app is served in-process on 127.0.0.1 (port 0) and gets real requests: the
+kitpy full stack over HTTP and gRPC (with and without the bearer token the load
+generator sends) and the FastAPI comparison app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import grpc
+import grpc.aio
+import pytest
+from aiohttp import web
+
+from bench.fastapi_app import make_app, make_server
+from bench.fullstack import (
+    LAYERS,
+    bench_token,
+    build_full_stack,
+    make_http_full_stack_app,
+    start_grpc_full_stack,
+)
+from examples.stringsvc.endpoints import UppercaseRequest
+from examples.stringsvc.pb import stringsvc_pb2 as pb
+from kitpy import Context
+from kitpy.auth import TOKEN
+from kitpy.errors import Unauthenticated
+
+BODY = b'{"s": "hello, kitpy benchmark"}'
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        yield s
+
+
+async def test_http_full_stack_needs_the_token_and_counts_every_call(
+    session: aiohttp.ClientSession,
+) -> None:
+    runner = web.AppRunner(make_http_full_stack_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        auth = {**JSON, "Authorization": f"Bearer {bench_token()}"}
+        async with session.post(f"{base}/uppercase", data=BODY, headers=auth) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {"v": "HELLO, KITPY BENCHMARK"}
+        async with session.post(f"{base}/uppercase", data=BODY, headers=JSON) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "UNAUTHENTICATED"
+        async with session.get(f"{base}/metrics") as resp:
+            text = await resp.text()
+        assert 'kitpy_server_requests_total{code="OK",method="uppercase"} 1.0' in text
+        assert 'kitpy_server_requests_total{code="UNAUTHENTICATED",method="uppercase"} 1.0' in text
+    finally:
+        await runner.cleanup()
+
+
+async def test_grpc_full_stack_needs_the_token() -> None:
+    server, port = await start_grpc_full_stack(port=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary(
+                "/stringsvc.v1.StringService/Uppercase",
+                request_serializer=pb.UppercaseRequest.SerializeToString,
+                response_deserializer=pb.UppercaseResponse.FromString,
+            )
+            metadata = (("authorization", f"Bearer {bench_token()}"),)
+            reply = await call(pb.UppercaseRequest(s="hello"), timeout=10, metadata=metadata)
+            assert reply.v == "HELLO"
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(pb.UppercaseRequest(s="hello"), timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await server.stop(grace=1.0)
+
+
+async def test_layers_can_be_left_out() -> None:
+    full = build_full_stack().endpoints.uppercase_endpoint
+    with pytest.raises(Unauthenticated):
+        await full(Context(), UppercaseRequest(s="a"))
+    token = Context().with_value(TOKEN, bench_token())
+    assert (await full(token, UppercaseRequest(s="a"))).v == "A"
+    no_jwt = build_full_stack(without={"jwt"}).endpoints.uppercase_endpoint
+    assert (await no_jwt(Context(), UppercaseRequest(s="b"))).v == "B"
+    bare = build_full_stack(without=LAYERS).endpoints.uppercase_endpoint
+    assert (await bare(Context(), UppercaseRequest(s="c"))).v == "C"
+    with pytest.raises(ValueError, match="unknown layers"):
+        build_full_stack(without={"caching"})
+
+
+async def test_fastapi_app_does_the_same_work(session: aiohttp.ClientSession) -> None:
+    server, sock = make_server(make_app())
+    port = sock.getsockname()[1]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
+                await asyncio.sleep(0.01)
+        url = f"http://127.0.0.1:{port}/uppercase"
+        async with session.post(url, data=BODY, headers=JSON) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {"v": "HELLO, KITPY BENCHMARK"}
+        async with session.post(url, data=b'{"s": ""}', headers=JSON) as resp:
+            assert resp.status == 400
+        async with session.post(url, data=b'{"s": "a", "x": 1}', headers=JSON) as resp:
+            assert resp.status == 422
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert "http_requests_total" in await resp.text()
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(10):
+            await task

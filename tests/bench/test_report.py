@@ -1,0 +1,101 @@
+"""bench/report.py's pieces: summary, table, README section, chart, and one real HTTP round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.fullstack import bench_token
+from bench.report import Measurements, Settings
+
+
+def rounds(*rps: float, cpu: float = 100.0) -> list[report.Round]:
+    return [{"rps": r, "p50_ms": 1.0, "p99_ms": 2.0, "cpu_us": cpu} for r in rps]
+
+
+MEASUREMENTS: Measurements = {
+    "http": {
+        "raw": rounds(1000, 1000, 1000, cpu=100),
+        "kitpy": rounds(960, 900, 990, cpu=105),
+        "full_stack": rounds(800, 700, 760, cpu=130),
+        "fastapi": rounds(400, 200, 300, cpu=400),
+    },
+    "grpc": {"raw": rounds(2000, 2000, 2000), "kitpy": rounds(1900, 1950, 1800)},
+}
+
+
+def test_summary_takes_the_median_of_per_round_ratios() -> None:
+    summary = report.summarize(MEASUREMENTS, {"date": "today"})
+    assert summary.ratios["ratio_http_bare"] == 0.96
+    assert summary.per_round["ratio_http_bare"] == [0.96, 0.9, 0.99]
+    assert summary.ratios["ratio_http_full_stack"] == 0.76
+    assert summary.ratios["ratio_vs_fastapi"] == 2.533  # 800/400, 700/200, 760/300
+    assert summary.ratios["ratio_grpc_bare"] == 0.95
+    assert "ratio_grpc_full_stack" not in summary.ratios  # not measured
+    assert summary.cpu_ratios["ratio_http_full_stack"] == round(100 / 130, 3)
+    figures = summary.figures()
+    assert figures["http_kitpy_rps"] == 960
+    assert figures["cpu_ratio_vs_fastapi"] == round(400 / 130, 3)
+    assert figures["date"] == "today"
+
+
+def test_table_and_readme_section_show_every_variant_and_verdict() -> None:
+    summary = report.summarize(MEASUREMENTS)
+    table = report.format_table(summary)
+    assert "FastAPI full stack" in table
+    assert "ratio_grpc_bare        0.950" in table
+    assert "target >= 0.95: met" in table
+    section = report.markdown_section(summary)
+    assert "| HTTP | kitpy full stack | 760 | 1.00 | 2.00 | 130 | 0.76 |" in section
+    assert "| `ratio_vs_fastapi` | 2.533 |" in section
+    assert "![req/s per variant](report.png)" in section
+    missed = report.summarize({"http": {"raw": rounds(1000), "kitpy": rounds(500)}})
+    assert "target >= 0.95: MISSED" in report.format_table(missed)
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Bench\n\nintro\n")
+    report.update_readme(readme, "first")
+    assert readme.read_text() == f"# Bench\n\nintro\n\n{report.BEGIN}\nfirst\n{report.END}\n"
+    readme.write_text(readme.read_text() + "\n## After\n")
+    report.update_readme(readme, "second")
+    text = readme.read_text()
+    assert "first" not in text
+    assert text.startswith("# Bench\n\nintro\n")
+    assert text.endswith(f"{report.BEGIN}\nsecond\n{report.END}\n\n## After\n")
+
+
+def test_chart_is_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "chart.png"
+    report.write_chart(report.summarize(MEASUREMENTS, {"date": "today"}), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
+
+
+def test_alternate_reverses_odd_rounds() -> None:
+    assert report.alternate(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert report.alternate(["a", "b", "c"], 1) == ["c", "b", "a"]
+
+
+def test_one_real_http_round_sends_the_token() -> None:
+    commands = {name: report.http_commands()[name] for name in ("raw", "full_stack")}
+    lines: list[str] = []
+    measured = report.measure_http(
+        Settings(rounds=1, seconds=1.0, warmup=0.5),
+        bench_token(),
+        log=lines.append,
+        commands=commands,
+    )
+    assert set(measured) == {"raw", "full_stack"}
+    for name, (m,) in measured.items():
+        assert m["rps"] > 0, name
+        assert m["p99_ms"] >= m["p50_ms"] > 0, name
+    assert len(lines) == 2
+
+
+def test_a_server_that_does_not_start_is_reported() -> None:
+    with pytest.raises(RuntimeError, match="did not start"):
+        report.start(["python3", "-c", "print('no port here')"])
