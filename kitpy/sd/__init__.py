@@ -40,12 +40,13 @@ from kitpy.sd.balancer import (
 from kitpy.sd.endpointer import Closer, Endpointer, ErrorReporter, Factory
 from kitpy.sd.fixed import FixedInstancer
 from kitpy.sd.instance import Instance
-from kitpy.sd.instancer import Event, Instancer, Publisher
+from kitpy.sd.instancer import BackgroundInstancer, Event, Instancer, Publisher
 from kitpy.sd.lb import balanced, lb_retry
 from kitpy.sd.p2c import P2C
 from kitpy.sd.registrar import Registrar
 
 __all__ = [
+    "BackgroundInstancer",
     "P2C",
     "Balancer",
     "Closer",

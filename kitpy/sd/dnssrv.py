@@ -28,9 +28,8 @@ from kitpy._extras import require
 require("dns", extra="dns")
 
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
 import logging  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 
 import dns.asyncresolver  # noqa: E402
 import dns.rdatatype  # noqa: E402
@@ -39,7 +38,7 @@ from dns.rdtypes.IN.SRV import SRV  # noqa: E402
 
 from kitpy.sd.endpointer import ErrorReporter  # noqa: E402
 from kitpy.sd.instance import Instance  # noqa: E402
-from kitpy.sd.instancer import Event, Publisher  # noqa: E402
+from kitpy.sd.instancer import BackgroundInstancer  # noqa: E402
 
 __all__ = ["DNSSRVInstancer"]
 
@@ -50,7 +49,7 @@ def _log_error(instance: Instance | None, error: BaseException) -> None:
     _log.warning("DNS SRV lookup failed: %r", error)
 
 
-class DNSSRVInstancer:
+class DNSSRVInstancer(BackgroundInstancer):
     """Polls the SRV records of ``name`` every ``interval`` seconds.
 
     Example::
@@ -79,6 +78,7 @@ class DNSSRVInstancer:
         on_error: ErrorReporter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        super().__init__()
         if interval <= 0 or lifetime <= 0:
             raise ValueError("interval and lifetime must be > 0 seconds")
         self.name = name
@@ -89,36 +89,6 @@ class DNSSRVInstancer:
         self._resolve_targets = resolve_targets
         self._on_error = on_error or _log_error
         self._sleep = sleep
-        self._publisher = Publisher()
-        self._task: asyncio.Task[None] | None = None
-
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Yield the current instance set (after the first lookup), then every change."""
-        self.start()
-        async with contextlib.aclosing(self._publisher.subscribe()) as events:
-            async for event in events:
-                yield event
-
-    def start(self) -> None:
-        """Begin polling (needs a running event loop; idempotent)."""
-        if self._task is None and not self._publisher.closed:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def close(self) -> None:
-        """Stop polling and end every subscription."""
-        self._publisher.close()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> DNSSRVInstancer:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def lookup(self) -> list[Instance]:
         """Resolve ``name`` once and return its instances (raises dnspython errors)."""

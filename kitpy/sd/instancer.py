@@ -15,13 +15,14 @@ from its own task, and hands out :meth:`Publisher.subscribe`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from kitpy.sd.instance import Instance
 
-__all__ = ["Event", "Instancer", "Publisher"]
+__all__ = ["BackgroundInstancer", "Event", "Instancer", "Publisher"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,47 @@ class Publisher:
             event = self._event
             assert event is not None  # a version > 0 means an event was published
             yield event
+
+
+class BackgroundInstancer:
+    """Base of the instancers fed by one background task (a watch loop, a poll loop).
+
+    A subclass implements :meth:`_run`, which keeps ``self._publisher`` up to
+    date until cancelled; this class starts it on the first :meth:`subscribe`
+    (or :meth:`start`, or ``async with``) and stops it on :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._publisher = Publisher()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        """Yield the current instance set (once known), then every change or error."""
+        self.start()
+        async with contextlib.aclosing(self._publisher.subscribe()) as events:
+            async for event in events:
+                yield event
+
+    def start(self) -> None:
+        """Begin following the registry (needs a running event loop; idempotent)."""
+        if self._task is None and not self._publisher.closed:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        """Stop following the registry and end every subscription."""
+        self._publisher.close()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -34,7 +34,8 @@ def test_importing_kitpy_sd_pulls_in_no_third_party_package() -> None:
 
 def test_public_names() -> None:
     assert set(kitpy.sd.__all__) == {
-        "P2C", "Balancer", "Closer", "EndpointSource", "Endpointer", "ErrorReporter", "Event",
+        "P2C", "BackgroundInstancer", "Balancer", "Closer", "EndpointSource", "Endpointer",
+        "ErrorReporter", "Event",
         "Factory", "FixedInstancer", "Instance", "InstanceSource", "Instancer", "Publisher",
         "Random", "Registrar", "RoundRobin", "WeightedRandom", "balanced", "lb_retry",
     }  # fmt: skip

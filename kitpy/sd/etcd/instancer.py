@@ -17,16 +17,15 @@ Keys whose value cannot be read are skipped and reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from kitpy.sd.endpointer import ErrorReporter
 from kitpy.sd.etcd.client import EtcdClient, KeyValue
 from kitpy.sd.instance import Instance
-from kitpy.sd.instancer import Event, Publisher
+from kitpy.sd.instancer import BackgroundInstancer
 
 __all__ = ["EtcdInstancer", "parse_instance"]
 
@@ -50,7 +49,7 @@ def parse_instance(kv: KeyValue) -> Instance:
     return Instance(text)
 
 
-class EtcdInstancer:
+class EtcdInstancer(BackgroundInstancer):
     """An :class:`~kitpy.sd.Instancer` over every key under ``prefix``.
 
     Example::
@@ -76,6 +75,7 @@ class EtcdInstancer:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        super().__init__()
         if not prefix:
             raise ValueError("an empty prefix would watch the whole of etcd")
         if not 0 < min_backoff <= max_backoff:
@@ -88,37 +88,7 @@ class EtcdInstancer:
         self._on_error = on_error or _log_error
         self._random = (rng or random.Random()).random
         self._sleep = sleep
-        self._publisher = Publisher()
-        self._task: asyncio.Task[None] | None = None
         self._backoff = min_backoff
-
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Yield the current instance set (once known), then every change or error."""
-        self.start()
-        async with contextlib.aclosing(self._publisher.subscribe()) as events:
-            async for event in events:
-                yield event
-
-    def start(self) -> None:
-        """Begin following etcd (needs a running event loop; idempotent)."""
-        if self._task is None and not self._publisher.closed:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def close(self) -> None:
-        """Stop following etcd and end every subscription."""
-        self._publisher.close()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> EtcdInstancer:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _parse(self, kv: KeyValue) -> Instance | None:
         try:
