@@ -1,12 +1,14 @@
 """Shared fixtures: one session-scoped fixture per real server, started on 127.0.0.1.
 
-Server fixtures for etcd, dnsmasq and prometheus are added by the tests that need
-them, following ``redis_server`` below and the helpers in ``tests/servers.py``.
+Fixtures used by one test package live in its own conftest (dnsmasq in
+``tests/sd``, prometheus in ``tests/metrics``); those several packages share are here
+(``redis_server``, ``etcd_server``), built on the helpers in ``tests/servers.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,4 +29,41 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         name="redis",
     )
     yield server
+    server.stop()
+
+
+@dataclass
+class Etcd:
+    """A running etcd: ``url`` for clients; ``server.stop(kill=True)`` / ``server.start()``
+    restart it on the same ports and data directory."""
+
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd (Debian package ``etcd-server``) on 127.0.0.1."""
+    binary = require_binary("etcd", "etcd-server")
+    workdir: Path = tmp_path_factory.mktemp("etcd")
+    port, peer = free_port(), free_port()
+    server = start_server(
+        [
+            binary,
+            "--name=kitpy-test",
+            f"--data-dir={workdir / 'data'}",
+            f"--listen-client-urls=http://127.0.0.1:{port}",
+            f"--advertise-client-urls=http://127.0.0.1:{port}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=kitpy-test=http://127.0.0.1:{peer}",
+        ],
+        port=port,
+        workdir=workdir,
+        name="etcd",
+    )
+    yield Etcd(server)
     server.stop()

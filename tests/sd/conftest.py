@@ -1,9 +1,7 @@
-"""Real etcd and dnsmasq servers on 127.0.0.1 for the service discovery tests.
+"""Real dnsmasq on 127.0.0.1 for the service discovery tests (etcd is in tests/conftest.py).
 
-One session-scoped fixture per server.  The etcd fixture can be killed and
-restarted in place (same ports, same data directory) for the recovery test;
-the dnsmasq fixture can be restarted with new records, since dnsmasq reads
-``--srv-host`` only at start-up.
+The dnsmasq fixture can be restarted with new records, since dnsmasq reads
+``--srv-host`` only at start-up.  ``Etcd`` is re-exported for the etcd tests here.
 """
 
 from __future__ import annotations
@@ -14,44 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Etcd as Etcd  # the session fixture etcd_server is shared
 from tests.servers import ServerProcess, free_port, require_binary, start_server
-
-
-@dataclass
-class Etcd:
-    """A running etcd: ``url`` for clients; ``server.stop(kill=True)`` / ``server.start()``
-    restart it on the same ports and data directory."""
-
-    server: ServerProcess
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-
-@pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    """A real etcd (Debian package ``etcd-server``) on 127.0.0.1."""
-    binary = require_binary("etcd", "etcd-server")
-    workdir: Path = tmp_path_factory.mktemp("etcd")
-    port, peer = free_port(), free_port()
-    server = start_server(
-        [
-            binary,
-            "--name=kitpy-test",
-            f"--data-dir={workdir / 'data'}",
-            f"--listen-client-urls=http://127.0.0.1:{port}",
-            f"--advertise-client-urls=http://127.0.0.1:{port}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=kitpy-test=http://127.0.0.1:{peer}",
-        ],
-        port=port,
-        workdir=workdir,
-        name="etcd",
-    )
-    yield Etcd(server)
-    server.stop()
 
 
 @dataclass

@@ -53,6 +53,10 @@ ClientFinalizer: TypeAlias = Callable[[Context, BaseException | None], None]
 
 _serialize: Callable[[Any], bytes] = methodcaller("SerializeToString")
 
+_MAX_TIMEOUT = 1e8
+"""Longer timeouts (~3 years) are sent as this: grpc caps what it sends at 27,000 hours
+anyway, and a timeout past ~7e9 s overflows its clock and fails the call at once."""
+
 
 class Client(Generic[Req, Resp, PbReq, PbResp]):
     """An Endpoint that calls ``/{service}/{method}`` over ``channel`` (see the module docstring).
@@ -98,8 +102,11 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
         error: BaseException | None = None
         try:
             timeout = ctx.time_remaining()
-            if timeout is not None and timeout <= 0.0:
-                raise DeadlineExceeded(f"deadline exceeded before calling {self.path}")
+            if timeout is not None:
+                if timeout <= 0.0:
+                    raise DeadlineExceeded(f"deadline exceeded before calling {self.path}")
+                if timeout > _MAX_TIMEOUT:  # grpc turns a far deadline into an instant failure
+                    timeout = _MAX_TIMEOUT
             metadata = None
             if self._before:
                 outgoing: dict[str, str | bytes] = {}

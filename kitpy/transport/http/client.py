@@ -42,6 +42,8 @@ __all__ = ["Client"]
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
+_INF = float("inf")
+
 
 class Client(Generic[Req, Resp]):
     """An endpoint that calls ``method url`` over HTTP with the given session.
@@ -107,7 +109,8 @@ class Client(Generic[Req, Resp]):
                 if remaining <= 0:
                     raise DeadlineExceeded("deadline exceeded before the request was sent")
                 out.headers[TIMEOUT_HEADER] = format_timeout(remaining)
-                options["timeout"] = aiohttp.ClientTimeout(total=remaining)
+                if remaining < _INF:  # aiohttp cannot schedule an infinite timeout
+                    options["timeout"] = aiohttp.ClientTimeout(total=remaining)
             try:
                 async with self._session.request(
                     out.method, out.url, data=out.body, headers=out.headers, **options

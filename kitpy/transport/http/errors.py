@@ -74,8 +74,15 @@ _encode = msgspec.json.Encoder().encode
 
 
 def error_body(err: KitError) -> bytes:
-    """The JSON error body for ``err``; details that cannot be encoded are left out."""
-    error: dict[str, Any] = {"code": err.code.name, "message": err.message}
+    """The JSON error body for ``err``; details that cannot be encoded are left out.
+
+    Lone surrogates in the message (undecodable request bytes quoted back, which
+    aiohttp hands over surrogate-escaped) are sent as ``\\udcXX`` escapes.
+    """
+    message = err.message
+    if not message.isascii():
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    error: dict[str, Any] = {"code": err.code.name, "message": message}
     if err.details:
         error["details"] = err.details
         try:

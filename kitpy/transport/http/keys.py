@@ -67,6 +67,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 """The header a request id is read from."""
 
 _MAX_TIMEOUT_DIGITS = 10
+_MAX_TIMEOUT_MS = 10**_MAX_TIMEOUT_DIGITS - 1
 
 
 def parse_timeout(value: str) -> float:
@@ -87,8 +88,14 @@ def parse_timeout(value: str) -> float:
 def format_timeout(seconds: float) -> str:
     """Format a remaining budget for ``X-Timeout-Ms``, rounding up to a whole millisecond.
 
+    A budget the header cannot hold (over ten digits, about 115 days, or
+    infinite) is sent as the largest value it can, which :func:`parse_timeout` accepts.
+
     Example::
 
         format_timeout(0.0101)   # "11"
     """
-    return str(max(0, math.ceil(seconds * 1000.0)))
+    ms = seconds * 1000.0
+    if not ms < _MAX_TIMEOUT_MS:  # also infinity (and NaN): never an unparseable header
+        return str(_MAX_TIMEOUT_MS)
+    return str(max(0, math.ceil(ms)))

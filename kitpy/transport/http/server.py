@@ -81,7 +81,8 @@ class Server(Generic[Req, Resp]):
     :func:`~kitpy.transport.http.encode_error`) writes the error response.
     The endpoint runs under ``asyncio.timeout`` when the Context has a deadline,
     unless ``enforce_deadline=False``.  Request ids not supplied by the caller
-    are ``<random prefix>-<counter>``: unique per Server, cheap to make.
+    (or not ASCII, or over 128 characters) are ``<random prefix>-<counter>``:
+    unique per Server, cheap to make.
     """
 
     __slots__ = (
@@ -147,7 +148,8 @@ class Server(Generic[Req, Resp]):
         """Handle one request (aiohttp calls this)."""
         headers = request.headers
         request_id = headers.get(REQUEST_ID_HEADER)
-        if not request_id or len(request_id) > _MAX_REQUEST_ID:
+        if not request_id or len(request_id) > _MAX_REQUEST_ID or not request_id.isascii():
+            # non-ASCII bytes arrive surrogate-escaped: they would break JSON logs and headers
             request_id = f"{self._id_prefix}{next(self._ids)}"
         values: dict[Key[Any], Any] = {
             METHOD: request.method,
