@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install run test lint typecheck pytest proto bench soak clean
+.PHONY: install run test lint typecheck pytest docs scaffold-check proto bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
+
+# The docs site (docs/, mkdocs.yml) into build/site; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+# Slow, not part of `make test`: generate a service with `kitpy new` into a temporary folder
+# and run its own `make test` in its own venv, with kitpy installed from this checkout.
+scaffold-check: $(STAMP)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -m kitpy new scaffold_check --dir "$$tmp" && \
+	$(MAKE) -C "$$tmp/scaffold_check" test PYTHON=$(PYTHON) \
+		KITPY_SPEC="$(CURDIR)[http,grpc,prometheus,otel,log]"
 
 # Regenerate examples/stringsvc/pb/ from stringsvc.proto (examples/stringsvc/tests checks it is current).
 proto: $(STAMP)
@@ -40,6 +52,20 @@ proto: $(STAMP)
 # The benchmark report (bench/README.md, bench/report.png); ARGS=--quick for a one-minute run.
 bench: $(STAMP)
 	$(BIN)/python bench/report.py $(ARGS)
+
+# Long fuzzing (not part of `make test`): hypothesis with many examples, then atheris (fuzz/).
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SECONDS  ?= 30
+fuzz: $(STAMP)
+	KITPY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
+	$(BIN)/pip install --quiet atheris
+	for harness in fuzz/fuzz_*.py; do \
+		$(BIN)/python $$harness -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+
+# Soak the full stack (~80 s): every request accounted for, proxy RSS growth bounded.
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak.driver $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

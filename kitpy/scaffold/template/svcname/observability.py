@@ -1,0 +1,118 @@
+"""svcname's observability: logger, metrics registry and tracer provider.
+
+:func:`build_observability` creates all three -- nothing global: no
+``structlog.configure``, no default Prometheus registry, no global tracer
+provider -- and returns an :class:`Observability` holding the middleware and
+the transport hooks that use them::
+
+    obs = build_observability(log_format="json")
+    eps = make_endpoints(svc, middleware=obs.server_middleware())
+    app = make_http_app(eps, before=obs.http_server_before, finalizer=obs.http_server_finalizer)
+    app.router.add_get("/metrics", obs.metrics_handler)
+    ...
+    obs.shutdown()                       # flush spans on the way out
+
+Each endpoint call gets (outermost first) a span, one log line, and the
+``svcname_server_requests_total`` counter and ``..._request_duration_seconds``
+histogram.  To export spans, pass a ``span_exporter`` (OTLP, console, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TextIO
+
+from aiohttp.typedefs import Handler
+from kitpy import GenericMiddleware, chain
+from kitpy.context import REQUEST_ID
+from kitpy.log import logging_middleware, make_logger
+from kitpy.metrics import instrumenting_middleware
+from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
+from kitpy.tracing import (
+    grpc_server_before,
+    grpc_server_finalizer,
+    http_server_before,
+    http_server_finalizer,
+    log_fields,
+    tracing_middleware,
+)
+from kitpy.transport import grpc as grpc_transport
+from kitpy.transport import http as http_transport
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Tracer
+from structlog.typing import FilteringBoundLogger
+
+__all__ = ["Observability", "build_observability"]
+
+# Every transport's request-id key, so log lines carry it whichever transport served the call.
+_REQUEST_ID_KEYS = (REQUEST_ID, http_transport.REQUEST_ID, grpc_transport.REQUEST_ID)
+
+
+@dataclass
+class Observability:
+    """The logger, registry and tracer provider of one process, and the hooks that use them."""
+
+    logger: FilteringBoundLogger
+    registry: CollectorRegistry
+    tracer_provider: TracerProvider
+    service_name: str = "svcname"
+    tracer: Tracer = field(init=False)
+    http_server_before: Sequence[http_transport.ServerBefore] = field(init=False)
+    http_server_finalizer: Sequence[http_transport.ServerFinalizer] = field(init=False)
+    grpc_server_before: Sequence[grpc_transport.ServerBefore] = field(init=False)
+    grpc_server_finalizer: Sequence[grpc_transport.ServerFinalizer] = field(init=False)
+    metrics_handler: Handler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracer = self.tracer_provider.get_tracer(self.service_name)
+        self._requests, self._latency = request_metrics(
+            self.registry, namespace=self.service_name, subsystem="server"
+        )
+        self.http_server_before = (http_server_before(self.tracer),)
+        self.http_server_finalizer = (http_server_finalizer(),)
+        self.grpc_server_before = (grpc_server_before(self.tracer),)
+        self.grpc_server_finalizer = (grpc_server_finalizer(),)
+        self.metrics_handler = metrics_handler(self.registry)
+
+    def server_middleware(self) -> GenericMiddleware:
+        """A span, a log line and request metrics around each server endpoint."""
+        return chain(
+            tracing_middleware(self.tracer),
+            logging_middleware(self.logger, request_id_keys=_REQUEST_ID_KEYS, fields=log_fields),
+            instrumenting_middleware(self._requests, self._latency),
+        )
+
+    def shutdown(self) -> None:
+        """Flush and stop span export (call once, on the way out)."""
+        self.tracer_provider.shutdown()
+
+
+def build_observability(
+    *,
+    service_name: str = "svcname",
+    log_format: Literal["json", "console"] = "json",
+    log_level: int = logging.INFO,
+    log_stream: TextIO | None = None,
+    span_exporter: SpanExporter | None = None,
+    sample_ratio: float = 1.0,
+) -> Observability:
+    """Build the logger, registry and tracer provider for one svcname process.
+
+    Spans are recorded with head sampling ``ParentBased(TraceIdRatioBased(sample_ratio))``
+    and sent to ``span_exporter`` when one is given.
+    """
+    logger = make_logger(
+        format=log_format, level=log_level, stream=log_stream, service=service_name
+    )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    if span_exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    return Observability(logger, CollectorRegistry(), provider, service_name)

@@ -1,0 +1,1 @@
+"""Generated from svcname.proto by ``make proto``; do not edit."""

@@ -1,0 +1,65 @@
+"""svcname over HTTP on a real socket (127.0.0.1, port 0), and its config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from kitpy import InvalidArgument
+from kitpy.transport.http import start_app
+
+from ..config import Config, parse_config
+from ..endpoints import make_endpoints
+from ..service import BasicService
+from ..transport_http import Health, make_http_app, make_http_client
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    app = make_http_app(make_endpoints(BasicService()), health=Health())
+    running = await start_app(app, host="127.0.0.1", port=0, grace_period=2.0)
+    yield str(running.url).rstrip("/")
+    await running.stop()
+
+
+async def test_hello_route_and_errors(base_url: str) -> None:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.post(f"{base_url}/hello", data=b'{"name":"Ada"}', headers=JSON) as r:
+            assert (r.status, await r.json()) == (200, {"message": "Hello, Ada!"})
+        async with session.post(f"{base_url}/hello", data=b'{"name":""}', headers=JSON) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "INVALID_ARGUMENT"
+        async with session.post(f"{base_url}/hello", data=b"{not json", headers=JSON) as r:
+            assert r.status == 400
+        async with session.get(f"{base_url}/healthz") as r:
+            assert (r.status, await r.json()) == (200, {"status": "SERVING"})
+
+
+async def test_http_client_is_a_service(base_url: str) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        svc = make_http_client(session, base_url)
+        assert await svc.hello("Ada") == "Hello, Ada!"
+        with pytest.raises(InvalidArgument):
+            await svc.hello("")
+
+
+def test_config_flags_beat_environment_beat_defaults() -> None:
+    assert parse_config([], {}) == Config()
+    env = {
+        "SVCNAME_HTTP_ADDR": "0.0.0.0:9000",
+        "SVCNAME_SHUTDOWN_GRACE": "2.5",
+    }
+    assert parse_config([], env).http_addr == "0.0.0.0:9000"
+    assert parse_config(["--http-addr", "127.0.0.1:1"], env).http_addr == "127.0.0.1:1"
+    assert parse_config([], env).shutdown_grace == 2.5
+
+
+@pytest.mark.parametrize("argv", [["--http-addr", "nohost"], ["--log-format", "xml"]])
+def test_invalid_config_exits_with_usage_error(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_config(argv, {})
+    assert info.value.code == 2

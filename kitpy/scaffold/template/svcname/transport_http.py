@@ -1,0 +1,105 @@
+"""svcname over HTTP/JSON: the server routes and a client ``Endpoints`` set.
+
+Routes::
+
+    POST /hello  {"name": "Ada"}  ->  200 {"message": "Hello, Ada!"}
+    GET  /healthz                 ->  200 {"status": "SERVING"} (503 NOT_SERVING while stopping)
+    GET  /metrics                 ->  Prometheus text format (added in ``__main__``)
+
+Errors use kitpy's JSON error body, e.g. an empty name::
+
+    400 {"error": {"code": "INVALID_ARGUMENT", "message": "name must not be empty"}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiohttp
+from aiohttp import web
+from kitpy import Endpoint, GenericMiddleware
+from kitpy.transport.http import (
+    Client,
+    Server,
+    ServerBefore,
+    ServerFinalizer,
+    add_routes,
+    decode_json,
+    decode_json_response,
+    encode_json,
+    encode_json_request,
+)
+
+from .endpoints import Endpoints, HelloRequest, HelloResponse
+
+__all__ = ["Health", "make_http_app", "make_http_client"]
+
+
+class Health:
+    """The ``GET /healthz`` handler: SERVING (200) until ``set_serving(False)``, then 503."""
+
+    __slots__ = ("serving",)
+
+    def __init__(self, *, serving: bool = True) -> None:
+        self.serving = serving
+
+    def set_serving(self, serving: bool) -> None:
+        """Report SERVING (True) or NOT_SERVING (False) from now on."""
+        self.serving = serving
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler."""
+        if self.serving:
+            return web.json_response({"status": "SERVING"})
+        return web.json_response({"status": "NOT_SERVING"}, status=503)
+
+
+def make_http_app(
+    endpoints: Endpoints,
+    *,
+    health: Health | None = None,
+    before: Sequence[ServerBefore] = (),
+    finalizer: Sequence[ServerFinalizer] = (),
+) -> web.Application:
+    """An aiohttp application serving ``endpoints`` (and ``/healthz``)."""
+    app = web.Application()
+    add_routes(
+        app,
+        {
+            "POST /hello": Server(
+                endpoints.hello_endpoint,
+                decode_json(HelloRequest),
+                encode_json,
+                before=before,
+                finalizer=finalizer,
+            ),
+            "GET /healthz": (health or Health()).handle,
+        },
+    )
+    return app
+
+
+def make_http_client(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    *,
+    middleware: GenericMiddleware | None = None,
+) -> Endpoints:
+    """A ``Service`` calling the svcname HTTP server at ``base_url``.
+
+    Example::
+
+        async with aiohttp.ClientSession() as session:
+            svc = make_http_client(session, "http://127.0.0.1:8080")
+            await svc.hello("Ada")      # "Hello, Ada!"
+    """
+    hello: Endpoint[HelloRequest, HelloResponse] = Client(
+        session,
+        "POST",
+        f"{base_url.rstrip('/')}/hello",
+        encode_json_request,
+        decode_json_response(HelloResponse),
+    )
+    if middleware is not None:
+        hello = middleware(hello)
+    return Endpoints(hello_endpoint=hello)
