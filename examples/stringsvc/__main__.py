@@ -7,9 +7,12 @@
    the client stack that sends Uppercase to other instances;
 2. start HTTP and gRPC, register in etcd (``--register``), wait for SIGINT/SIGTERM;
 3. stop, in this order: report NOT_SERVING (``/healthz`` 503, gRPC health),
-   deregister, wait ``--shutdown-drain`` so callers notice, stop accepting and
-   let in-flight requests finish (``--shutdown-grace``), flush spans, and close
-   client sessions and channels.
+   deregister, wait ``--shutdown-drain`` so callers notice, stop accepting on
+   both servers at once and let in-flight requests finish (``--shutdown-grace``),
+   flush spans, and close client sessions and channels.
+
+Each step is announced on stdout as it completes (``stringsvc: NOT_SERVING ...``,
+``stringsvc: deregistered ...``, ...), so operators and tests can see the order.
 """
 
 from __future__ import annotations
@@ -94,7 +97,12 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
     # client sessions and channels last, after spans are flushed.
     async with contextlib.AsyncExitStack() as resources:
         session = await resources.enter_async_context(aiohttp.ClientSession())
-        resources.callback(obs.shutdown)  # runs before the session closes: flush spans
+
+        def flush_spans() -> None:  # runs before the session closes
+            obs.shutdown()
+            announce("stringsvc: spans flushed")
+
+        resources.callback(flush_spans)
         auth = await resources.enter_async_context(_authentication(config, session))
 
         # 1. Build.  Server middleware, outermost first: span + log + metrics, then
@@ -133,14 +141,26 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
                 before=(*obs.grpc_server_before, grpc_to_context),
                 finalizer=obs.grpc_server_finalizer,
             )
-            running.push_async_callback(grpc_server.stop, grace=config.shutdown_grace)
-            http = await start_app(
-                http_app,
-                host=config.http_host,
-                port=config.http_port,
-                grace_period=config.shutdown_grace,
-            )
-            running.push_async_callback(http.stop)  # (3c) stop accepting, drain in flight
+            try:
+                http = await start_app(
+                    http_app,
+                    host=config.http_host,
+                    port=config.http_port,
+                    grace_period=config.shutdown_grace,
+                )
+            except BaseException:
+                await grpc_server.stop(grace=0)
+                raise
+
+            async def stop_servers() -> None:  # (3c) both refuse new calls, then drain in flight
+                announce(
+                    "stringsvc: refusing new connections; in-flight requests get up to "
+                    f"{config.shutdown_grace:g} s"
+                )
+                await asyncio.gather(http.stop(), grpc_server.stop(grace=config.shutdown_grace))
+                announce("stringsvc: servers stopped, in-flight requests done")
+
+            running.push_async_callback(stop_servers)
             http_host, http_port = http.addresses[0]
             announce(f"stringsvc: HTTP listening on {http.url}")
             announce(f"stringsvc: gRPC listening on {config.grpc_host}:{grpc_port}")
@@ -152,18 +172,25 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
                     grpc_address=f"{config.grpc_host}:{grpc_port}",
                 )
                 running.push_async_callback(etcd.close)
-                await running.enter_async_context(
-                    EtcdRegistrar(etcd, config.sd_prefix, instance)
-                )  # (3a') deregister on the way out
+                registrar = EtcdRegistrar(etcd, config.sd_prefix, instance)
+                await registrar.register()
+
+                async def deregister() -> None:  # (3a') then: leave the registry
+                    await registrar.deregister()
+                    announce(f"stringsvc: deregistered from {config.register}")
+
+                running.push_async_callback(deregister)
                 announce(f"stringsvc: registered {instance.address} in {config.register}")
 
             async def not_serving() -> None:  # (3a) first: tell load balancers to go away
                 health.set_serving(False)
                 await grpc_server.health.enter_graceful_shutdown()
+                announce("stringsvc: NOT_SERVING (/healthz 503, gRPC health NOT_SERVING)")
 
             running.push_async_callback(not_serving)
             received = await wait_for_signal()
             announce(f"stringsvc: {received.name} received, shutting down")
+    announce("stringsvc: client sessions and channels closed")
     announce("stringsvc: stopped")
 
 

@@ -95,8 +95,8 @@ async def open_proxy(
             channel = grpc.aio.insecure_channel(target)
             client = make_grpc_client(channel, before=grpc_before).uppercase_endpoint
 
-            async def close_channel() -> None:
-                await channel.close()
+            async def close_channel() -> None:  # calls in flight get to finish
+                await channel.close(grace=config.proxy_timeout)
 
             closer = close_channel
         else:

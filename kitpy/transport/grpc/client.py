@@ -25,6 +25,7 @@ the calling task cancels the RPC, and grpc cancels the server's handler.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from operator import methodcaller
 from typing import Any, Generic, TypeAlias, TypeVar, cast
@@ -32,7 +33,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 import grpc.aio
 
 from kitpy.context import Context
-from kitpy.errors import DeadlineExceeded
+from kitpy.errors import DeadlineExceeded, Unavailable
 
 from .metadata import Metadata, MutableMetadata, metadata_from_pairs, metadata_to_pairs
 from .status import error_from_rpc_error
@@ -119,6 +120,13 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
                 reply = await call
             except grpc.aio.AioRpcError as exc:
                 raise error_from_rpc_error(exc) from exc
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # our caller cancelled us: let the cancellation through
+                # The call was cancelled under us (its channel was closed): the
+                # server is gone for this caller, which a retry can route around.
+                raise Unavailable(f"call to {self.path} cancelled: channel closed") from None
             if self._after:
                 initial = metadata_from_pairs(await call.initial_metadata())
                 trailing = metadata_from_pairs(await call.trailing_metadata())

@@ -309,6 +309,25 @@ async def test_client_cancellation_cancels_server_endpoint() -> None:
     assert isinstance(finals[0], asyncio.CancelledError)
 
 
+async def test_call_cancelled_by_a_closing_channel_is_unavailable() -> None:
+    """Closing the channel under a call is not the caller's cancellation: it is UNAVAILABLE."""
+    started = asyncio.Event()
+
+    async def slow(ctx: Context, s: str) -> str:
+        started.set()
+        await asyncio.sleep(5)
+        return s
+
+    async with serving(echo_server(slow)) as running:
+        channel = grpc.aio.insecure_channel(running.target)
+        task = asyncio.create_task(echo_client(channel)(Context(), "x"))
+        async with asyncio.timeout(5):
+            await started.wait()
+            await channel.close()  # no grace: grpc cancels the call in flight
+            with pytest.raises(Unavailable, match="channel closed"):
+                await task
+
+
 async def test_metadata_in_and_out_including_binary() -> None:
     tenant: Key[str] = Key("tenant")
     trace: Key[bytes] = Key("trace")
