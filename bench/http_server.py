@@ -104,10 +104,15 @@ def make_kitpy_app() -> web.Application:
 VARIANTS: dict[str, Callable[[], web.Application] | str] = {
     "raw": make_raw_app,
     "kitpy": make_kitpy_app,
+    # the observability stack (tracing at 10% head sampling, logging, metrics) around the same work
+    "full_stack": "bench.middleware_overhead:make_sampled_full_stack_app",
 }
 """Name -> app factory, or ``"module:function"`` naming one (imported in the server process)."""
 
-RATIOS: dict[str, tuple[str, str]] = {"ratio_bare": ("kitpy", "raw")}
+RATIOS: dict[str, tuple[str, str]] = {
+    "ratio_bare": ("kitpy", "raw"),
+    "ratio_full_stack": ("full_stack", "raw"),
+}
 """JSON key -> (variant, baseline): the throughput ratio variant/baseline."""
 
 

@@ -123,6 +123,11 @@ def build() -> dict[str, tuple[Call, Call]]:
     return pairs
 
 
+def make_sampled_full_stack_app() -> web.Application:
+    """:func:`make_full_stack_app` with 10% head sampling, as a service would run it."""
+    return make_full_stack_app(sample_ratio=0.1)
+
+
 def make_full_stack_app(*, sample_ratio: float = 1.0) -> web.Application:
     """An aiohttp app: bench/http_server.py's uppercase endpoint with tracing, logging, metrics.
 
