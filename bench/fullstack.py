@@ -3,9 +3,11 @@
 Both are examples/stringsvc as its template wires it, plus every layer a
 production service would add, all built with kitpy's own APIs:
 
-* tracing: the template's ``build_observability`` -- a SERVER span from the
-  transport hook and a span per endpoint call, ``ParentBased(TraceIdRatioBased(0.1))``
-  head sampling, spans batched to an exporter that drops them (:class:`Discard`);
+* tracing: the template's ``build_observability`` -- one span per request: the
+  SERVER span from the transport hook, which the endpoint's tracing middleware
+  joins (``endpoint_spans=False``; ``endpoint_spans=True`` adds a child span per
+  endpoint call), ``ParentBased(TraceIdRatioBased(0.1))`` head sampling, spans
+  batched to an exporter that drops them (:class:`Discard`);
 * logging: one structlog JSON line per call (orjson, to ``/dev/null``), with the
   request id and trace id;
 * metrics: request counter + latency histogram on a prometheus-client registry
@@ -152,11 +154,14 @@ def build_full_stack(
     log_stream: TextIO | None = None,
     sample_ratio: float = SAMPLE_RATIO,
     without: Collection[str] = (),
+    endpoint_spans: bool = False,
 ) -> FullStack:
     """Build the full-stack endpoints; log lines go to ``log_stream`` (default ``/dev/null``).
 
     ``without`` names :data:`LAYERS` to leave out (``"tracing"`` also drops the
     transport's SERVER span), to measure what each layer costs in place.
+    ``endpoint_spans=True`` gives every endpoint call a span of its own under
+    the SERVER span (two spans per request).
     """
     unknown = set(without) - set(LAYERS)
     if unknown:
@@ -165,7 +170,10 @@ def build_full_stack(
         log_stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the server
     # The template's wiring: the same sampler and batch processor as tracer_provider().
     obs = build_observability(
-        log_stream=log_stream, sample_ratio=sample_ratio, span_exporter=Discard()
+        log_stream=log_stream,
+        sample_ratio=sample_ratio,
+        span_exporter=Discard(),
+        endpoint_spans=endpoint_spans,
     )
     breaker = CircuitBreaker(policy=ConsecutiveFailures(5), reset_timeout=10.0, name="stringsvc")
     limiter = TokenBucket(rate=LIMIT_RATE, burst=int(LIMIT_RATE))
@@ -182,7 +190,11 @@ def build_full_stack(
         """The layers for one endpoint; named, since the inner layers hide its ``__name__``."""
         if without:  # the template's server_middleware() spelled out, so layers can be dropped
             layers: dict[str, GenericMiddleware] = {
-                "tracing": tracing_middleware(obs.tracer, name=f"{obs.service_name}.{method}"),
+                "tracing": tracing_middleware(
+                    obs.tracer,
+                    name=f"{obs.service_name}.{method}",
+                    join_server_span=not endpoint_spans,
+                ),
                 "logging": logging_middleware(
                     obs.logger,
                     method=method,
@@ -211,7 +223,9 @@ def build_full_stack(
     return FullStack(endpoints, obs, breaker, limiter)
 
 
-def make_http_full_stack_app(*, without: Collection[str] = ()) -> web.Application:
+def make_http_full_stack_app(
+    *, without: Collection[str] = (), endpoint_spans: bool = False
+) -> web.Application:
     """The full-stack HTTP app: ``POST /uppercase``, ``POST /count``, ``/healthz``, ``/metrics``.
 
     An app factory for ``bench/http_server.py``::
@@ -220,7 +234,7 @@ def make_http_full_stack_app(*, without: Collection[str] = ()) -> web.Applicatio
     """
     from examples.stringsvc.transport_http import make_http_app
 
-    stack = build_full_stack(without=without)
+    stack = build_full_stack(without=without, endpoint_spans=endpoint_spans)
     obs = stack.observability
     app = make_http_app(
         stack.endpoints,

@@ -79,6 +79,7 @@ class Observability:
     registry: CollectorRegistry
     tracer_provider: TracerProvider
     service_name: str = "stringsvc"
+    endpoint_spans: bool = True
     tracer: Tracer = field(init=False)
     http_server_before: Sequence[http_transport.ServerBefore] = field(init=False)
     http_server_finalizer: Sequence[http_transport.ServerFinalizer] = field(init=False)
@@ -101,11 +102,17 @@ class Observability:
         self.metrics_handler = metrics_handler(self.registry)
 
     def server_middleware(self, method: str | None = None) -> GenericMiddleware:
-        """Span + log line + metrics around a server endpoint (method: its ``__name__``)."""
+        """Span + log line + metrics around a server endpoint (method: its ``__name__``).
+
+        The span is a child of the transport's SERVER span, or with
+        ``endpoint_spans=False`` the SERVER span itself (one span per request).
+        """
         requests, latency = self._server_metrics
         span_name = None if method is None else f"{self.service_name}.{method}"
         return chain(
-            tracing_middleware(self.tracer, name=span_name),
+            tracing_middleware(
+                self.tracer, name=span_name, join_server_span=not self.endpoint_spans
+            ),
             logging_middleware(
                 self.logger, method=method, request_id_keys=_REQUEST_ID_KEYS, fields=log_fields
             ),
@@ -190,6 +197,7 @@ def build_observability(
     span_stream: TextIO | None = None,
     sample_ratio: float = 1.0,
     span_exporter: SpanExporter | None = None,
+    endpoint_spans: bool = True,
 ) -> Observability:
     """Build the logger, registry and tracer provider for one stringsvc process.
 
@@ -197,6 +205,12 @@ def build_observability(
     is set, else to the console (``span_stream``, default stdout) as JSON.
     Head sampling is ``ParentBased(TraceIdRatioBased(sample_ratio))``: a call
     that arrives with a sampled-out parent stays sampled out.
+
+    ``endpoint_spans`` (default True): each server endpoint call gets its own
+    INTERNAL span under the transport's SERVER span.  False traces it with the
+    SERVER span alone (``tracing_middleware(..., join_server_span=True)``):
+    one span per request instead of two, which saves ~10-15 us of CPU per
+    request even when the request is sampled out.
     """
     bound: dict[str, Any] = {"service": service_name}
     logger = make_logger(format=log_format, level=log_level, stream=log_stream, **bound)
@@ -212,4 +226,4 @@ def build_observability(
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    return Observability(logger, CollectorRegistry(), provider, service_name)
+    return Observability(logger, CollectorRegistry(), provider, service_name, endpoint_spans)

@@ -63,14 +63,17 @@ def logging_middleware(
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         name = method if method is not None else getattr(next, "__name__", "endpoint")
 
-        def context_fields(ctx: Context) -> dict[str, Any]:
-            extra: dict[str, Any] = {} if fields is None else dict(fields(ctx))
+        def context_fields(ctx: Context) -> Mapping[str, Any]:
+            """``fields(ctx)`` plus the request id (which wins over a field of that name)."""
+            request_id = None
             for key in keys:
                 request_id = ctx.get(key)
                 if request_id is not None:
-                    extra["request_id"] = request_id
                     break
-            return extra
+            if fields is None:
+                return {} if request_id is None else {"request_id": request_id}
+            extra = fields(ctx)
+            return extra if request_id is None else {**extra, "request_id": request_id}
 
         def failed(ctx: Context, exc: BaseException, took: float) -> None:
             code = error_code(exc)
@@ -103,15 +106,29 @@ def logging_middleware(
                 failed(ctx, exc, clock() - start)
                 raise
             took = clock() - start
-            if fields is None:  # the common case: no dict built, at most one lookup
-                for key in keys:
-                    request_id = ctx.get(key)
-                    if request_id is not None:
-                        info(event, method=name, took=took, code="OK", request_id=request_id)
-                        return response
-                info(event, method=name, took=took, code="OK")
+            request_id = None
+            for key in keys:
+                request_id = ctx.get(key)
+                if request_id is not None:
+                    break
+            if fields is not None:  # one call, no dict built beyond fields' own
+                extra = fields(ctx)
+                if request_id is None:
+                    info(event, method=name, took=took, code="OK", **extra)
+                elif "request_id" in extra:  # the Context's request id wins
+                    info(
+                        event,
+                        method=name,
+                        took=took,
+                        code="OK",
+                        **{**extra, "request_id": request_id},
+                    )
+                else:
+                    info(event, method=name, took=took, code="OK", request_id=request_id, **extra)
+            elif request_id is not None:
+                info(event, method=name, took=took, code="OK", request_id=request_id)
             else:
-                info(event, method=name, took=took, code="OK", **context_fields(ctx))
+                info(event, method=name, took=took, code="OK")
             return response
 
         endpoint.__name__ = endpoint.__qualname__ = name  # so outer layers see the name

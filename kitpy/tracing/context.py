@@ -24,6 +24,7 @@ from kitpy.context import Context, Key
 __all__ = [
     "EMPTY",
     "OTEL_CONTEXT",
+    "SERVER_SPAN",
     "SPAN",
     "baggage",
     "current_span",
@@ -38,6 +39,14 @@ SPAN: Key[Span] = Key("otel.span")
 
 OTEL_CONTEXT: Key[OtelContext] = Key("otel.context")
 """The request's OpenTelemetry Context without the current span: remote parent and baggage."""
+
+SERVER_SPAN: Key[Span | None] = Key("otel.server_span")
+"""The SERVER span a transport hook started for this request, until an endpoint span joins it.
+
+The server hooks end it in their finalizer; ``tracing_middleware(...,
+join_server_span=True)`` uses it instead of starting a child span and then
+sets this key to None, so a nested endpoint gets a span of its own.
+"""
 
 EMPTY = OtelContext()
 """An empty OpenTelemetry Context: parent of root spans, injects nothing."""
@@ -84,7 +93,7 @@ def log_fields(ctx: Context) -> dict[str, str]:
     span = ctx.get(SPAN)
     if span is None:
         return {}
-    sc = span.get_span_context()
-    if not sc.is_valid:
+    trace_id, span_id = span.get_span_context()[:2]
+    if not (trace_id and span_id):  # SpanContext.is_valid, without the property calls
         return {}
-    return {"trace_id": format(sc.trace_id, "032x"), "span_id": format(sc.span_id, "016x")}
+    return {"trace_id": f"{trace_id:032x}", "span_id": f"{span_id:016x}"}

@@ -20,17 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping
 
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from kitpy.context import Context, Key
+from kitpy.context import Context
 from kitpy.errors import Code, is_server_fault
-from kitpy.tracing.context import OTEL_CONTEXT, SPAN
-from kitpy.tracing.propagation import extract, inject, w3c_propagator
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.propagation import extractor, inject, w3c_propagator
 
 __all__ = ["grpc_client_before", "grpc_server_before", "grpc_server_finalizer", "rpc_attributes"]
-
-_SERVER_SPAN: Key[Span] = Key("otel.grpc_server_span")
 
 
 def rpc_attributes(method: str) -> tuple[str, dict[str, AttributeValue]]:
@@ -82,14 +80,15 @@ def grpc_server_before(
 
     ``method`` is the full method name; by default it is read per call from
     ``kitpy.transport.grpc.METHOD``.  End the span with
-    :func:`grpc_server_finalizer` in the same Server.
+    :func:`grpc_server_finalizer` in the same Server.  With the default (W3C)
+    propagator, metadata without trace keys skips extraction.
     """
-    prop = propagator if propagator is not None else w3c_propagator()
+    extract = extractor(propagator)
     start_span = tracer.start_span
     resolve = _fixed_name(method) if method is not None else _name_from_context()
 
     def before(ctx: Context, metadata: Mapping[str, str | bytes]) -> Context:
-        parent = extract(prop, metadata)
+        parent = extract(metadata)
         resolved = resolve(ctx)
         span = start_span(
             resolved[0],
@@ -100,7 +99,9 @@ def grpc_server_before(
         )
         if span.is_recording():
             span.set_attributes(resolved[1])
-        return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, _SERVER_SPAN: span})
+        if parent is EMPTY:  # no remote parent, no baggage: nothing to keep but the span
+            return ctx.with_values({SPAN: span, SERVER_SPAN: span})
+        return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, SERVER_SPAN: span})
 
     return before
 
@@ -109,7 +110,7 @@ def grpc_server_finalizer() -> Callable[[Context, Code], None]:
     """A server ``finalizer``: record the final status code, then end the SERVER span."""
 
     def finalizer(ctx: Context, code: Code) -> None:
-        span = ctx.get(_SERVER_SPAN)
+        span = ctx.get(SERVER_SPAN)
         if span is None:
             return
         if span.is_recording():

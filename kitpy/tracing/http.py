@@ -23,17 +23,15 @@ from typing import TYPE_CHECKING
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from kitpy.context import Context, Key
-from kitpy.tracing.context import OTEL_CONTEXT, SPAN
-from kitpy.tracing.propagation import extract, inject, w3c_propagator
+from kitpy.context import Context
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.propagation import extractor, inject, w3c_propagator
 
 if TYPE_CHECKING:
     from aiohttp import web
     from multidict import CIMultiDict
 
 __all__ = ["http_client_before", "http_server_before", "http_server_finalizer"]
-
-_SERVER_SPAN: Key[Span] = Key("otel.http_server_span")
 
 
 def _route(request: web.Request) -> str | None:
@@ -47,19 +45,39 @@ def _route(request: web.Request) -> str | None:
     return template
 
 
+def _set_request_attributes(span: Span, request: web.Request, route: str | None) -> None:
+    """The HTTP semantic-convention attributes of a recorded SERVER span."""
+    host, _, port = request.host.rpartition(":")
+    span.set_attributes(
+        {
+            "http.request.method": request.method,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+            "server.address": host or request.host,
+            "client.address": request.remote or "",
+            "user_agent.original": request.headers.get("User-Agent", ""),
+        }
+    )
+    if route:
+        span.set_attribute("http.route", route)
+    if port.isdigit():
+        span.set_attribute("server.port", int(port))
+
+
 def http_server_before(
     tracer: Tracer, *, propagator: TextMapPropagator | None = None
 ) -> Callable[[Context, web.Request], Context]:
     """A server ``before`` hook: continue the caller's trace with a SERVER span.
 
     The span is the Context's current span for everything inside; end it with
-    :func:`http_server_finalizer` in the same Server.
+    :func:`http_server_finalizer` in the same Server.  With the default
+    (W3C) propagator, a request without trace headers skips extraction.
     """
-    prop = propagator if propagator is not None else w3c_propagator()
+    extract = extractor(propagator)
     start_span = tracer.start_span
 
     def before(ctx: Context, request: web.Request) -> Context:
-        parent = extract(prop, request.headers)
+        parent = extract(request.headers)
         method = request.method
         route = _route(request)
         span = start_span(
@@ -70,22 +88,10 @@ def http_server_before(
             set_status_on_exception=False,
         )
         if span.is_recording():
-            host, _, port = request.host.rpartition(":")
-            span.set_attributes(
-                {
-                    "http.request.method": method,
-                    "url.path": request.path,
-                    "url.scheme": request.scheme,
-                    "server.address": host or request.host,
-                    "client.address": request.remote or "",
-                    "user_agent.original": request.headers.get("User-Agent", ""),
-                }
-            )
-            if route:
-                span.set_attribute("http.route", route)
-            if port.isdigit():
-                span.set_attribute("server.port", int(port))
-        return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, _SERVER_SPAN: span})
+            _set_request_attributes(span, request, route)
+        if parent is EMPTY:  # no remote parent, no baggage: nothing to keep but the span
+            return ctx.with_values({SPAN: span, SERVER_SPAN: span})
+        return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, SERVER_SPAN: span})
 
     return before
 
@@ -94,7 +100,7 @@ def http_server_finalizer() -> Callable[[Context, int, int], None]:
     """A server ``finalizer``: record the response status and size, then end the SERVER span."""
 
     def finalizer(ctx: Context, status: int, size: int) -> None:
-        span = ctx.get(_SERVER_SPAN)
+        span = ctx.get(SERVER_SPAN)
         if span is None:
             return
         if span.is_recording():

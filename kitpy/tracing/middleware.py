@@ -5,6 +5,11 @@ a server-fault code (UNKNOWN, INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED,
 DATA_LOSS) sets the span status to ERROR and records the exception; a client
 fault or a cancellation leaves the status unset and is recorded as the
 attributes ``error.type`` and ``kitpy.code``.
+
+Cost: a span per call is one ``Tracer.start_span`` even when the sampler drops
+it (about 10-15 us with the SDK).  Behind a transport server hook, which already
+starts a SERVER span per request, ``join_server_span=True`` makes the endpoint
+use that span instead of starting a child: one span per request.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from opentelemetry.util.types import AttributeValue
 from kitpy.context import Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
 from kitpy.errors import error_code, is_server_fault
-from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SPAN
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 
 __all__ = ["record_error", "tracing_middleware"]
+
+_JOINS = (SpanKind.INTERNAL, SpanKind.SERVER)  # kinds that may join a transport's SERVER span
 
 
 def record_error(span: Span, exc: BaseException) -> None:
@@ -42,6 +49,7 @@ def tracing_middleware(
     name: str | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, AttributeValue] | None = None,
+    join_server_span: bool = False,
 ) -> GenericMiddleware:
     """Wrap each call of the endpoint in a span named ``name`` (default: its ``__name__``).
 
@@ -51,15 +59,39 @@ def tracing_middleware(
     Use ``kind=SpanKind.CLIENT`` around a client endpoint so that its
     transport hook propagates this span.
 
+    ``join_server_span=True`` (server endpoints): when the current span is the
+    SERVER span that a transport hook (``http_server_before`` /
+    ``grpc_server_before``) started for this request, start no span of its
+    own; the call is traced by the SERVER span, which gets ``attributes``, the
+    endpoint's name as ``kitpy.endpoint`` and errors (same status policy).
+    Without such a span (a direct call, a nested endpoint), or with ``kind``
+    CLIENT / PRODUCER / CONSUMER, it starts its span as usual.  It saves one
+    ``start_span`` per request.
+
     Example::
 
         endpoint = tracing_middleware(tracer, name="stringsvc.uppercase")(endpoint)
+        endpoint = tracing_middleware(tracer, join_server_span=True)(endpoint)
     """
     start_span = tracer.start_span
     set_span_in_context = trace.set_span_in_context
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         span_name = name if name is not None else getattr(next, "__name__", "endpoint")
+        joined_attributes: dict[str, AttributeValue] = {**(attributes or {})}
+        joined_attributes["kitpy.endpoint"] = span_name
+
+        async def joined(ctx: Context, request: Req) -> Resp:
+            span = ctx.get(SPAN)
+            if span is None or span is not ctx.get(SERVER_SPAN):
+                return await endpoint(ctx, request)
+            if span.is_recording():
+                span.set_attributes(joined_attributes)
+            try:  # a nested traced endpoint must start its own span: the SERVER span is taken
+                return await next(ctx.with_value(SERVER_SPAN, None), request)
+            except BaseException as exc:
+                record_error(span, exc)
+                raise
 
         async def endpoint(ctx: Context, request: Req) -> Resp:
             parent = ctx.get(OTEL_CONTEXT, EMPTY)
@@ -85,7 +117,8 @@ def tracing_middleware(
             return response
 
         # outer layers (logging, metrics) see the endpoint's own name, or else the span's
-        endpoint.__name__ = endpoint.__qualname__ = getattr(next, "__name__", span_name)
-        return endpoint
+        outer = joined if join_server_span and kind in _JOINS else endpoint
+        outer.__name__ = outer.__qualname__ = getattr(next, "__name__", span_name)
+        return outer
 
     return middleware

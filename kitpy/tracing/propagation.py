@@ -8,7 +8,7 @@ explicit OTel Context, so the ambient one is neither read nor changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context as OtelContext
@@ -19,7 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from kitpy.context import Context
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SPAN, otel_context
 
-__all__ = ["Carrier", "extract", "inject", "w3c_propagator"]
+__all__ = ["Carrier", "extract", "extractor", "inject", "w3c_propagator"]
 
 Carrier = MutableMapping[str, str] | MutableMapping[str, str | bytes]
 """Outgoing HTTP headers or gRPC metadata."""
@@ -59,3 +59,29 @@ def inject(propagator: TextMapPropagator, ctx: Context, carrier: Carrier) -> Non
 def extract(propagator: TextMapPropagator, carrier: Mapping[str, str | bytes]) -> OtelContext:
     """The remote parent span and baggage found in ``carrier``, as an OTel Context."""
     return propagator.extract(carrier, EMPTY, _GETTER)
+
+
+def extractor(
+    propagator: TextMapPropagator | None,
+) -> Callable[[Mapping[str, str | bytes]], OtelContext]:
+    """A function doing :func:`extract` with ``propagator`` (None: the W3C one).
+
+    With the default W3C propagator, a carrier holding none of its fields
+    (``traceparent``, ``tracestate``, ``baggage``) yields the empty Context
+    without calling the propagator -- the common case of a request from an
+    untraced caller costs one or two lookups.  A propagator you pass is always
+    called, since it may read keys it does not list in ``fields``.
+    """
+    if propagator is not None:
+        return lambda carrier: propagator.extract(carrier, EMPTY, _GETTER)
+    prop = w3c_propagator()
+    fields = tuple(sorted(prop.fields))
+    prop_extract = prop.extract
+
+    def extract_w3c(carrier: Mapping[str, str | bytes]) -> OtelContext:
+        for name in fields:
+            if name in carrier:
+                return prop_extract(carrier, EMPTY, _GETTER)
+        return EMPTY
+
+    return extract_w3c

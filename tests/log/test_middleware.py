@@ -150,3 +150,16 @@ async def test_stacked_layers_keep_the_endpoint_name() -> None:
     logs.assert_logged(method="uppercase")
     metrics.assert_count(1, method="uppercase")
     spans.one("span-name")
+
+
+async def test_the_context_request_id_wins_over_a_field_of_that_name() -> None:
+    logs = CapturedLogs()
+    endpoint = logging_middleware(
+        logs.logger, fields=lambda ctx: {"request_id": "from-fields", "tenant": "acme"}
+    )(uppercase)
+    await endpoint(Context().with_value(REQUEST_ID, "r-1"), "a")
+    await endpoint(Context(), "b")
+    with pytest.raises(InvalidArgument):
+        await endpoint(Context().with_value(REQUEST_ID, "r-3"), "")
+    assert [e["request_id"] for e in logs.entries] == ["r-1", "from-fields", "r-3"]
+    assert all(e["tenant"] == "acme" for e in logs.entries)

@@ -9,6 +9,9 @@ import grpc
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry import trace
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator
 from opentelemetry.trace import SpanKind, StatusCode
 
 from kitpy import Code, Context
@@ -25,6 +28,8 @@ from kitpy.tracing import (
     tracing_middleware,
     with_baggage,
 )
+from kitpy.tracing.context import EMPTY
+from kitpy.tracing.propagation import extractor
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -179,3 +184,51 @@ async def test_grpc_client_span_parents_the_server_span(
     assert failed.attributes is not None
     assert failed.attributes["rpc.grpc.status_code"] == Code.UNAVAILABLE.value
     assert len(spans.trace_ids()) == 2
+
+
+class CountingPropagator(TextMapPropagator):
+    """Records how often it is asked to extract; finds nothing."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: OtelContext | None = None,
+        getter: Getter[CarrierT] | None = None,
+    ) -> OtelContext:
+        self.calls += 1
+        return EMPTY
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: OtelContext | None = None,
+        setter: Setter[CarrierT] | None = None,
+    ) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-trace"}
+
+
+def test_default_extractor_skips_carriers_without_trace_fields() -> None:
+    extract = extractor(None)
+    assert extract({"content-type": "application/json"}) is EMPTY
+    parent = extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    remote = trace.get_current_span(parent).get_span_context()
+    assert remote.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert remote.is_remote
+    with_baggage_only = extract({"baggage": "tenant=acme"})  # baggage alone is extracted too
+    assert with_baggage_only is not EMPTY
+    assert not trace.get_current_span(with_baggage_only).get_span_context().is_valid
+
+
+def test_a_custom_propagator_is_always_asked() -> None:
+    propagator = CountingPropagator()
+    extract = extractor(propagator)
+    extract({"uberctx-tenant": "acme"})  # it may read keys outside its ``fields``
+    extract({})
+    assert propagator.calls == 2
