@@ -30,18 +30,18 @@ _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
 sys.path.insert(0, os.path.dirname(_BENCH_DIR))
 
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
+import socket
+from typing import Any
 
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, HTTPException  # noqa: E402
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: E402
-from opentelemetry.metrics import NoOpMeterProvider  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
-from prometheus_fastapi_instrumentator import Instrumentator  # noqa: E402
-from pydantic import BaseModel, ConfigDict  # noqa: E402
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import BaseModel, ConfigDict
 
 __all__ = ["UppercaseRequest", "UppercaseResponse", "make_app", "make_server", "uvicorn_config"]
 

@@ -38,42 +38,42 @@ _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
 sys.path.insert(0, os.path.dirname(_BENCH_DIR))  # the repository root: kitpy, examples, bench
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Collection, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import TYPE_CHECKING, TextIO  # noqa: E402
+import argparse
+import asyncio
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
-import jwt  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import (  # noqa: E402
+import jwt
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: E402
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from examples.stringsvc.endpoints import (  # noqa: E402
+from examples.stringsvc.endpoints import (
     Endpoints,
     make_count_endpoint,
     make_uppercase_endpoint,
 )
-from examples.stringsvc.observability import Observability, build_observability  # noqa: E402
-from examples.stringsvc.service import BasicStringService  # noqa: E402
-from kitpy import Endpoint, GenericMiddleware, chain  # noqa: E402
-from kitpy.auth import grpc_to_context, http_to_context  # noqa: E402
-from kitpy.auth.jwt import jwt_parser  # noqa: E402
-from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, circuit_breaker  # noqa: E402
-from kitpy.endpoint import Req, Resp  # noqa: E402
-from kitpy.log import logging_middleware  # noqa: E402
-from kitpy.metrics import instrumenting_middleware  # noqa: E402
-from kitpy.metrics.prometheus import request_metrics  # noqa: E402
-from kitpy.ratelimit import TokenBucket, erroring_limiter  # noqa: E402
-from kitpy.tracing import log_fields, tracing_middleware  # noqa: E402
-from kitpy.transport.grpc import REQUEST_ID as GRPC_REQUEST_ID  # noqa: E402
-from kitpy.transport.http import REQUEST_ID as HTTP_REQUEST_ID  # noqa: E402
+from examples.stringsvc.observability import Observability, build_observability
+from examples.stringsvc.service import BasicStringService
+from kitpy import Endpoint, GenericMiddleware, chain
+from kitpy.auth import grpc_to_context, http_to_context
+from kitpy.auth.jwt import jwt_parser
+from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, circuit_breaker
+from kitpy.endpoint import Req, Resp
+from kitpy.log import logging_middleware
+from kitpy.metrics import instrumenting_middleware
+from kitpy.metrics.prometheus import request_metrics
+from kitpy.ratelimit import TokenBucket, erroring_limiter
+from kitpy.tracing import log_fields, tracing_middleware
+from kitpy.transport.grpc import REQUEST_ID as GRPC_REQUEST_ID
+from kitpy.transport.http import REQUEST_ID as HTTP_REQUEST_ID
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -30,11 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: make `examples` importable
 
-import grpc  # noqa: E402
-import grpc.aio  # noqa: E402
+import grpc
+import grpc.aio
 
-from examples.stringsvc.pb import stringsvc_pb2 as pb  # noqa: E402
-from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc  # noqa: E402
+from examples.stringsvc.pb import stringsvc_pb2 as pb
+from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
 
 ROUNDS = 7
 ROUND_SECONDS = 2.0

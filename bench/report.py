@@ -35,24 +35,24 @@ _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
 sys.path.insert(0, os.path.dirname(_BENCH_DIR))
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Callable, Iterator, Mapping, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import datetime
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from bench import grpc_server, http_server  # noqa: E402
-from bench.fullstack import SAMPLE_RATIO, bench_token  # noqa: E402
+from bench import grpc_server, http_server
+from bench.fullstack import SAMPLE_RATIO, bench_token
 
 __all__ = [
     "FULL",

@@ -35,21 +35,21 @@ from kitpy._extras import require
 
 require("pybreaker", extra="breaker")
 
-import contextlib  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
-import pybreaker  # noqa: E402
+import pybreaker
 
-from kitpy.errors import CircuitOpen  # noqa: E402
-from kitpy.resilience.classifier import (  # noqa: E402
+from kitpy.errors import CircuitOpen
+from kitpy.resilience.classifier import (
     ErrorClassifier,
     is_cancellation,
     is_failure,
 )
 
-from .breaker import Listener, State  # noqa: E402
+from .breaker import Listener, State
 
 __all__ = ["PyBreakerAdapter"]
 

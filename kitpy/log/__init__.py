@@ -14,7 +14,7 @@ from kitpy._extras import require
 
 require("structlog", extra="log")
 
-from kitpy.log.factory import make_logger  # noqa: E402
-from kitpy.log.middleware import Fields, Logger, logging_middleware  # noqa: E402
+from kitpy.log.factory import make_logger
+from kitpy.log.middleware import Fields, Logger, logging_middleware
 
 __all__ = ["Fields", "Logger", "logging_middleware", "make_logger"]

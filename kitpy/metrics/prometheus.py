@@ -19,11 +19,11 @@ from kitpy._extras import require
 
 require("prometheus_client", extra="prometheus")
 
-from collections.abc import Sequence  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import prometheus_client  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
+import prometheus_client
+from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler

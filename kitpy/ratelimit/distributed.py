@@ -24,14 +24,14 @@ from kitpy._extras import require
 
 require("limits", "redis", extra="redis")
 
-import asyncio  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any, Literal  # noqa: E402
+import asyncio
+from collections.abc import Callable
+from typing import Any, Literal
 
-import limits  # noqa: E402
-import redis.asyncio  # noqa: E402
-from limits.aio.storage import RedisStorage, Storage  # noqa: E402
-from limits.aio.strategies import (  # noqa: E402
+import limits
+import redis.asyncio
+from limits.aio.storage import RedisStorage, Storage
+from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
     RateLimiter,

@@ -27,18 +27,18 @@ from kitpy._extras import require
 
 require("dns", extra="dns")
 
-import asyncio  # noqa: E402
-import logging  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
-import dns.asyncresolver  # noqa: E402
-import dns.rdatatype  # noqa: E402
-import dns.resolver  # noqa: E402
-from dns.rdtypes.IN.SRV import SRV  # noqa: E402
+import dns.asyncresolver
+import dns.rdatatype
+import dns.resolver
+from dns.rdtypes.IN.SRV import SRV
 
-from kitpy.sd.endpointer import ErrorReporter  # noqa: E402
-from kitpy.sd.instance import Instance  # noqa: E402
-from kitpy.sd.instancer import BackgroundInstancer  # noqa: E402
+from kitpy.sd.endpointer import ErrorReporter
+from kitpy.sd.instance import Instance
+from kitpy.sd.instancer import BackgroundInstancer
 
 __all__ = ["DNSSRVInstancer"]
 

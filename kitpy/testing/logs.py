@@ -11,12 +11,12 @@ from kitpy._extras import require
 
 require("structlog", extra="log")
 
-import logging  # noqa: E402
-from typing import Any  # noqa: E402
+import logging
+from typing import Any
 
-import structlog  # noqa: E402
-from structlog.testing import LogCapture  # noqa: E402
-from structlog.typing import EventDict, FilteringBoundLogger  # noqa: E402
+import structlog
+from structlog.testing import LogCapture
+from structlog.typing import EventDict, FilteringBoundLogger
 
 __all__ = ["CapturedLogs"]
 

@@ -12,16 +12,16 @@ from kitpy._extras import require
 
 require("opentelemetry.sdk", extra="otel")
 
-import itertools  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+import itertools
+from collections.abc import Sequence
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import Sampler  # noqa: E402
-from opentelemetry.trace import Tracer  # noqa: E402
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.trace import Tracer
 
 __all__ = ["SpanRecorder"]
 

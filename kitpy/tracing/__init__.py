@@ -19,7 +19,7 @@ from kitpy._extras import require
 
 require("opentelemetry", extra="otel")
 
-from kitpy.tracing.context import (  # noqa: E402
+from kitpy.tracing.context import (
     OTEL_CONTEXT,
     SPAN,
     baggage,
@@ -29,19 +29,19 @@ from kitpy.tracing.context import (  # noqa: E402
     with_baggage,
     with_span,
 )
-from kitpy.tracing.grpc import (  # noqa: E402
+from kitpy.tracing.grpc import (
     grpc_client_before,
     grpc_server_before,
     grpc_server_finalizer,
     rpc_attributes,
 )
-from kitpy.tracing.http import (  # noqa: E402
+from kitpy.tracing.http import (
     http_client_before,
     http_server_before,
     http_server_finalizer,
 )
-from kitpy.tracing.middleware import record_error, tracing_middleware  # noqa: E402
-from kitpy.tracing.propagation import extract, inject, w3c_propagator  # noqa: E402
+from kitpy.tracing.middleware import record_error, tracing_middleware
+from kitpy.tracing.propagation import extract, inject, w3c_propagator
 
 __all__ = [
     "OTEL_CONTEXT",

@@ -19,17 +19,17 @@ from kitpy._extras import require
 
 require("jwt", "cryptography", extra="jwt")
 
-from kitpy.auth.bearer import (  # noqa: E402
+from kitpy.auth.bearer import (
     context_to_grpc,
     context_to_http,
     grpc_to_context,
     http_to_context,
 )
-from kitpy.auth.context import CLAIMS, TOKEN  # noqa: E402
-from kitpy.auth.jwt.cache import TokenCache  # noqa: E402
-from kitpy.auth.jwt.keys import KeySet, KeySource, StaticKey, VerificationKey, parse_jwks  # noqa: E402
-from kitpy.auth.jwt.parser import JWTParser, jwt_parser  # noqa: E402
-from kitpy.auth.jwt.signer import jwt_signer  # noqa: E402
+from kitpy.auth.context import CLAIMS, TOKEN
+from kitpy.auth.jwt.cache import TokenCache
+from kitpy.auth.jwt.keys import KeySet, KeySource, StaticKey, VerificationKey, parse_jwks
+from kitpy.auth.jwt.parser import JWTParser, jwt_parser
+from kitpy.auth.jwt.signer import jwt_signer
 
 __all__ = [
     "CLAIMS",

@@ -35,11 +35,11 @@ from kitpy._extras import require
 
 require("aiohttp", extra="http")
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from kitpy.auth.jwt.keys import VerificationKey, parse_jwks  # noqa: E402
-from kitpy.context import Context  # noqa: E402
-from kitpy.errors import DeadlineExceeded, Unavailable  # noqa: E402
+from kitpy.auth.jwt.keys import VerificationKey, parse_jwks
+from kitpy.context import Context
+from kitpy.errors import DeadlineExceeded, Unavailable
 
 __all__ = ["JWKS"]
 

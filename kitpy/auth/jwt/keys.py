@@ -30,12 +30,12 @@ from kitpy._extras import require
 
 require("jwt", "cryptography", extra="jwt")
 
-import jwt  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa  # noqa: E402
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from kitpy.context import Context  # noqa: E402
+from kitpy.context import Context
 
 __all__ = [
     "KeySet",

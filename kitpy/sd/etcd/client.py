@@ -17,15 +17,15 @@ from kitpy._extras import require
 
 require("aiohttp", extra="etcd")
 
-import base64  # noqa: E402
-import json  # noqa: E402
-from collections.abc import AsyncGenerator, Mapping  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import base64
+import json
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from kitpy.errors import Code, KitError, Unavailable, from_code  # noqa: E402
+from kitpy.errors import Code, KitError, Unavailable, from_code
 
 __all__ = ["EtcdClient", "KeyValue", "WatchBatch", "prefix_end"]
 

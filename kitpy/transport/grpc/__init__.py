@@ -20,8 +20,8 @@ from kitpy._extras import require
 
 require("grpc", "grpc_health", "google.protobuf", extra="grpc")
 
-from .client import Client, ClientAfter, ClientBefore, ClientFinalizer  # noqa: E402
-from .metadata import (  # noqa: E402
+from .client import Client, ClientAfter, ClientBefore, ClientFinalizer
+from .metadata import (
     METADATA,
     METHOD,
     PEER,
@@ -37,8 +37,8 @@ from .metadata import (  # noqa: E402
     response_metadata_to_context,
     set_response_metadata,
 )
-from .serve import GrpcServer  # noqa: E402
-from .server import (  # noqa: E402
+from .serve import GrpcServer
+from .server import (
     ErrorEncoder,
     ErrorHandler,
     Server,
@@ -47,7 +47,7 @@ from .server import (  # noqa: E402
     ServerFinalizer,
     default_error_encoder,
 )
-from .status import code_from_grpc_status, error_from_rpc_error, grpc_status  # noqa: E402
+from .status import code_from_grpc_status, error_from_rpc_error, grpc_status
 
 __all__ = [
     "METADATA",

@@ -29,8 +29,8 @@ from kitpy._extras import require
 
 require("aiohttp", "msgspec", extra="http")
 
-from kitpy.transport.http.client import Client  # noqa: E402
-from kitpy.transport.http.codec import (  # noqa: E402
+from kitpy.transport.http.client import Client
+from kitpy.transport.http.codec import (
     DEFAULT_MAX_BODY_SIZE,
     decode_json,
     decode_json_response,
@@ -38,7 +38,7 @@ from kitpy.transport.http.codec import (  # noqa: E402
     encode_json_request,
     json_decoder,
 )
-from kitpy.transport.http.errors import (  # noqa: E402
+from kitpy.transport.http.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     decode_error,
@@ -46,7 +46,7 @@ from kitpy.transport.http.errors import (  # noqa: E402
     error_body,
     http_status,
 )
-from kitpy.transport.http.keys import (  # noqa: E402
+from kitpy.transport.http.keys import (
     HEADERS,
     METHOD,
     PATH,
@@ -58,10 +58,10 @@ from kitpy.transport.http.keys import (  # noqa: E402
     format_timeout,
     parse_timeout,
 )
-from kitpy.transport.http.routes import Handler, add_routes  # noqa: E402
-from kitpy.transport.http.run import RunningApp, run, serve, start_app, wait_for_signal  # noqa: E402
-from kitpy.transport.http.server import Server  # noqa: E402
-from kitpy.transport.http.types import (  # noqa: E402
+from kitpy.transport.http.routes import Handler, add_routes
+from kitpy.transport.http.run import RunningApp, run, serve, start_app, wait_for_signal
+from kitpy.transport.http.server import Server
+from kitpy.transport.http.types import (
     ClientAfter,
     ClientBefore,
     ClientFinalizer,
