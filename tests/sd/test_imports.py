@@ -8,9 +8,6 @@ import sys
 
 import dns.asyncresolver
 
-import kitpy.sd
-import kitpy.sd.dnssrv
-import kitpy.sd.etcd
 from kitpy.sd import FixedInstancer, Instance, Instancer, Publisher, Registrar
 from kitpy.sd.dnssrv import DNSSRVInstancer
 from kitpy.sd.etcd import EtcdClient, EtcdInstancer, EtcdRegistrar
@@ -30,23 +27,6 @@ def test_importing_kitpy_sd_pulls_in_no_third_party_package() -> None:
     ).stdout
     roots = {m.split(".")[0] for m in json.loads(out)}
     assert roots - set(sys.stdlib_module_names) == {"kitpy"}
-
-
-def test_public_names() -> None:
-    assert set(kitpy.sd.__all__) == {
-        "P2C", "BackgroundInstancer", "Balancer", "Closer", "EndpointSource", "Endpointer",
-        "ErrorReporter", "Event",
-        "Factory", "FixedInstancer", "Instance", "InstanceSource", "Instancer", "Publisher",
-        "Random", "Registrar", "RoundRobin", "WeightedRandom", "balanced", "lb_retry",
-    }  # fmt: skip
-    assert set(kitpy.sd.etcd.__all__) == {
-        "EtcdClient", "EtcdInstancer", "EtcdRegistrar", "KeyValue", "WatchBatch",
-        "parse_instance", "prefix_end",
-    }  # fmt: skip
-    assert kitpy.sd.dnssrv.__all__ == ["DNSSRVInstancer"]
-    for module in (kitpy.sd, kitpy.sd.etcd, kitpy.sd.dnssrv):
-        for name in module.__all__:
-            assert hasattr(module, name)
 
 
 def test_every_backend_fits_the_instancer_and_registrar_protocols() -> None:
