@@ -94,6 +94,12 @@ async def recover(stack: ProxyStack, upstreams: Sequence[FaultyUpstream]) -> lis
     Until the breakers close, half-open breakers admit one trial call each and a
     spent retry budget cannot cover the others, so those first requests may fail
     (with UNAVAILABLE: they are checked with the rest, but not for success).
+
+    P2C also sidelines an instance for ``failure_penalty`` seconds after its last
+    failed call, and a fault that cost a breaker fewer failures than its threshold
+    leaves it closed: on a fast machine the whole recovery window then fits inside
+    the penalty.  Healed upstreams behind closed breakers fail nothing, so one
+    penalty period after the breakers have closed every instance is eligible again.
     """
     for upstream in upstreams:
         upstream.heal()
@@ -104,6 +110,7 @@ async def recover(stack: ProxyStack, upstreams: Sequence[FaultyUpstream]) -> lis
             settling += await drive(
                 stack.url, 8, concurrency=1, deadline=DEADLINE, start=30_000 + len(settling)
             )
+    await asyncio.sleep(CONFIG.failure_penalty)
     after = await drive(stack.url, 240, deadline=DEADLINE, start=20_000)
     assert success_rate(after) == 1.0, Counter(o.code for o in after)
     assert set(served_by(after)) == {u.name for u in upstreams}  # the healed ones too
