@@ -621,6 +621,7 @@ EXPECTED: dict[str, list[str]] = {
         "HEADERS",
         "Handler",
         "METHOD",
+        "MethodNotAllowed",
         "OutgoingRequest",
         "PATH",
         "PEER",
@@ -635,6 +636,7 @@ EXPECTED: dict[str, list[str]] = {
         "ServerFinalizer",
         "TIMEOUT_HEADER",
         "UnsupportedMediaType",
+        "add_fallback",
         "add_routes",
         "decode_error",
         "decode_json",
@@ -664,6 +666,7 @@ EXPECTED: dict[str, list[str]] = {
         "json_decoder",
     ],
     "kitpy.transport.http.errors": [
+        "MethodNotAllowed",
         "PayloadTooLarge",
         "UnsupportedMediaType",
         "decode_error",
@@ -685,6 +688,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.transport.http.routes": [
         "Handler",
+        "add_fallback",
         "add_routes",
     ],
     "kitpy.transport.http.run": [

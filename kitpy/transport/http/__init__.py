@@ -6,6 +6,7 @@ Serve an endpoint::
     add_routes(app, {
         "POST /uppercase": Server(uppercase, decode_json(UppercaseRequest), encode_json),
     })
+    add_fallback(app)                              # JSON 404/405 for unmatched requests
     run(app, host="127.0.0.1", port=8080)          # graceful shutdown on SIGINT/SIGTERM
 
 Call one (the Client is itself an Endpoint, so middleware stacks on it)::
@@ -19,7 +20,8 @@ Call one (the Client is itself an Endpoint, so middleware stacks on it)::
   status from the code table (:mod:`kitpy.errors`); the client raises the same
   ``KitError`` subclass.  Bad input is a 400 (413 too large, 415 wrong
   Content-Type), never a 500; unexpected exceptions are a 500 whose body never
-  shows their text.
+  shows their text.  :func:`add_fallback` gives unmatched requests the same
+  body (404 NOT_FOUND, 405 UNIMPLEMENTED) instead of aiohttp's plain text.
 * Deadlines travel in ``X-Timeout-Ms: <milliseconds>`` (see :mod:`.keys`).
 * JSON is msgspec (see :mod:`.codec` for the measurements behind the choice).
 * Hook shapes: :mod:`.types`.
@@ -39,6 +41,7 @@ from kitpy.transport.http.codec import (
     json_decoder,
 )
 from kitpy.transport.http.errors import (
+    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     decode_error,
@@ -58,7 +61,7 @@ from kitpy.transport.http.keys import (
     format_timeout,
     parse_timeout,
 )
-from kitpy.transport.http.routes import Handler, add_routes
+from kitpy.transport.http.routes import Handler, add_fallback, add_routes
 from kitpy.transport.http.run import RunningApp, run, serve, start_app, wait_for_signal
 from kitpy.transport.http.server import Server
 from kitpy.transport.http.types import (
@@ -100,6 +103,7 @@ __all__ = [
     "ErrorEncoder",
     "ErrorHandler",
     "Handler",
+    "MethodNotAllowed",
     "OutgoingRequest",
     "PayloadTooLarge",
     "RunningApp",
@@ -108,6 +112,7 @@ __all__ = [
     "ServerBefore",
     "ServerFinalizer",
     "UnsupportedMediaType",
+    "add_fallback",
     "add_routes",
     "decode_error",
     "decode_json",

@@ -5,9 +5,10 @@ Every error a kitpy HTTP server sends has this body (``details`` only when set):
     {"error": {"code": "INVALID_ARGUMENT", "message": "empty string", "details": {...}}}
 
 The status comes from the code table in :mod:`kitpy.errors` (INVALID_ARGUMENT ->
-400, NOT_FOUND -> 404, ...), except for the two request problems HTTP has its
+400, NOT_FOUND -> 404, ...), except for the three request problems HTTP has its
 own statuses for: :class:`PayloadTooLarge` (413) and
-:class:`UnsupportedMediaType` (415), both INVALID_ARGUMENT.  A ``KitError``
+:class:`UnsupportedMediaType` (415), both INVALID_ARGUMENT, and
+:class:`MethodNotAllowed` (405), UNIMPLEMENTED.  A ``KitError``
 keeps its message; any other exception becomes ``UNKNOWN`` / 500 (or
 DEADLINE_EXCEEDED / 504 for a ``TimeoutError``, as :func:`kitpy.errors.to_kit_error`
 decides) with a generic message, so its text never reaches the client.
@@ -31,6 +32,7 @@ from kitpy.errors import (
     Code,
     InvalidArgument,
     KitError,
+    Unimplemented,
     code_from_http_status,
     from_code,
     to_kit_error,
@@ -38,6 +40,7 @@ from kitpy.errors import (
 from kitpy.errors import http_status as code_http_status
 
 __all__ = [
+    "MethodNotAllowed",
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "decode_error",
@@ -61,9 +64,26 @@ class UnsupportedMediaType(InvalidArgument):
     status: ClassVar[int] = 415
 
 
+class MethodNotAllowed(Unimplemented):
+    """The path exists, but not for the request's method: UNIMPLEMENTED, sent as HTTP 405.
+
+    Built like the two classes above: the code in the body is the one the status
+    maps back to in :mod:`kitpy.errors` (405 -> UNIMPLEMENTED, as 413 and 415 ->
+    INVALID_ARGUMENT), so a kitpy client raises the same ``Unimplemented``
+    whether the 405 came from a kitpy server or any other.  It is also what
+    gRPC answers for a method a server does not have, and a client fault: never
+    retried, never trips a breaker.  INVALID_ARGUMENT would say the request's
+    content is wrong, when it is the operation that does not exist.  Give it
+    the ``Allow`` header through ``headers``; :func:`~kitpy.transport.http.add_fallback`
+    does.
+    """
+
+    status: ClassVar[int] = 405
+
+
 def http_status(err: KitError) -> int:
-    """The HTTP status the server sends for ``err`` (the code table, plus 413/415)."""
-    if isinstance(err, PayloadTooLarge | UnsupportedMediaType):
+    """The HTTP status the server sends for ``err`` (the code table, plus 405/413/415)."""
+    if isinstance(err, PayloadTooLarge | UnsupportedMediaType | MethodNotAllowed):
         return err.status
     if err.code is Code.OK:  # an "error" that says OK is a bug, not a success
         return 500

@@ -1,4 +1,4 @@
-"""Mount several handlers on an aiohttp application in one call."""
+"""Mount handlers on an aiohttp application: several in one call, and a JSON fallback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-__all__ = ["Handler", "add_routes"]
+from kitpy.context import Context
+from kitpy.errors import NotFound
+from kitpy.transport.http.errors import MethodNotAllowed, encode_error
+
+__all__ = ["Handler", "add_fallback", "add_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 """An aiohttp handler; a :class:`~kitpy.transport.http.Server` is one."""
@@ -38,3 +42,76 @@ def add_routes(app: web.Application, routes: Mapping[str, Handler]) -> list[web.
         else:
             added.append(app.router.add_route(method, path, handler))
     return added
+
+
+_FALLBACK = web.AppKey("kitpy.fallback", web.AbstractRoute)
+_MAX_PATH = 200  # characters of the path quoted back in a 404/405 message
+_MAX_METHOD = 32
+_ROOT = Context()  # encode_error does not read the Context
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def add_fallback(app: web.Application) -> web.AbstractRoute:
+    """Answer requests no route matches with kitpy's JSON errors, not aiohttp's plain text.
+
+    An unknown path gets 404 NOT_FOUND; a known path with another method gets
+    405 (:class:`~kitpy.transport.http.MethodNotAllowed`, code UNIMPLEMENTED)
+    with an ``Allow`` header listing its methods.  Both bodies are the standard
+    ``{"error": {"code": ..., "message": ...}}`` made by
+    :func:`~kitpy.transport.http.encode_error`.  Returns the route added.
+
+    It is one catch-all route, ``* /{tail:.*}``, not a middleware, so matched
+    requests pay nothing for it.  aiohttp 3.14's ``UrlDispatcher.resolve``
+    looks resources up in an index keyed by the path up to the first variable
+    (this route's key is ``"/"``), trying the full request path first and then
+    each shorter prefix down to ``"/"``, and returns the first resource that
+    matches.  So the catch-all is only tried once every more specific resource
+    has failed; when one matches, the fallback is never looked at.
+
+    Call it last, after every route.  Resources sharing the key ``"/"`` are tried
+    in the order they were added, so a route added afterwards whose key is ``"/"``
+    -- the path ``"/"`` itself, or one with a variable in its first segment
+    (``"/{name}"``, ``"/v{version}/items"``) -- would be shadowed: never reached,
+    its requests answered 404/405.  Routes keyed under any other prefix
+    (``"/metrics"``, ``"/users/{id}"``) still win when added later.  A
+    sub-application answers for everything under its prefix, so it needs its
+    own fallback, added before ``add_subapp``.  Calling this twice on one app
+    raises ``RuntimeError``.
+
+    Example::
+
+        add_routes(app, {"POST /uppercase": uppercase_server})
+        add_fallback(app)   # GET /nope -> 404, GET /uppercase -> 405, Allow: POST
+    """
+    if _FALLBACK in app:
+        raise RuntimeError("add_fallback() was already called on this application")
+
+    own: web.AbstractResource | None = None  # this route's resource, set below
+
+    async def fallback(request: web.Request) -> web.Response:
+        allowed: set[str] = set()
+        for resource in app.router.resources():
+            if resource is not own:
+                # (match, allowed methods): the methods are those of a resource whose
+                # path matches, an empty set when the path does not match.
+                _, methods = await resource.resolve(request)
+                allowed |= methods
+        method = _clip(request.method, _MAX_METHOD)
+        path = _clip(request.path, _MAX_PATH)  # error_body escapes lone surrogates
+        if allowed:
+            methods_text = ", ".join(sorted(allowed))
+            err: Exception = MethodNotAllowed(
+                f"method {method} is not allowed for {path}; allowed: {methods_text}",
+                headers={"Allow": methods_text},
+            )
+        else:
+            err = NotFound(f"no route for {method} {path}")
+        return encode_error(_ROOT, err)
+
+    route = app.router.add_route("*", "/{tail:.*}", fallback)
+    own = route.resource
+    app[_FALLBACK] = route
+    return route
