@@ -6,6 +6,9 @@ Routes::
     POST /count      {"s": "hi"}     ->  200 {"v": 2}
     GET  /healthz                    ->  200 {"status": "SERVING"} (503 NOT_SERVING while stopping)
 
+Anything else gets the same JSON errors: 404 NOT_FOUND for an unknown path, 405
+(code UNIMPLEMENTED, with ``Allow``) for a known path with another method.
+
 Errors use kitpy's JSON error body, e.g. an empty string::
 
     400 {"error": {"code": "INVALID_ARGUMENT", "message": "empty string"}}
@@ -25,6 +28,7 @@ from kitpy.transport.http import (
     Server,
     ServerBefore,
     ServerFinalizer,
+    add_fallback,
     add_routes,
     decode_json,
     decode_json_response,
@@ -99,6 +103,9 @@ def make_http_app(
             "GET /healthz": (health or Health()).handle,
         },
     )
+    # JSON 404/405 for requests no route matches.  Routes added later under a prefix of
+    # their own (``/metrics`` in ``__main__``) still win; "/" or "/{var}" ones would not.
+    add_fallback(app)
     return app
 
 

@@ -50,6 +50,20 @@ async def test_routes(service: tuple[URL, Health, aiohttp.ClientSession]) -> Non
         }
 
 
+async def test_unmatched_requests_get_json_errors(
+    service: tuple[URL, Health, aiohttp.ClientSession],
+) -> None:
+    url, _, session = service
+    async with session.get(url / "nope") as resp:
+        assert resp.status == 404
+        assert await resp.json() == {
+            "error": {"code": "NOT_FOUND", "message": "no route for GET /nope"}
+        }
+    async with session.get(url / "uppercase") as resp:
+        assert (resp.status, resp.headers["Allow"]) == (405, "POST")
+        assert (await resp.json())["error"]["code"] == "UNIMPLEMENTED"
+
+
 async def test_healthz_flips_to_not_serving(
     service: tuple[URL, Health, aiohttp.ClientSession],
 ) -> None:

@@ -37,6 +37,8 @@ async def test_hello_route_and_errors(base_url: str) -> None:
             assert r.status == 400
         async with session.get(f"{base_url}/healthz") as r:
             assert (r.status, await r.json()) == (200, {"status": "SERVING"})
+        async with session.get(f"{base_url}/nope") as r:  # add_fallback: JSON, not text
+            assert (r.status, (await r.json())["error"]["code"]) == (404, "NOT_FOUND")
 
 
 async def test_http_client_is_a_service(base_url: str) -> None:
