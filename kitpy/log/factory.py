@@ -32,7 +32,8 @@ def make_logger(
     structured ``exception`` list.  It renders with one lean processor
     (:class:`~kitpy.log.render.OrjsonLineRenderer`: orjson straight to bytes,
     ~3 us a line against ~20 us for structlog's stock chain) and writes each
-    line with one write and a flush; without orjson it falls back to structlog's
+    line whole with :class:`~kitpy.log.render.LineWriter`, which flushes once
+    per event-loop iteration (at once outside a loop); without orjson it falls back to structlog's
     stock processors and the stdlib ``json``.  ``format="console"``:
     structlog's human-readable renderer, coloured when ``colors`` is true
     (default: when the stream is a terminal).  Events below ``level`` are dropped at ~0.4 us each.

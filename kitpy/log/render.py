@@ -7,8 +7,12 @@ on the project's 2-core machine, about half of it in the timestamp (a
 does the same work as one processor (~3 us): the level, an ISO 8601 UTC
 timestamp whose date-and-seconds prefix is formatted once per second, the
 structured exception when the event has ``exc_info``, and ``orjson.dumps``
-straight to bytes.  :class:`LineWriter` writes each line and flushes it (a log
-line is never held back in a buffer).
+straight to bytes.  :class:`LineWriter` writes each line whole and flushes the
+stream once per event-loop iteration: the lines logged while the loop handles a
+batch of ready requests leave in one ``write`` system call (a flush per line cost
+~9 us of server CPU per request in the HTTP benchmark), and no line waits past
+the iteration that logged it.  Outside a running event loop every line is
+flushed at once.
 
 The output matches the stock chain: the same keys (``level``, ``timestamp``,
 ``exception``), values that orjson cannot encode go through ``__structlog__``
@@ -18,6 +22,7 @@ of microseconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +33,8 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 __all__ = ["LineWriter", "OrjsonLineRenderer"]
+
+_get_running_loop = asyncio._get_running_loop  # C-accelerated; None outside a running loop
 
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}  # structlog's map_method_name
 
@@ -82,25 +89,51 @@ class OrjsonLineRenderer:
 
 
 class LineWriter:
-    """A structlog logger that writes each rendered line (bytes) to a binary stream and flushes.
+    """A structlog logger that writes each rendered line (bytes) to a binary stream.
+
+    Each line goes to the stream in one ``write``, so lines never interleave or
+    split.  The stream is flushed once per event-loop iteration: the first line
+    written while a loop runs schedules a flush with ``loop.call_soon``, and the
+    lines that follow in the same iteration ride along.  With no running loop in
+    the calling thread (a script, another thread) each line is flushed at once;
+    ``flush_each_line=True`` always does that.  A line can be lost only if the
+    process dies abruptly (``os._exit``, SIGKILL) within the iteration that
+    wrote it.
 
     ``keep`` holds a reference to an object the stream depends on (e.g. the
     text stream whose ``.buffer`` this is), so the garbage collector does not
-    close it under us.  One ``write`` per line, so lines from threads never
-    interleave.
+    close it under us.
+
+    Example::
+
+        writer = LineWriter(sys.stdout.buffer)
+        writer.msg(b'{"event":"hello"}')  # in a coroutine: flushed by the loop's next turn
     """
 
-    __slots__ = ("_flush", "_write", "keep", "stream")
+    __slots__ = ("_each_line", "_flush", "_scheduled", "_write", "keep", "stream")
 
-    def __init__(self, stream: IO[bytes], *, keep: object = None) -> None:
+    def __init__(
+        self, stream: IO[bytes], *, keep: object = None, flush_each_line: bool = False
+    ) -> None:
         self.stream = stream
         self.keep = keep
         self._write = stream.write
         self._flush = stream.flush
+        self._each_line = flush_each_line
+        self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop a flush waits on
 
     def msg(self, message: bytes) -> None:
-        """Write ``message`` and a newline, then flush."""
+        """Write ``message`` and a newline; flush now, or by the end of this loop iteration."""
         self._write(message + b"\n")
+        loop = None if self._each_line else _get_running_loop()
+        if loop is None:
+            self._flush()
+        elif loop is not self._scheduled:
+            self._scheduled = loop
+            loop.call_soon(self._flush_scheduled)
+
+    def _flush_scheduled(self) -> None:
+        self._scheduled = None
         self._flush()
 
     log = debug = info = warn = warning = error = err = critical = exception = msg

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import threading
 from datetime import UTC, datetime
 
 import structlog
@@ -65,14 +68,17 @@ def test_exc_info_becomes_a_structured_exception() -> None:
     assert line["exception"][0]["exc_value"] == "nope"
 
 
-def test_line_writer_writes_one_flushed_line_per_event() -> None:
-    class Recording(io.BytesIO):
-        flushes = 0
+class Recording(io.BytesIO):
+    """A binary stream that counts its flushes."""
 
-        def flush(self) -> None:
-            self.flushes += 1
-            super().flush()
+    flushes = 0
 
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_line_writer_outside_a_loop_flushes_every_line() -> None:
     out = Recording()
     logger = structlog.wrap_logger(
         LineWriter(out), processors=[OrjsonLineRenderer()], context_class=dict
@@ -82,3 +88,66 @@ def test_line_writer_writes_one_flushed_line_per_event() -> None:
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     assert [(x["event"], x["level"]) for x in lines] == [("a", "info"), ("b", "warning")]
     assert out.flushes == 2
+
+
+async def test_line_writer_in_a_loop_flushes_once_per_iteration() -> None:
+    out = Recording()
+    writer = LineWriter(out)
+    for n in range(3):
+        writer.msg(b'{"n":%d}' % n)
+    assert out.flushes == 0  # all three wait for the end of this iteration ...
+    assert out.getvalue().count(b"\n") == 3  # ... each already written whole
+    await asyncio.sleep(0)
+    assert out.flushes == 1
+    writer.msg(b'{"n":3}')  # a new iteration schedules a new flush
+    await asyncio.sleep(0)
+    assert out.flushes == 2
+    assert [json.loads(x)["n"] for x in out.getvalue().splitlines()] == [0, 1, 2, 3]
+
+
+async def test_line_writer_lines_reach_a_real_pipe_by_the_next_iteration() -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as stream, os.fdopen(read_fd, "rb", buffering=0) as reader:
+        os.set_blocking(read_fd, False)
+        writer = LineWriter(stream)
+        writer.msg(b"one")
+        writer.msg(b"two")
+        assert reader.read(100) is None  # still in the BufferedWriter: nothing in the pipe yet
+        await asyncio.sleep(0)
+        assert reader.read(100) == b"one\ntwo\n"
+
+
+async def test_line_writer_flush_each_line_and_other_threads_flush_at_once() -> None:
+    out = Recording()
+    LineWriter(out, flush_each_line=True).msg(b"a")
+    assert out.flushes == 1
+    shared = LineWriter(out)
+    thread = threading.Thread(target=shared.msg, args=(b"b",))  # no running loop there
+    thread.start()
+    thread.join(timeout=5)
+    assert out.flushes == 2
+    assert out.getvalue() == b"a\nb\n"
+
+
+def test_line_writer_is_not_stuck_when_a_loop_ends_before_its_flush() -> None:
+    out = Recording()
+    writer = LineWriter(out)
+
+    async def log_and_leave() -> None:
+        writer.msg(b"late")
+
+    async def log_and_stop() -> None:
+        writer.msg(b"late")
+        loop.stop()  # the loop ends after this batch of callbacks: the flush is not in it
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(log_and_stop())
+    loop.run_forever()
+    assert task.done()
+    loop.close()
+    assert out.flushes == 0
+    asyncio.run(log_and_leave())  # a new loop schedules (and runs) its own flush
+    assert out.flushes == 1
+    writer.msg(b"sync")  # and outside any loop it flushes at once
+    assert out.flushes == 2
+    assert out.getvalue() == b"late\nlate\nsync\n"
