@@ -71,15 +71,14 @@ def add_fallback(app: web.Application) -> web.AbstractRoute:
     matches.  So the catch-all is only tried once every more specific resource
     has failed; when one matches, the fallback is never looked at.
 
-    Call it last, after every route.  Resources sharing the key ``"/"`` are tried
-    in the order they were added, so a route added afterwards whose key is ``"/"``
-    -- the path ``"/"`` itself, or one with a variable in its first segment
-    (``"/{name}"``, ``"/v{version}/items"``) -- would be shadowed: never reached,
-    its requests answered 404/405.  Routes keyed under any other prefix
-    (``"/metrics"``, ``"/users/{id}"``) still win when added later.  A
-    sub-application answers for everything under its prefix, so it needs its
-    own fallback, added before ``add_subapp``.  Calling this twice on one app
-    raises ``RuntimeError``.
+    Resources sharing the key ``"/"`` -- the path ``"/"`` itself, or one with a
+    variable in its first segment (``"/{name}"``, ``"/v{version}/items"``) -- are
+    tried in the order they were indexed, so a route of that kind added after the
+    fallback would be shadowed.  To rule that out, the fallback moves itself to
+    the end of that list when the application starts (``on_startup``, after
+    which no route can be added); routes may be added before or after this call.
+    A sub-application answers for everything under its prefix, so it needs its
+    own fallback.  Calling this twice on one app raises ``RuntimeError``.
 
     Example::
 
@@ -113,5 +112,13 @@ def add_fallback(app: web.Application) -> web.AbstractRoute:
 
     route = app.router.add_route("*", "/{tail:.*}", fallback)
     own = route.resource
+    assert own is not None
+
+    async def index_last(app: web.Application) -> None:
+        """Re-index the catch-all behind every resource added after it (same ``"/"`` key)."""
+        app.router.unindex_resource(own)
+        app.router.index_resource(own)
+
+    app.on_startup.append(index_last)
     app[_FALLBACK] = route
     return route

@@ -143,6 +143,31 @@ async def test_routes_under_their_own_prefix_may_come_after_it(
         assert resp.status == 200
 
 
+async def test_root_keyed_routes_added_after_it_are_not_shadowed(
+    serve_app: ServeApp, session: aiohttp.ClientSession
+) -> None:
+    app = make_app()
+    app.router.add_get("/", health)  # "/" and "/{name}" share the catch-all's index key
+    app.router.add_get("/{name}", user_named)
+    url = await serve_app(app)
+    async with session.get(url / "") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"status": "SERVING"}
+    async with session.get(url / "ada") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"name": "ada"}
+    async with session.post(url / "ada") as resp:  # still a 405 from the fallback
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "GET, HEAD"
+    async with session.get(url / "no" / "such") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def user_named(request: web.Request) -> web.Response:
+    return web.json_response({"name": request.match_info["name"]})
+
+
 @pytest.mark.parametrize(
     "raw_path",
     [
