@@ -4,7 +4,8 @@ A :class:`TokenBucket` refills at ``rate`` tokens per second up to ``burst``.
 ``allow()`` takes a token if there is one (for :func:`~kitpy.ratelimit.erroring_limiter`);
 ``reserve(max_wait)`` takes one now or books the next one, returning how long to
 wait, unless that wait would exceed ``max_wait`` (for
-:func:`~kitpy.ratelimit.delaying_limiter`).  A check costs a few hundred
+:func:`~kitpy.ratelimit.delaying_limiter`), and ``refund()`` gives a booked token
+back when its caller is cancelled while waiting.  A check costs a few hundred
 nanoseconds: one clock read and a little float arithmetic, no allocation.
 
 :class:`KeyedTokenBuckets` keeps one bucket per key (caller, tenant, peer) in an
@@ -92,6 +93,15 @@ class TokenBucket:
         self._tokens = tokens - 1.0
         return wait
 
+    def refund(self, key: str = "", /) -> None:
+        """Give back one token booked by :meth:`reserve` whose caller stopped waiting.
+
+        Callers booked behind it move up: the next token is free that much sooner.
+        The bucket never holds more than ``burst``.
+        """
+        tokens = self._tokens + 1.0
+        self._tokens = tokens if tokens < self._burst else self._burst
+
     def __repr__(self) -> str:
         return f"TokenBucket(rate={self._rate:g}, burst={int(self._burst)})"
 
@@ -147,3 +157,9 @@ class KeyedTokenBuckets:
     def reserve(self, key: str = "", max_wait: float | None = None, /) -> float | None:
         """As :meth:`TokenBucket.reserve`, on ``key``'s bucket."""
         return self.bucket(key).reserve("", max_wait)
+
+    def refund(self, key: str = "", /) -> None:
+        """As :meth:`TokenBucket.refund`, on ``key``'s bucket (if it is still remembered)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.refund()

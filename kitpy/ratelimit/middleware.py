@@ -53,7 +53,12 @@ class AsyncAllower(Protocol):
 
 
 class Waiter(Protocol):
-    """Books the next permit and says how long to wait for it (e.g. :class:`TokenBucket`)."""
+    """Books the next permit and says how long to wait for it (e.g. :class:`TokenBucket`).
+
+    A waiter may also have a ``refund(key)`` method: :func:`delaying_limiter` calls it
+    when a caller is cancelled while waiting, so an abandoned booking does not use up
+    a permit (:class:`TokenBucket` and :class:`KeyedTokenBuckets` have one).
+    """
 
     def reserve(self, key: str, max_wait: float | None, /) -> float | None:
         """Seconds to wait (0.0 = go now), or None (nothing booked) if it would reach max_wait."""
@@ -124,27 +129,38 @@ def delaying_limiter(
     """Delay calls until the ``waiter`` has a permit, never past the Context deadline.
 
     If the wait would reach the deadline the call fails at once with
-    ``DeadlineExceeded`` and books nothing.  ``sleep`` is injectable for tests
-    (``FakeClock.sleep``).
+    ``DeadlineExceeded`` and books nothing.  A call cancelled while it waits (its
+    caller went away) gives its permit back when the waiter has a ``refund``
+    method, so abandoned waits do not starve the callers behind them.  ``sleep``
+    is injectable for tests (``FakeClock.sleep``).
 
     Example::
 
         smoothed = delaying_limiter(TokenBucket(rate=50, burst=1))(endpoint)
     """
     reserve = waiter.reserve
+    refund: Callable[[str], None] | None = getattr(waiter, "refund", None)
 
-    async def delayed(delay: float, next: Endpoint[Req, Resp], ctx: Context, request: Req) -> Resp:
-        await sleep(delay)
+    async def delayed(
+        delay: float, name: str, next: Endpoint[Req, Resp], ctx: Context, request: Req
+    ) -> Resp:
+        try:
+            await sleep(delay)
+        except asyncio.CancelledError:
+            if refund is not None:
+                refund(name)
+            raise
         return await next(ctx, request)
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         def endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
-            delay = reserve("" if key is None else key(ctx, request), ctx.time_remaining())
+            name = "" if key is None else key(ctx, request)
+            delay = reserve(name, ctx.time_remaining())
             if delay is None:
                 return _fail(DeadlineExceeded("rate limit wait would outlast the deadline"))
             if delay <= 0.0:
                 return next(ctx, request)
-            return delayed(delay, next, ctx, request)
+            return delayed(delay, name, next, ctx, request)
 
         return endpoint
 
