@@ -620,6 +620,7 @@ EXPECTED: dict[str, list[str]] = {
         "ErrorHandler",
         "HEADERS",
         "Handler",
+        "JsonRequestDecoder",
         "METHOD",
         "MethodNotAllowed",
         "OutgoingRequest",
@@ -659,6 +660,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.transport.http.codec": [
         "DEFAULT_MAX_BODY_SIZE",
+        "JsonRequestDecoder",
         "decode_json",
         "decode_json_response",
         "encode_json",

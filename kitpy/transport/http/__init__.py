@@ -34,6 +34,7 @@ require("aiohttp", "msgspec", extra="http")
 from kitpy.transport.http.client import Client
 from kitpy.transport.http.codec import (
     DEFAULT_MAX_BODY_SIZE,
+    JsonRequestDecoder,
     decode_json,
     decode_json_response,
     encode_json,
@@ -97,6 +98,7 @@ __all__ = [
     "ClientFinalizer",
     "DecodeRequest",
     "DecodeResponse",
+    "JsonRequestDecoder",
     "EncodeRequest",
     "EncodeResponse",
     "ErrorDecoder",

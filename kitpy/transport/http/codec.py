@@ -31,7 +31,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from aiohttp import ClientResponse, web
@@ -40,10 +40,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kitpy.context import Context
 from kitpy.errors import Internal, InvalidArgument
 from kitpy.transport.http.errors import PayloadTooLarge, UnsupportedMediaType
-from kitpy.transport.http.types import DecodeRequest, DecodeResponse, OutgoingRequest
+from kitpy.transport.http.types import DecodeResponse, OutgoingRequest
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "JsonRequestDecoder",
     "decode_json",
     "decode_json_response",
     "encode_json",
@@ -169,13 +170,99 @@ async def _read_unsized_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class JsonRequestDecoder(Generic[T]):
+    """The request decoder :func:`decode_json` returns: an async ``(ctx, request) -> T``.
+
+    Besides being a :data:`~kitpy.transport.http.DecodeRequest`, it offers its
+    two halves as plain methods, which the :class:`~kitpy.transport.http.Server`
+    calls around its own ``await request.read()`` instead of awaiting one more
+    coroutine per request: :meth:`check` (Content-Type and declared size) and
+    :meth:`parse` (the body into ``T``).
+    """
+
+    __slots__ = ("_decode", "max_body_size", "require_content_type")
+
+    def __init__(
+        self, decode: Callable[[bytes], T], *, max_body_size: int, require_content_type: bool
+    ) -> None:
+        self._decode = decode
+        self.max_body_size = max_body_size
+        self.require_content_type = require_content_type
+
+    def check(self, request: web.Request) -> bool:
+        """Check Content-Type and Content-Length; True when the body's length is declared.
+
+        Raises ``UnsupportedMediaType`` (415) or ``PayloadTooLarge`` (413).  False
+        means a chunked body: read it with :meth:`read_unsized`.
+        """
+        headers = request.headers
+        if self.require_content_type:
+            content_type = headers.get("Content-Type")
+            if content_type != _JSON and (
+                content_type is None or not _is_json_content_type(content_type)
+            ):
+                raise UnsupportedMediaType(
+                    f"Content-Type must be {_JSON}, got {content_type or 'none'}"[:200]
+                )
+        length = headers.get("Content-Length")
+        if length is None:
+            return False
+        if int(length) > self.max_body_size:  # aiohttp has checked it is a number
+            raise PayloadTooLarge(
+                f"request body is {length} bytes; the limit is {self.max_body_size}"
+            )
+        return True
+
+    async def read_unsized(self, request: web.Request) -> bytes:
+        """Read a body sent without Content-Length, stopping once over the limit."""
+        return await _read_unsized_body(request, self.max_body_size)
+
+    def parse(self, body: bytes) -> T:
+        """Decode the body; ``InvalidArgument`` (400) naming the problem if it does not fit."""
+        if not body:
+            raise InvalidArgument("request body is empty; expected JSON")
+        try:
+            return self._decode(body)
+        except (msgspec.MsgspecError, RecursionError) as exc:
+            raise _decode_error(exc) from None
+
+    async def __call__(self, ctx: Context, request: web.Request) -> T:
+        try:
+            body = await request.read() if self.check(request) else await self.read_unsized(request)
+        except _READ_ERRORS as exc:
+            raise _read_error(request, exc) from None
+        return self.parse(body)
+
+
+_READ_ERRORS = (web.HTTPRequestEntityTooLarge, HttpProcessingError, web.RequestPayloadError)
+"""What aiohttp raises while reading a request body that :func:`_read_error` turns into 4xx."""
+
+
+def _read_error(request: web.Request, exc: Exception) -> InvalidArgument:
+    """The 413 or 400 for an aiohttp error raised while reading the body (one of _READ_ERRORS).
+
+    Bad chunking or a body that does not decompress (``Content-Encoding``)
+    arrives as a ``RequestPayloadError`` whose cause is the parser's error.
+    """
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):  # the application's client_max_size
+        return PayloadTooLarge(
+            f"request body is larger than the limit of {request.client_max_size} bytes"
+        )
+    cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
+    if isinstance(cause, HttpProcessingError):
+        message = cause.message
+    else:
+        message = " ".join(str(exc).split())
+    return InvalidArgument(f"could not read request body: {message}"[:300])
+
+
 def decode_json(
     tp: type[T],
     *,
     ignore_unknown_fields: bool = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     require_content_type: bool = True,
-) -> DecodeRequest[T]:
+) -> JsonRequestDecoder[T]:
     """Build a request decoder that reads a JSON body into ``tp`` (usually a frozen dataclass).
 
     Unknown fields are rejected unless ``ignore_unknown_fields``; the body must
@@ -188,42 +275,11 @@ def decode_json(
 
         server = Server(endpoint, decode_json(UppercaseRequest), encode_json)
     """
-    decode = json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields)
-
-    async def decode_request(ctx: Context, request: web.Request) -> T:
-        headers = request.headers
-        if require_content_type:
-            content_type = headers.get("Content-Type")
-            if content_type != _JSON and (
-                content_type is None or not _is_json_content_type(content_type)
-            ):
-                raise UnsupportedMediaType(
-                    f"Content-Type must be {_JSON}, got {content_type or 'none'}"[:200]
-                )
-        length = headers.get("Content-Length")
-        try:
-            if length is None:
-                body = await _read_unsized_body(request, max_body_size)
-            elif int(length) > max_body_size:
-                raise PayloadTooLarge(
-                    f"request body is {length} bytes; the limit is {max_body_size}"
-                )
-            else:
-                body = await request.read()
-        except web.HTTPRequestEntityTooLarge:  # the application's client_max_size is lower
-            raise PayloadTooLarge(
-                f"request body is larger than the limit of {request.client_max_size} bytes"
-            ) from None
-        except HttpProcessingError as exc:  # bad chunking or content encoding
-            raise InvalidArgument(f"could not read request body: {exc.message}") from None
-        if not body:
-            raise InvalidArgument("request body is empty; expected JSON")
-        try:
-            return decode(body)
-        except (msgspec.MsgspecError, RecursionError) as exc:
-            raise _decode_error(exc) from None
-
-    return decode_request
+    return JsonRequestDecoder(
+        json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields),
+        max_body_size=max_body_size,
+        require_content_type=require_content_type,
+    )
 
 
 def encode_json(ctx: Context, response: Any) -> web.Response:

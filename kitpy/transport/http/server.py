@@ -28,6 +28,7 @@ from multidict import CIMultiDict
 from kitpy.context import Context, Key
 from kitpy.endpoint import Endpoint
 from kitpy.errors import DeadlineExceeded
+from kitpy.transport.http.codec import _READ_ERRORS, JsonRequestDecoder, _read_error
 from kitpy.transport.http.errors import encode_error
 from kitpy.transport.http.keys import (
     HEADERS,
@@ -99,6 +100,7 @@ class Server(Generic[Req, Resp]):
         "_ids",
         "_is_coroutine",
         "_is_coroutine_marker",
+        "_json",
         "_root",
         "_route",
         "_template",
@@ -119,6 +121,7 @@ class Server(Generic[Req, Resp]):
     ) -> None:
         self._endpoint = endpoint
         self._decode = decode_request
+        self._json = decode_request if isinstance(decode_request, JsonRequestDecoder) else None
         self._encode = encode_response
         self._before = tuple(before)
         self._after = tuple(after)
@@ -170,17 +173,25 @@ class Server(Generic[Req, Resp]):
             for before in self._before:
                 ctx = before(ctx, request)
             deadline = ctx.deadline
-            if deadline is None:
-                response = await self._endpoint(ctx, await self._decode(ctx, request))
-            else:
+            timed = False
+            remaining = 0.0
+            if deadline is not None:
                 remaining = deadline - ctx.clock()
                 if remaining <= 0:
                     raise DeadlineExceeded("deadline exceeded before the request was handled")
-                if self._enforce_deadline:
-                    async with asyncio.timeout(remaining):
+                timed = self._enforce_deadline
+            # A kitpy JSON decoder is run inline (check, read, parse): one coroutine less.
+            json = self._json
+            if timed:
+                async with asyncio.timeout(remaining):
+                    if json is not None and json.check(request):
+                        response = await self._endpoint(ctx, json.parse(await request.read()))
+                    else:
                         response = await self._endpoint(ctx, await self._decode(ctx, request))
-                else:
-                    response = await self._endpoint(ctx, await self._decode(ctx, request))
+            elif json is not None and json.check(request):
+                response = await self._endpoint(ctx, json.parse(await request.read()))
+            else:
+                response = await self._endpoint(ctx, await self._decode(ctx, request))
             if self._after:
                 out_headers: CIMultiDict[str] = CIMultiDict()
                 after_ctx = ctx
@@ -192,6 +203,8 @@ class Server(Generic[Req, Resp]):
             else:
                 result = self._encode(ctx, response)
         except Exception as exc:
+            if isinstance(exc, _READ_ERRORS):  # aiohttp's own, from reading the body: 413 / 400
+                exc = _read_error(request, exc)
             if self._error_handler is not None:
                 self._error_handler(ctx, exc)
             result = self._error_encoder(ctx, exc)

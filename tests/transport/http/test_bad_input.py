@@ -258,3 +258,47 @@ def test_recursive_dataclass_needs_lax_decoding() -> None:
     assert decode(b'{"name": "a", "children": [{"name": "b", "children": []}]}') == Node(
         "a", [Node("b", [])]
     )
+
+
+@pytest.mark.parametrize("with_deadline", [False, True], ids=["no-deadline", "deadline"])
+async def test_body_over_the_applications_client_max_size_is_413(
+    serve_app: ServeApp, session: aiohttp.ClientSession, with_deadline: bool
+) -> None:
+    """aiohttp's own limit (lower than the decoder's) is a 413 with the kitpy body, too."""
+    calls: list[Order] = []
+
+    async def endpoint(ctx: Context, request: Order) -> dict[str, int]:
+        calls.append(request)
+        return {"items": len(request.items)}
+
+    app = web.Application(client_max_size=64)
+    add_routes(app, {"POST /order": Server(endpoint, decode_json(Order), encode_json)})
+    url = await serve_app(app)
+    body = b'{"id": "1", "items": [], "note": "' + b"x" * 100 + b'"}'
+    headers = {"Content-Type": "application/json"}
+    if with_deadline:
+        headers["X-Timeout-Ms"] = "5000"
+    async with session.post(url / "order", data=body, headers=headers) as resp:
+        assert resp.status == 413
+        assert await resp.json() == error("request body is larger than the limit of 64 bytes")
+    assert calls == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+async def test_body_that_does_not_decompress_is_400(
+    order_url: tuple[URL, list[Order]], session: aiohttp.ClientSession, chunked: bool
+) -> None:
+    url, calls = order_url
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"this is "
+        yield b"not gzip"
+
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    data = chunks() if chunked else b"this is not gzip"
+    async with session.post(url / "order", data=data, headers=headers) as resp:
+        assert resp.status == 400
+        assert await resp.json() == error(
+            "could not read request body: Can not decode content-encoding: gzip"
+        )
+    assert calls == []
