@@ -91,6 +91,10 @@ content_types = st.one_of(
     ),
     header_bytes,
 )
+content_encodings = st.one_of(
+    st.sampled_from([b"gzip", b"deflate", b"br", b"identity", b"gzip, deflate", b"x-unknown"]),
+    header_bytes,
+)  # the body is never actually compressed: a real coding must fail to decode, as a 4xx
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: (
@@ -112,6 +116,7 @@ class RawRequest:
     timeout: bytes | None
     request_id: str | bytes | None
     content_type: bytes | None
+    content_encoding: bytes | None
     body: bytes
     framing: str
     extra: dict[str, bytes]
@@ -125,6 +130,8 @@ class RawRequest:
             lines.append(b"X-Request-Id: " + (rid.encode() if isinstance(rid, str) else rid))
         if self.content_type is not None:
             lines.append(b"Content-Type: " + self.content_type)
+        if self.content_encoding is not None:
+            lines.append(b"Content-Encoding: " + self.content_encoding)
         lines += [name.encode() + b": " + value for name, value in self.extra.items()]
         body = self.body
         if self.framing == "length":
@@ -146,6 +153,7 @@ raw_requests = st.builds(
     timeout=st.none() | timeouts,
     request_id=st.none() | request_ids,
     content_type=st.none() | content_types,
+    content_encoding=st.none() | content_encodings,
     body=bodies,
     framing=st.sampled_from(["length", "short-length", "chunked", "none"]),
     extra=st.dictionaries(extra_names, header_bytes, max_size=3),
