@@ -1,8 +1,10 @@
-"""Fixtures for HTTP transport tests: real aiohttp servers on 127.0.0.1, port 0."""
+"""Fixtures for HTTP transport tests (real aiohttp servers on 127.0.0.1, port 0) and the
+small request type and endpoint several of them serve."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -10,9 +12,22 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from kitpy import Context
 from kitpy.transport.http import RunningApp, start_app
 
 ServeApp = Callable[..., Awaitable[URL]]
+
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    s: str
+
+
+async def upper(ctx: Context, request: Echo) -> Echo:
+    """An endpoint: ``Echo(s)`` -> ``Echo(s.upper())``."""
+    return Echo(s=request.s.upper())
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -35,12 +34,7 @@ from kitpy.transport.http import (
 )
 from tests.servers import free_port
 
-from .conftest import ServeApp
-
-
-@dataclass(frozen=True, slots=True)
-class Echo:
-    s: str
+from .conftest import Echo, ServeApp
 
 
 async def test_client_against_a_raw_server(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
@@ -25,18 +24,7 @@ from kitpy.transport.http import (
     http_status,
 )
 
-from .conftest import ServeApp
-
-JSON = {"Content-Type": "application/json"}
-
-
-@dataclass(frozen=True, slots=True)
-class Echo:
-    s: str
-
-
-async def upper(ctx: Context, request: Echo) -> Echo:
-    return Echo(s=request.s.upper())
+from .conftest import JSON, Echo, ServeApp, upper
 
 
 async def user(request: web.Request) -> web.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -26,18 +25,7 @@ from kitpy.transport.http import (
     encode_json,
 )
 
-from .conftest import ServeApp
-
-JSON = {"Content-Type": "application/json"}
-
-
-@dataclass(frozen=True, slots=True)
-class Echo:
-    s: str
-
-
-async def upper(ctx: Context, request: Echo) -> Echo:
-    return Echo(s=request.s.upper())
+from .conftest import JSON, Echo, ServeApp, upper
 
 
 def app_with(path: str, server: Server[Any, Any], method: str = "POST") -> web.Application:
