@@ -34,6 +34,9 @@ async def test_readme_server_and_client_work_over_a_real_socket() -> None:
     try:
         async with aiohttp.ClientSession() as session:
             assert await ns["call"](session, f"{running.url}/uppercase") == "HI"
+            async with session.get(f"{running.url}/nope") as resp:  # the fallback's JSON 404
+                assert resp.status == 404
+                assert (await resp.json())["error"]["code"] == "NOT_FOUND"
     finally:
         await running.stop()
     assert ns["calls"] == ["hi"]
