@@ -93,20 +93,33 @@ class TokenCache(Generic[C]):
         Stored on its second offer (or the first, with ``admit_on_first_use``); the
         entry's end is clipped to ``now + max_ttl``.  Times are wall-clock seconds.
         """
+        if self.admit(token):
+            self.put(token, claims, not_before, expires_at, now)
+
+    def admit(self, token: str) -> bool:
+        """Count an offer of ``token``: True when it is to be stored now (see :meth:`store`).
+
+        Lets a caller build what it stores only for the tokens that will be kept.
+        """
         max_size = self.max_size
         if max_size == 0:
-            return
-        if not self._admit:
-            seen = self._seen
-            key = hash(token)  # a collision only admits a token early: harmless
-            if key not in seen:
-                if len(seen) >= max_size:
-                    seen.clear()
-                seen.add(key)
-                return
+            return False
+        if self._admit:
+            return True
+        seen = self._seen
+        key = hash(token)  # a collision only admits a token early: harmless
+        if key in seen:
             seen.discard(key)
+            return True
+        if len(seen) >= max_size:
+            seen.clear()
+        seen.add(key)
+        return False
+
+    def put(self, token: str, claims: C, not_before: float, expires_at: float, now: float) -> None:
+        """Store ``token`` now, whatever :meth:`admit` would say (the oldest entry makes room)."""
         entries = self._entries
-        if len(entries) >= max_size:
+        if len(entries) >= self.max_size:
             entries.popitem(last=False)
         entries[token] = (claims, not_before, min(expires_at, now + self.max_ttl))
 

@@ -165,7 +165,8 @@ class JWTParser(Generic[C]):
         clock = self._clock
         convert = self._convert
         copy = self._copy
-        store = self.cache.store
+        admit = self.cache.admit
+        put = self.cache.put
 
         def verify(token: str) -> C:
             """Verify without the cache lookup; store a success.  Raises _KeyMiss."""
@@ -189,13 +190,16 @@ class JWTParser(Generic[C]):
                 raise TokenNotYetValid()
             if now >= expires_at:
                 raise TokenExpired()
+            if copy:  # dict claims: the caller gets the payload, the cache a copy (if it keeps one)
+                if admit(token):
+                    put(token, cast(C, dict(payload)), not_before, expires_at, now)
+                return cast(C, payload)
             try:
                 claims = convert(payload)
             except Exception as exc:
                 raise InvalidClaims() from exc
-            store(token, claims, not_before, expires_at, now)
-            if copy:
-                return cast(C, payload)  # the cache keeps its own copy
+            if admit(token):
+                put(token, claims, not_before, expires_at, now)
             return claims
 
         return verify
