@@ -215,6 +215,33 @@ async def test_cache_admits_a_token_on_its_second_verification(algos: dict[str, 
     assert (parser.cache.hits, parser.cache.misses) == (1, 3)
 
 
+def test_token_cache_admit_counts_offers_and_put_stores_at_once() -> None:
+    cache: TokenCache[dict[str, Any]] = TokenCache(clock=lambda: 100.0, max_size=2)
+    assert cache.admit("a") is False  # first offer: remembered, not kept
+    assert "a" not in cache
+    assert cache.admit("a") is True  # second offer: keep it
+    cache.put("a", {"sub": "a"}, 0.0, 1_000.0, 100.0)
+    assert cache.lookup("a") == {"sub": "a"}
+    cache.put("b", {"sub": "b"}, 0.0, 1_000.0, 100.0)
+    cache.put("c", {"sub": "c"}, 0.0, 1_000.0, 100.0)  # over max_size: the oldest goes
+    assert ("a" in cache, "b" in cache, "c" in cache) == (False, True, True)
+    assert TokenCache(clock=time.time, admit_on_first_use=True).admit("x") is True
+    assert TokenCache(clock=time.time, max_size=0).admit("x") is False
+
+
+async def test_dict_claims_are_copied_for_the_cache_and_per_hit(algos: dict[str, Algo]) -> None:
+    a = algos["HS256"]
+    parser = make_parser(a)
+    token = a.sign(good_claims(jti="shared"))
+    first = await parser.verify(Context(), token)  # seen once: nothing cached
+    second = await parser.verify(Context(), token)  # seen twice: a copy is cached
+    second["sub"] = "changed by a caller"
+    third = await parser.verify(Context(), token)  # from the cache: untouched by the caller
+    assert first["sub"] == third["sub"] != "changed by a caller"
+    assert third is not second
+    assert parser.cache.hits == 1
+
+
 async def test_cache_hit_then_expires_exactly_at_exp(algos: dict[str, Algo]) -> None:
     a = algos["ES256"]
     clock = FakeClock(start=2_000_000_000.0)
