@@ -33,8 +33,8 @@ def make_logger(
     (:class:`~kitpy.log.render.OrjsonLineRenderer`: orjson straight to bytes,
     ~3 us a line against ~20 us for structlog's stock chain) and writes each
     line whole with :class:`~kitpy.log.render.LineWriter`, which flushes once
-    per event-loop iteration (at once outside a loop); without orjson it falls back to structlog's
-    stock processors and the stdlib ``json``.  ``format="console"``:
+    per event-loop iteration (at once outside a loop); without orjson it falls
+    back to structlog's stock processors and the stdlib ``json``.  ``format="console"``:
     structlog's human-readable renderer, coloured when ``colors`` is true
     (default: when the stream is a terminal).  Events below ``level`` are dropped at ~0.4 us each.
     ``initial_values`` are bound to every line (e.g. ``service="stringsvc"``).

@@ -10,8 +10,8 @@ structured exception when the event has ``exc_info``, and ``orjson.dumps``
 straight to bytes.  :class:`LineWriter` writes each line whole and flushes the
 stream once per event-loop iteration: the lines logged while the loop handles a
 batch of ready requests leave in one ``write`` system call (a flush per line cost
-~9 us of server CPU per request in the HTTP benchmark), and no line waits past
-the iteration that logged it.  Outside a running event loop every line is
+~4 us of server CPU per request in the HTTP full-stack benchmark), and no line
+waits past the iteration that logged it.  Outside a running event loop every line is
 flushed at once.
 
 The output matches the stock chain: the same keys (``level``, ``timestamp``,
