@@ -103,8 +103,8 @@ def make_http_app(
             "GET /healthz": (health or Health()).handle,
         },
     )
-    # JSON 404/405 for requests no route matches.  Routes added later under a prefix of
-    # their own (``/metrics`` in ``__main__``) still win; "/" or "/{var}" ones would not.
+    # JSON 404/405 for requests no route matches; routes added later (``/metrics`` in
+    # ``__main__``) still win: the fallback puts itself last when the app starts.
     add_fallback(app)
     return app
 
