@@ -114,10 +114,11 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             return chain(obs.server_middleware(method), inner)
 
         local = make_endpoints(BasicStringService())
-        http_address = f"{config.http_host}:{config.http_port}"
+        # This process's HTTP address as registered; with port 0 it is known once bound.
+        own_address = [f"{config.http_host}:{config.http_port}"]
         if config.proxy is not None:
             proxied = await resources.enter_async_context(
-                open_proxy(config, session=session, obs=obs, own_address=http_address)
+                open_proxy(config, session=session, obs=obs, own_address=lambda: own_address[0])
             )
             local = Endpoints(uppercase_endpoint=proxied, count_endpoint=local.count_endpoint)
         endpoints = Endpoints(
@@ -162,13 +163,14 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
 
             running.push_async_callback(stop_servers)
             http_host, http_port = http.addresses[0]
+            own_address[0] = f"{http_host}:{http_port}"
             announce(f"stringsvc: HTTP listening on {http.url}")
             announce(f"stringsvc: gRPC listening on {config.grpc_host}:{grpc_port}")
             running.push_async_callback(asyncio.sleep, config.shutdown_drain)  # (3b) drain
             if config.register is not None:
                 etcd = EtcdClient("http://" + config.register.partition("://")[2].rstrip("/"))
                 instance = registration(
-                    http_address=f"{http_host}:{http_port}",
+                    http_address=own_address[0],
                     grpc_address=f"{config.grpc_host}:{grpc_port}",
                 )
                 running.push_async_callback(etcd.close)

@@ -22,7 +22,7 @@ process itself is left out, so a proxy may register too without calling itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import aiohttp
 import grpc.aio
@@ -51,17 +51,21 @@ UppercaseEndpoint = Endpoint[UppercaseRequest, UppercaseResponse]
 
 
 class WithoutSelf:
-    """An Instancer that hides one address (this process) from another Instancer."""
+    """An Instancer that hides one address (this process) from another Instancer.
 
-    def __init__(self, inner: Instancer, own_address: str) -> None:
+    ``own_address()`` is asked on every event, so a process listening on port 0
+    can fill in its real address once it has bound it (before it registers).
+    """
+
+    def __init__(self, inner: Instancer, own_address: Callable[[], str]) -> None:
         self._inner = inner
         self._own = own_address
 
     async def subscribe(self) -> AsyncIterator[Event]:
         async for event in self._inner.subscribe():
             if event.error is None:
-                kept = tuple(i for i in event.instances if i.address != self._own)
-                event = Event(kept)
+                own = self._own()
+                event = Event(tuple(i for i in event.instances if i.address != own))
             yield event
 
 
@@ -75,9 +79,13 @@ async def open_proxy(
     *,
     session: aiohttp.ClientSession,
     obs: Observability,
-    own_address: str,
+    own_address: Callable[[], str],
 ) -> AsyncGenerator[UppercaseEndpoint, None]:
-    """Yield the proxying uppercase endpoint; closes discovery and clients on exit."""
+    """Yield the proxying uppercase endpoint; closes discovery and clients on exit.
+
+    ``own_address()`` is this process's HTTP address as registered, left out of
+    the upstreams (see :class:`WithoutSelf`).
+    """
     assert config.proxy is not None
     breaker_state = Gauge(
         "kitpy_breaker_state",
