@@ -178,6 +178,13 @@ class JsonRequestDecoder(Generic[T]):
     calls around its own ``await request.read()`` instead of awaiting one more
     coroutine per request: :meth:`check` (Content-Type and declared size) and
     :meth:`parse` (the body into ``T``).
+
+    Example::
+
+        decode = decode_json(UppercaseRequest)
+        request = await decode(ctx, aiohttp_request)  # all of it, in any handler
+        if decode.check(aiohttp_request):             # or in halves, as the Server does
+            request = decode.parse(await aiohttp_request.read())
     """
 
     __slots__ = ("_decode", "max_body_size", "require_content_type")
