@@ -285,6 +285,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.ratelimit": [
         "Allower",
         "AsyncAllower",
+        "AsyncWaiter",
         "KeyFunc",
         "KeyedTokenBuckets",
         "TokenBucket",
@@ -303,6 +304,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.ratelimit.middleware": [
         "Allower",
         "AsyncAllower",
+        "AsyncWaiter",
         "KeyFunc",
         "Waiter",
         "delaying_limiter",

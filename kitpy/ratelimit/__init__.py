@@ -17,6 +17,7 @@ from kitpy.ratelimit.bucket import KeyedTokenBuckets, TokenBucket
 from kitpy.ratelimit.middleware import (
     Allower,
     AsyncAllower,
+    AsyncWaiter,
     KeyFunc,
     Waiter,
     delaying_limiter,
@@ -26,6 +27,7 @@ from kitpy.ratelimit.middleware import (
 __all__ = [
     "Allower",
     "AsyncAllower",
+    "AsyncWaiter",
     "KeyFunc",
     "KeyedTokenBuckets",
     "TokenBucket",

@@ -11,6 +11,10 @@ cheaper).  Use it with :func:`~kitpy.ratelimit.erroring_limiter`::
     ...
     await limiter.aclose()
 
+It is also an :class:`~kitpy.ratelimit.AsyncWaiter` (:meth:`RedisRateLimiter.acquire`),
+so :func:`~kitpy.ratelimit.delaying_limiter` can make callers across the fleet
+wait their turn instead of being refused.
+
 When Redis is unreachable, slow (past ``timeout``) or errors, the outcome is your
 choice: ``fail_open=True`` admits the call (availability over the limit), the
 default ``fail_open=False`` refuses it (the limit over availability; the caller
@@ -25,7 +29,9 @@ from kitpy._extras import require
 require("limits", "redis", extra="redis")
 
 import asyncio
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import limits
@@ -37,6 +43,8 @@ from limits.aio.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+
+from kitpy.errors import DeadlineExceeded, RateLimited
 
 __all__ = ["RedisRateLimiter", "Strategy"]
 
@@ -54,6 +62,7 @@ class RedisRateLimiter:
 
     ``storage`` is any ``limits.aio.storage.Storage`` (usually built by
     :meth:`from_url`).  Keys are namespaced, so several limiters can share one Redis.
+    ``sleep`` and ``rng`` (the jitter of :meth:`acquire`) are injectable for tests.
     """
 
     def __init__(
@@ -67,6 +76,8 @@ class RedisRateLimiter:
         timeout: float = 0.5,
         on_error: Callable[[BaseException], None] | None = None,
         pool: redis.asyncio.ConnectionPool | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, not {strategy!r}")
@@ -79,6 +90,10 @@ class RedisRateLimiter:
         self._timeout = timeout
         self._on_error = on_error
         self._pool = pool
+        self._sleep = sleep
+        self._random = (rng or random.Random()).random
+        self._wall = time.time
+        self._monotonic = time.monotonic
 
     @classmethod
     def from_url(
@@ -92,6 +107,8 @@ class RedisRateLimiter:
         timeout: float = 0.5,
         on_error: Callable[[BaseException], None] | None = None,
         max_connections: int = 50,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> RedisRateLimiter:
         """Connect to ``url`` (``redis://host:port/db``) through redis-py's asyncio client.
 
@@ -121,6 +138,8 @@ class RedisRateLimiter:
             timeout=timeout,
             on_error=on_error,
             pool=pool,
+            sleep=sleep,
+            rng=rng,
         )
 
     @property
@@ -137,6 +156,46 @@ class RedisRateLimiter:
             if self._on_error is not None:
                 self._on_error(exc)
             return self._fail_open
+
+    async def acquire(self, key: str = "", max_wait: float | None = None, /) -> None:
+        """Take a permit for ``key``, waiting for one if none is left (the delaying mode).
+
+        When the limit is reached it asks Redis when the window next frees a
+        permit, sleeps until then (plus up to 10% jitter, at most 50 ms, so the
+        processes that wait do not all retry at once) and tries again.  It raises
+        ``DeadlineExceeded`` at once, taking nothing, when the next permit is
+        ``max_wait`` seconds or more away (:func:`~kitpy.ratelimit.delaying_limiter`
+        passes the Context's remaining time).  On a storage error it returns
+        (fail open) or raises ``RateLimited`` (fail closed).  Unlike an in-process
+        bucket it books nothing ahead: waiters race for each freed permit, and one
+        that loses waits for the next, never past ``max_wait``.
+
+        Example::
+
+            smoothed = delaying_limiter(RedisRateLimiter.from_url(url, "50/second"))(client)
+        """
+        deadline = None if max_wait is None else self._monotonic() + max_wait
+        item, namespace, limiter = self._item, self._namespace, self._limiter
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if await limiter.hit(item, namespace, key):
+                        return
+                    stats = await limiter.get_window_stats(item, namespace, key)
+            except Exception as exc:
+                if self._on_error is not None:
+                    self._on_error(exc)
+                if self._fail_open:
+                    return
+                raise RateLimited("rate limit unavailable (storage error)") from None
+            wait = max(0.001, stats.reset_time - self._wall())  # limits counts in epoch seconds
+            sleep = wait + min(0.05, wait * 0.1) * self._random()
+            if deadline is not None:
+                left = deadline - self._monotonic()
+                if wait >= left:
+                    raise DeadlineExceeded("rate limit wait would outlast the deadline")
+                sleep = min(sleep, left)
+            await self._sleep(sleep)
 
     async def remaining(self, key: str = "") -> int:
         """Hits left for ``key`` in the current window (raises if Redis fails)."""

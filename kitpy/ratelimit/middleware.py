@@ -24,6 +24,7 @@ from kitpy.errors import DeadlineExceeded, KitError, RateLimited
 __all__ = [
     "Allower",
     "AsyncAllower",
+    "AsyncWaiter",
     "KeyFunc",
     "Waiter",
     "delaying_limiter",
@@ -62,6 +63,14 @@ class Waiter(Protocol):
 
     def reserve(self, key: str, max_wait: float | None, /) -> float | None:
         """Seconds to wait (0.0 = go now), or None (nothing booked) if it would reach max_wait."""
+        ...
+
+
+class AsyncWaiter(Protocol):
+    """Waits for a permit itself, doing I/O (e.g. the Redis limiter's ``acquire``)."""
+
+    async def acquire(self, key: str, max_wait: float | None, /) -> None:
+        """Return once a permit for ``key`` is taken; DeadlineExceeded if not in max_wait."""
         ...
 
 
@@ -121,7 +130,7 @@ def erroring_limiter(
 
 
 def delaying_limiter(
-    waiter: Waiter,
+    waiter: Waiter | AsyncWaiter,
     *,
     key: KeyFunc | None = None,
     sleep: Sleep = asyncio.sleep,
@@ -134,11 +143,16 @@ def delaying_limiter(
     method, so abandoned waits do not starve the callers behind them.  ``sleep``
     is injectable for tests (``FakeClock.sleep``).
 
+    An :class:`AsyncWaiter` (the Redis limiter) does the waiting itself, bounded
+    by the same remaining time (``sleep`` here is for waiters that book ahead).
+
     Example::
 
         smoothed = delaying_limiter(TokenBucket(rate=50, burst=1))(endpoint)
     """
-    reserve = waiter.reserve
+    if not hasattr(waiter, "reserve"):
+        return _async_delaying(waiter, key)
+    reserve = cast(Waiter, waiter).reserve
     refund: Callable[[str], None] | None = getattr(waiter, "refund", None)
 
     async def delayed(
@@ -161,6 +175,20 @@ def delaying_limiter(
             if delay <= 0.0:
                 return next(ctx, request)
             return delayed(delay, name, next, ctx, request)
+
+        return endpoint
+
+    return middleware
+
+
+def _async_delaying(waiter: AsyncWaiter, key: KeyFunc | None) -> GenericMiddleware:
+    """``delaying_limiter`` for a waiter that waits itself (awaited before every call)."""
+    acquire = waiter.acquire
+
+    def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
+        async def endpoint(ctx: Context, request: Req) -> Resp:
+            await acquire("" if key is None else key(ctx, request), ctx.time_remaining())
+            return await next(ctx, request)
 
         return endpoint
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from kitpy import Context
-from kitpy.errors import RateLimited
-from kitpy.ratelimit import erroring_limiter
+from kitpy.errors import DeadlineExceeded, RateLimited
+from kitpy.ratelimit import delaying_limiter, erroring_limiter
 from kitpy.ratelimit.distributed import RedisRateLimiter
 from tests.servers import ServerProcess, free_port
 
@@ -119,6 +120,96 @@ async def test_unreachable_redis_fails_open_or_closed(fail_open: bool, admitted:
         await limiter.aclose()
     assert calls == admitted
     assert len(errors) == 5
+
+
+async def test_delaying_mode_waits_for_the_shared_window_and_keeps_the_limit(
+    redis_server: ServerProcess,
+) -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(seconds)
+
+    limiter = RedisRateLimiter.from_url(
+        url_of(redis_server), "2/second", namespace=f"d-{uuid.uuid4().hex}", sleep=sleep
+    )
+    admitted: list[float] = []
+
+    async def work(ctx: Context, request: int) -> int:
+        admitted.append(time.time())
+        return request
+
+    ep = delaying_limiter(limiter)(work)
+    try:
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(*(ep(Context().with_timeout(10.0), i) for i in range(5)))
+    finally:
+        await limiter.aclose()
+    assert sorted(results) == [0, 1, 2, 3, 4]  # every caller got through: none refused
+    assert sleeps  # some waited for the window instead of being rejected
+    admitted.sort()
+    for earlier, later in zip(admitted, admitted[2:], strict=False):
+        assert later - earlier >= 0.8  # never 3 calls inside one second (less loop lag)
+
+
+async def test_delaying_mode_fails_at_once_when_the_wait_would_outlast_the_deadline(
+    redis_server: ServerProcess,
+) -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    limiter = RedisRateLimiter.from_url(
+        url_of(redis_server), "1/minute", namespace=f"d-{uuid.uuid4().hex}", sleep=sleep
+    )
+    calls: list[int] = []
+
+    async def work(ctx: Context, request: int) -> int:
+        calls.append(request)
+        return request
+
+    ep = delaying_limiter(limiter)(work)
+    try:
+        assert await ep(Context().with_timeout(5.0), 1) == 1
+        with pytest.raises(DeadlineExceeded, match="outlast the deadline"):
+            await ep(Context().with_timeout(5.0), 2)  # the next permit is ~60 s away
+        assert await limiter.remaining() == 0  # the refused call took nothing
+    finally:
+        await limiter.aclose()
+    assert calls == [1]
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+async def test_delaying_mode_with_redis_unreachable(fail_open: bool) -> None:
+    errors: list[BaseException] = []
+    limiter = RedisRateLimiter.from_url(
+        f"redis://127.0.0.1:{free_port()}/0",
+        "1/minute",
+        fail_open=fail_open,
+        on_error=errors.append,
+        timeout=1.0,
+    )
+    calls: list[int] = []
+
+    async def work(ctx: Context, request: int) -> int:
+        calls.append(request)
+        return request
+
+    ep = delaying_limiter(limiter)(work)
+    try:
+        async with asyncio.timeout(10):
+            if fail_open:
+                assert await ep(Context().with_timeout(5.0), 1) == 1
+            else:
+                with pytest.raises(RateLimited, match="storage error"):
+                    await ep(Context().with_timeout(5.0), 1)
+    finally:
+        await limiter.aclose()
+    assert calls == ([1] if fail_open else [])
+    assert len(errors) == 1
 
 
 def test_validation() -> None:
