@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitpy import Context
+from kitpy import Context, Endpoint
 from kitpy.errors import DeadlineExceeded, RateLimited
 from kitpy.ratelimit import delaying_limiter, erroring_limiter
 from kitpy.ratelimit.distributed import RedisRateLimiter
@@ -23,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def url_of(server: ServerProcess) -> str:
     return f"redis://127.0.0.1:{server.port}/0"
+
+
+def recording() -> tuple[list[int], Endpoint[int, int]]:
+    """An endpoint that echoes its request, and the list of requests it was called with."""
+    calls: list[int] = []
+
+    async def work(ctx: Context, request: int) -> int:
+        calls.append(request)
+        return request
+
+    return calls, work
 
 
 async def run_worker(url: str, limit: str, namespace: str, strategy: str, n: int) -> int:
@@ -164,12 +175,7 @@ async def test_delaying_mode_fails_at_once_when_the_wait_would_outlast_the_deadl
     limiter = RedisRateLimiter.from_url(
         url_of(redis_server), "1/minute", namespace=f"d-{uuid.uuid4().hex}", sleep=sleep
     )
-    calls: list[int] = []
-
-    async def work(ctx: Context, request: int) -> int:
-        calls.append(request)
-        return request
-
+    calls, work = recording()
     ep = delaying_limiter(limiter)(work)
     try:
         assert await ep(Context().with_timeout(5.0), 1) == 1
@@ -192,12 +198,7 @@ async def test_delaying_mode_with_redis_unreachable(fail_open: bool) -> None:
         on_error=errors.append,
         timeout=1.0,
     )
-    calls: list[int] = []
-
-    async def work(ctx: Context, request: int) -> int:
-        calls.append(request)
-        return request
-
+    calls, work = recording()
     ep = delaying_limiter(limiter)(work)
     try:
         async with asyncio.timeout(10):
