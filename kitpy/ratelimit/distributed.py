@@ -92,8 +92,6 @@ class RedisRateLimiter:
         self._pool = pool
         self._sleep = sleep
         self._random = (rng or random.Random()).random
-        self._wall = time.time
-        self._monotonic = time.monotonic
 
     @classmethod
     def from_url(
@@ -153,9 +151,13 @@ class RedisRateLimiter:
             async with asyncio.timeout(self._timeout):
                 return await self._limiter.hit(self._item, self._namespace, key)
         except Exception as exc:
-            if self._on_error is not None:
-                self._on_error(exc)
-            return self._fail_open
+            return self._storage_failed(exc)
+
+    def _storage_failed(self, exc: Exception) -> bool:
+        """Report a storage error to ``on_error``; True to admit the call (fail open)."""
+        if self._on_error is not None:
+            self._on_error(exc)
+        return self._fail_open
 
     async def acquire(self, key: str = "", max_wait: float | None = None, /) -> None:
         """Take a permit for ``key``, waiting for one if none is left (the delaying mode).
@@ -174,7 +176,7 @@ class RedisRateLimiter:
 
             smoothed = delaying_limiter(RedisRateLimiter.from_url(url, "50/second"))(client)
         """
-        deadline = None if max_wait is None else self._monotonic() + max_wait
+        deadline = None if max_wait is None else time.monotonic() + max_wait
         item, namespace, limiter = self._item, self._namespace, self._limiter
         while True:
             try:
@@ -183,15 +185,13 @@ class RedisRateLimiter:
                         return
                     stats = await limiter.get_window_stats(item, namespace, key)
             except Exception as exc:
-                if self._on_error is not None:
-                    self._on_error(exc)
-                if self._fail_open:
+                if self._storage_failed(exc):
                     return
                 raise RateLimited("rate limit unavailable (storage error)") from None
-            wait = max(0.001, stats.reset_time - self._wall())  # limits counts in epoch seconds
+            wait = max(0.001, stats.reset_time - time.time())  # limits counts in epoch seconds
             sleep = wait + min(0.05, wait * 0.1) * self._random()
             if deadline is not None:
-                left = deadline - self._monotonic()
+                left = deadline - time.monotonic()
                 if wait >= left:
                     raise DeadlineExceeded("rate limit wait would outlast the deadline")
                 sleep = min(sleep, left)

@@ -118,25 +118,39 @@ async def test_delaying_limiter_keyed() -> None:
     assert clock.sleeps == pytest.approx([1.0])
 
 
+class WaitingSleep:
+    """A real, cancellable sleep for the limiter that tells the test when a wait began."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.started.set()
+        await asyncio.sleep(delay)
+
+    async def until_waiting(self) -> None:
+        async with asyncio.timeout(5):
+            await self.started.wait()
+
+
+async def cancelled(task: asyncio.Future[int]) -> None:
+    """Cancel ``task`` (a caller going away) and see the cancellation come out of it."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_a_cancelled_wait_gives_its_permit_back() -> None:
     clock = FakeClock()  # the bucket's time stands still; the wait itself is a real sleep
     bucket = TokenBucket(rate=0.1, burst=1, clock=clock)
     inner = Counting()
-    waiting_started = asyncio.Event()
-
-    async def sleep(delay: float) -> None:
-        waiting_started.set()
-        await asyncio.sleep(delay)
-
+    sleep = WaitingSleep()
     ep = delaying_limiter(bucket, sleep=sleep)(inner)
     assert await ep(Context(clock=clock), 1) == 1  # the burst token
     waiting = asyncio.ensure_future(ep(Context(clock=clock), 2))  # books the next: 10 s away
-    async with asyncio.timeout(5):
-        await waiting_started.wait()
+    await sleep.until_waiting()
     assert bucket.tokens() == pytest.approx(-1.0)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    await cancelled(waiting)
     assert inner.calls == 1
     assert bucket.tokens() == pytest.approx(0.0)  # the booking was given back
     assert bucket.reserve("", None) == pytest.approx(10.0)  # the next caller: 10 s, not 20
@@ -145,23 +159,15 @@ async def test_a_cancelled_wait_gives_its_permit_back() -> None:
 async def test_a_cancelled_keyed_wait_refunds_its_own_key_only() -> None:
     clock = FakeClock()
     buckets = KeyedTokenBuckets(rate=0.1, burst=1, clock=clock)
-    waiting_started = asyncio.Event()
-
-    async def sleep(delay: float) -> None:
-        waiting_started.set()
-        await asyncio.sleep(delay)
-
+    sleep = WaitingSleep()
     ep = delaying_limiter(buckets, key=lambda ctx, req: ctx[USER], sleep=sleep)(Counting())
     ada = Context(clock=clock).with_value(USER, "ada")
     bob = Context(clock=clock).with_value(USER, "bob")
     await ep(ada, 1)
     await ep(bob, 2)
     waiting = asyncio.ensure_future(ep(ada, 3))
-    async with asyncio.timeout(5):
-        await waiting_started.wait()
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    await sleep.until_waiting()
+    await cancelled(waiting)
     assert buckets.bucket("ada").tokens() == pytest.approx(0.0)
     assert buckets.bucket("bob").tokens() == pytest.approx(0.0)  # untouched: it was empty too
     buckets.refund("carol")  # a key the buckets do not know: nothing happens, nothing is made
@@ -173,19 +179,11 @@ async def test_a_waiter_without_refund_still_lets_cancellation_through() -> None
         def reserve(self, key: str, max_wait: float | None, /) -> float | None:
             return 60.0
 
-    waiting_started = asyncio.Event()
-
-    async def sleep(delay: float) -> None:
-        waiting_started.set()
-        await asyncio.sleep(delay)
-
+    sleep = WaitingSleep()
     inner = Counting()
     waiting = asyncio.ensure_future(delaying_limiter(Booking(), sleep=sleep)(inner)(Context(), 1))
-    async with asyncio.timeout(5):
-        await waiting_started.wait()
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    await sleep.until_waiting()
+    await cancelled(waiting)
     assert inner.calls == 0
 
 
