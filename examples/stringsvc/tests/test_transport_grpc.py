@@ -187,4 +187,7 @@ async def test_http_to_grpc_chain_carries_the_deadline() -> None:
                 budgeted = replace(budgeted, ctx=Context().with_timeout(0.3))
     backend_budget = seen[-1]
     assert backend_budget is not None
-    assert 0 < backend_budget < 0.3  # the HTTP budget, less the hops, reached the gRPC server
+    # The HTTP budget, less the hops, reached the gRPC server.  Both hops round the budget
+    # they send *up* (X-Timeout-Ms to a whole ms, grpc-timeout to a whole unit), which on
+    # a fast machine can outweigh the time spent on the way: allow 2 ms for it.
+    assert 0 < backend_budget < 0.3 + 0.002
