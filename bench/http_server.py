@@ -8,7 +8,9 @@ checks; strict unknown-field check).  Each variant is an app factory served by
 its own process on 127.0.0.1 (``--serve NAME``), all loaded by the same
 generator -- ``wrk`` (``/usr/bin/wrk``, a Lua script sets the POST body) or, if
 it is missing, an aiohttp client process with ``CONNECTIONS`` connections.
-Rounds alternate the order of the variants; the reported ratio is the median
+Every round starts a fresh server process per variant (warmed up before it is
+measured) and rounds alternate the order of the variants; servers are pinned
+to one CPU and the generator to the others.  The reported ratio is the median
 of the per-round throughput ratios.
 
 Adding a variant: put a factory ``() -> web.Application`` in ``VARIANTS`` (or
@@ -16,7 +18,7 @@ pass ``--variant NAME=module:function`` on the command line) and a
 ``ratio_<name>`` entry in ``RATIOS``, e.g. ``RATIOS["ratio_full_stack"] =
 ("full_stack", "raw")``.
 
-Run: ``python bench/http_server.py`` (about 40 s).
+Run: ``python bench/http_server.py`` (about 100 s).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from aiohttp import ClientSession, TCPConnector, web
 from kitpy import Context, InvalidArgument
 from kitpy.transport.http import Server, decode_json, encode_json
 
-ROUNDS = 5
+ROUNDS = 7
 SECONDS = 3.0
 WARMUP_SECONDS = 1.0
 CONNECTIONS = 16
@@ -127,8 +129,30 @@ def load_factory(spec: Callable[[], web.Application] | str) -> Callable[[], web.
     return factory
 
 
+def _cpus() -> tuple[set[int], set[int]]:
+    """(server CPUs, load generator CPUs): the last CPU serves, the others load.
+
+    Pinning keeps the scheduler from putting a server and the generator on one
+    CPU for part of a run, which otherwise swings a round's ratio by 10-20%.
+    Both are empty (no pinning) on a one-CPU machine or where affinity is unknown.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(), set()
+    if len(cpus) < 2:
+        return set(), set()
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def _pin(cpus: set[int]) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
 async def serve(name: str) -> None:
     """Serve variant ``name`` on 127.0.0.1 (free port, printed) until stdin closes."""
+    _pin(_cpus()[0])
     app = load_factory(VARIANTS[name])()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -188,6 +212,7 @@ def run_wrk(port: int, seconds: float, script: Path) -> Result:
         [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}{PATH}"],
         capture_output=True, text=True, check=True, timeout=seconds + 30,
+        preexec_fn=lambda: _pin(_cpus()[1]),
     ).stdout  # fmt: skip
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -232,6 +257,7 @@ def run_python_load(port: int, seconds: float, headers: dict[str, str] | None = 
     out = subprocess.run(
         [sys.executable, __file__, "--load", str(port), "--seconds", str(seconds), *extra],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
+        preexec_fn=lambda: _pin(_cpus()[1]),
     ).stdout  # fmt: skip
     return Result(**json.loads(out))
 
@@ -274,6 +300,8 @@ def main() -> None:
         )
         use_wrk = shutil.which(WRK) is not None
 
+        servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
+
         def load(name: str, seconds: float) -> Result:
             proc, port = servers[name]
             cpu_before = cpu_seconds(proc.pid)
@@ -282,28 +310,33 @@ def main() -> None:
             result.cpu_us = cpu / (result.rps * seconds) * 1e6
             return result
 
-        servers = {name: start_server(name, extra) for name in names}
-        try:
-            for name in names:
-                load(name, WARMUP_SECONDS)
-            results: dict[str, list[Result]] = {name: [] for name in names}
-            for round_no in range(args.rounds):
-                order = names if round_no % 2 == 0 else names[::-1]
-                for name in order:
-                    results[name].append(load(name, args.seconds))
-        finally:
-            for proc, _ in servers.values():
-                if proc.stdin is not None:
-                    proc.stdin.close()
+        def stop(proc: subprocess.Popen[str]) -> None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+
+        # A fresh server process per variant per round: two processes serving the
+        # same app differ by up to ~4% (memory layout, hash seeds), so a process
+        # kept for the whole run would bias every round of its variant the same way.
+        results: dict[str, list[Result]] = {name: [] for name in names}
+        for round_no in range(args.rounds):
+            order = names if round_no % 2 == 0 else names[::-1]
+            for name in order:
+                servers[name] = start_server(name, extra)
                 try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
+                    load(name, WARMUP_SECONDS)
+                    results[name].append(load(name, args.seconds))
+                finally:
+                    stop(servers.pop(name)[0])
 
     generator = "wrk" if use_wrk else "aiohttp client"
     print(f"generator: {generator}, {CONNECTIONS} connections, {args.rounds} rounds of "
-          f"{args.seconds:g}s, cpu count {os.cpu_count()}")  # fmt: skip
+          f"{args.seconds:g}s, cpu count {os.cpu_count()}, "
+          f"servers on CPUs {sorted(_cpus()[0]) or 'any'}")  # fmt: skip
     print(f"{'variant':>12}  {'req/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'server CPU us/req':>17}")
     figures: dict[str, Any] = {"bench": "http_server", "generator": generator}
     for name in names:

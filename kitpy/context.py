@@ -42,17 +42,28 @@ class Key(Generic[T]):
     library's keys never collide with an application's.  The name is only for
     ``repr`` and error messages.
 
+    A key may be *derived*: when a Context holds no value of its own for the
+    key, ``derive(ctx)`` computes one (None means absent).  Transports use this
+    to offer many values (path, peer, headers...) while a request pays only for
+    those that are read.  ``derive`` must be cheap and give the same answer
+    every time for the same Context; a value set with
+    :meth:`Context.with_value` takes precedence over it.
+
     Example::
 
         USER: Key[str] = Key("user")
         ctx = Context().with_value(USER, "ada")
         assert ctx.get(USER) == "ada"
+
+        GREETING: Key[str] = Key("greeting", derive=lambda c: f"hi {c.get(USER)}")
+        assert ctx[GREETING] == "hi ada"
     """
 
-    __slots__ = ("name",)
+    __slots__ = ("derive", "name")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, derive: Callable[[Context], T | None] | None = None) -> None:
         self.name = name
+        self.derive = derive
 
     def __repr__(self) -> str:
         return f"Key({self.name!r})"
@@ -124,17 +135,26 @@ class Context:
 
     def get(self, key: Key[Any], default: Any = None) -> Any:
         """Return the value for ``key``, or ``default`` (None) when it is absent."""
-        return self._values.get(key, default)
+        value = self._values.get(key, _MISSING)
+        if value is _MISSING:
+            derive = key.derive
+            if derive is None or (value := derive(self)) is None:
+                return default
+        return value
 
     def __getitem__(self, key: Key[T]) -> T:
         value = self._values.get(key, _MISSING)
         if value is _MISSING:
-            raise KeyError(f"context has no value for key {key.name!r}")
+            derive = key.derive
+            if derive is None or (value := derive(self)) is None:
+                raise KeyError(f"context has no value for key {key.name!r}")
         result: T = value
         return result
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        if key in self._values:
+            return True
+        return isinstance(key, Key) and key.derive is not None and key.derive(self) is not None
 
     # -- deadline ---------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from kitpy.context import Context
@@ -50,6 +50,7 @@ __all__ = [
     "encode_json",
     "encode_json_request",
     "json_decoder",
+    "read_buffered",
 ]
 
 T = TypeVar("T")
@@ -204,14 +205,14 @@ class JsonRequestDecoder(Generic[T]):
         """
         headers = request.headers
         if self.require_content_type:
-            content_type = headers.get("Content-Type")
+            content_type = headers.get(hdrs.CONTENT_TYPE)
             if content_type != _JSON and (
                 content_type is None or not _is_json_content_type(content_type)
             ):
                 raise UnsupportedMediaType(
                     f"Content-Type must be {_JSON}, got {content_type or 'none'}"[:200]
                 )
-        length = headers.get("Content-Length")
+        length = headers.get(hdrs.CONTENT_LENGTH)
         if length is None:
             return False
         if int(length) > self.max_body_size:  # aiohttp has checked it is a number
@@ -235,10 +236,44 @@ class JsonRequestDecoder(Generic[T]):
 
     async def __call__(self, ctx: Context, request: web.Request) -> T:
         try:
-            body = await request.read() if self.check(request) else await self.read_unsized(request)
+            if self.check(request):
+                body = read_buffered(request)
+                if body is None:
+                    body = await request.read()
+            else:
+                body = await self.read_unsized(request)
         except _READ_ERRORS as exc:
             raise _read_error(request, exc) from None
         return self.parse(body)
+
+
+def read_buffered(request: web.Request) -> bytes | None:
+    """The whole request body if it has already arrived, else None (then ``await request.read()``).
+
+    A small body usually arrives with the headers, so by the time the handler
+    runs it sits complete in aiohttp's buffer.  Taking it from there skips the
+    two ``readany`` coroutines and the buffer copy of ``request.read()``, about
+    4 us a request.  Afterwards ``await request.read()`` returns the same bytes,
+    and the application's ``client_max_size`` is enforced as ``request.read()``
+    does it.
+
+    Example::
+
+        body = read_buffered(request)
+        if body is None:
+            body = await request.read()
+    """
+    if request._read_bytes is not None:  # read before: request.read() returns this
+        return request._read_bytes
+    payload = request.content
+    if not payload.is_eof():
+        return None
+    body = payload.read_nowait()  # raises the parser's error, as readany() would
+    limit = request.client_max_size
+    if limit and len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    request._read_bytes = body  # what request.read() caches; it now returns the same bytes
+    return body
 
 
 _READ_ERRORS = (web.HTTPRequestEntityTooLarge, HttpProcessingError, web.RequestPayloadError)

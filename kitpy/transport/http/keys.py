@@ -1,11 +1,16 @@
 """Context keys the HTTP server fills, and the headers kitpy reads and writes.
 
-The :class:`~kitpy.transport.http.Server` sets every key below on the Context
-*before* the before funcs run, so before funcs, middleware and the endpoint can
-read them::
+The :class:`~kitpy.transport.http.Server` makes every key below readable on the
+Context *before* the before funcs run, so before funcs, middleware and the
+endpoint can read them::
 
     async def endpoint(ctx: Context, request: Req) -> Resp:
         log.info("call", request_id=ctx[REQUEST_ID], peer=ctx[PEER])
+
+The Server stores only the request id and the aiohttp request itself
+(:data:`REQUEST`); the method, path, route, headers and peer are *derived*
+keys (see :class:`~kitpy.context.Key`), read off the request when asked for,
+so a request costs nothing for the values nobody reads.
 
 Deadline header
 ---------------
@@ -23,10 +28,13 @@ calling the endpoint, and answers a malformed value with 400.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from kitpy.context import REQUEST_ID, Key
+from kitpy.context import REQUEST_ID, Context, Key
 from kitpy.errors import InvalidArgument
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "METHOD",
     "PATH",
     "PEER",
+    "REQUEST",
     "REQUEST_ID",
     "REQUEST_ID_HEADER",
     "ROUTE",
@@ -42,19 +51,40 @@ __all__ = [
     "parse_timeout",
 ]
 
-METHOD: Key[str] = Key("http.method")
+T = TypeVar("T")
+
+REQUEST: Key[web.Request] = Key("http.request")
+"""The aiohttp request being served; the keys below are read from it on demand."""
+
+
+def _from_request(read: Callable[[web.Request], T | None]) -> Callable[[Context], T | None]:
+    """A ``derive`` for a key whose value is read off the request, when the Context has one."""
+
+    def derive(ctx: Context) -> T | None:
+        request = ctx.get(REQUEST)
+        return None if request is None else read(request)
+
+    return derive
+
+
+def _route_template(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
+METHOD: Key[str] = Key("http.method", derive=_from_request(lambda r: r.method))
 """The request method, e.g. ``"POST"``."""
 
-PATH: Key[str] = Key("http.path")
+PATH: Key[str] = Key("http.path", derive=_from_request(lambda r: r.path))
 """The request path (percent-decoded), e.g. ``"/users/42"``."""
 
-ROUTE: Key[str] = Key("http.route")
+ROUTE: Key[str] = Key("http.route", derive=_from_request(_route_template))
 """The route template the request matched, e.g. ``"/users/{id}"``; absent when unknown."""
 
-HEADERS: Key[CIMultiDictProxy[str]] = Key("http.headers")
+HEADERS: Key[CIMultiDictProxy[str]] = Key("http.headers", derive=_from_request(lambda r: r.headers))
 """The request headers (read-only, case-insensitive)."""
 
-PEER: Key[str] = Key("http.peer")
+PEER: Key[str] = Key("http.peer", derive=_from_request(lambda r: r.remote or ""))
 """The peer's address (IP for TCP), or ``""`` when the transport does not know it."""
 
 # REQUEST_ID (the incoming ``X-Request-Id`` header, or a new id made by the server) is

@@ -9,7 +9,14 @@ headers, encode the response.  An error anywhere in that goes one way:
 ``finalizer`` funcs run last on every request with the status and body size.
 
 Everything is resolved when the Server is built; a request costs a Context,
-the hooks you passed and nothing else (no task, no per-request lookups).
+the hooks you passed and nothing else (no task, no per-request lookups).  The
+Context stores the request id and the aiohttp request; the other transport
+keys are derived from the request when read (see :mod:`~kitpy.transport.http.keys`).
+
+The common case -- a :func:`~kitpy.transport.http.decode_json` decoder, no
+``before`` funcs, no deadline header -- takes a short path with nothing to
+await but the endpoint when the body has already arrived; everything else
+takes the general path.  Both behave the same.
 """
 
 from __future__ import annotations
@@ -23,21 +30,22 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, istr
 
-from kitpy.context import Context, Key
+from kitpy.context import Context
 from kitpy.endpoint import Endpoint
 from kitpy.errors import DeadlineExceeded
-from kitpy.transport.http.codec import _READ_ERRORS, JsonRequestDecoder, _read_error
+from kitpy.transport.http.codec import (
+    _READ_ERRORS,
+    JsonRequestDecoder,
+    _read_error,
+    read_buffered,
+)
 from kitpy.transport.http.errors import encode_error
 from kitpy.transport.http.keys import (
-    HEADERS,
-    METHOD,
-    PATH,
-    PEER,
+    REQUEST,
     REQUEST_ID,
     REQUEST_ID_HEADER,
-    ROUTE,
     TIMEOUT_HEADER,
     parse_timeout,
 )
@@ -58,6 +66,10 @@ Resp = TypeVar("Resp")
 
 _MAX_REQUEST_ID = 128
 _CANCELLED_STATUS = 499
+_UNREAD: Any = object()  # the request has not been decoded yet
+# istr keys: the headers lookup skips folding the key's case
+_REQUEST_ID_KEY = istr(REQUEST_ID_HEADER)
+_TIMEOUT_KEY = istr(TIMEOUT_HEADER)
 
 
 def _body_size(response: web.StreamResponse) -> int:
@@ -102,8 +114,7 @@ class Server(Generic[Req, Resp]):
         "_is_coroutine_marker",
         "_json",
         "_root",
-        "_route",
-        "_template",
+        "_short",
     )
 
     def __init__(
@@ -132,8 +143,8 @@ class Server(Generic[Req, Resp]):
         self._root = Context()
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
-        self._route: web.AbstractRoute | None = None  # the last route seen, and its template
-        self._template: str | None = None
+        # the short path's decoder: a kitpy JSON decoder, and no before funcs
+        self._short = None if self._before else self._json
         # aiohttp accepts only coroutine functions as handlers (anything else is
         # wrapped, with a DeprecationWarning): mark this callable object as one.
         if sys.version_info >= (3, 12):
@@ -141,33 +152,40 @@ class Server(Generic[Req, Resp]):
         else:
             self._is_coroutine = getattr(asyncio.coroutines, "_is_coroutine", None)
 
-    def _route_template(self, route: web.AbstractRoute) -> str | None:
-        resource = route.resource
-        template = None if resource is None else resource.canonical
-        self._route, self._template = route, template
-        return template
-
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one request (aiohttp calls this)."""
         headers = request.headers
-        request_id = headers.get(REQUEST_ID_HEADER)
+        request_id = headers.get(_REQUEST_ID_KEY)
         if not request_id or len(request_id) > _MAX_REQUEST_ID or not request_id.isascii():
             # non-ASCII bytes arrive surrogate-escaped: they would break JSON logs and headers
             request_id = f"{self._id_prefix}{next(self._ids)}"
-        values: dict[Key[Any], Any] = {
-            METHOD: request.method,
-            PATH: request.path,
-            HEADERS: headers,
-            PEER: request.remote or "",
-            REQUEST_ID: request_id,
-        }
-        route = request.match_info.route
-        template = self._template if route is self._route else self._route_template(route)
-        if template is not None:
-            values[ROUTE] = template
-        ctx = self._root.with_values(values)
+        # METHOD, PATH, ROUTE, HEADERS and PEER are derived from REQUEST when read
+        ctx = self._root._derive({REQUEST: request, REQUEST_ID: request_id}, None)
+        short = self._short
+        if short is None or _TIMEOUT_KEY in headers:
+            return await self._serve(ctx, request)
         try:
-            timeout = headers.get(TIMEOUT_HEADER)
+            if short.check(request):
+                body = read_buffered(request)
+                if body is None:
+                    body = await request.read()
+            else:
+                body = await short.read_unsized(request)
+            response = await self._endpoint(ctx, short.parse(body))
+            result = self._respond(ctx, response) if self._after else self._encode(ctx, response)
+        except Exception as exc:
+            result = self._fail(ctx, request, exc)
+        except asyncio.CancelledError:
+            self._cancelled(ctx)
+            raise
+        if self._finalizer:
+            self._finish(ctx, result)
+        return result
+
+    async def _serve(self, ctx: Context, request: web.Request) -> web.StreamResponse:
+        """The general path: deadline header, before funcs, any decoder."""
+        try:
+            timeout = request.headers.get(_TIMEOUT_KEY)
             if timeout is not None:
                 ctx = ctx.with_timeout(parse_timeout(timeout))
             for before in self._before:
@@ -180,41 +198,58 @@ class Server(Generic[Req, Resp]):
                 if remaining <= 0:
                     raise DeadlineExceeded("deadline exceeded before the request was handled")
                 timed = self._enforce_deadline
-            # A kitpy JSON decoder is run inline (check, read, parse): one coroutine less.
+            # a kitpy JSON decoder is run inline when the body has arrived: one coroutine less
             json = self._json
+            decoded: Req = _UNREAD
+            if json is not None and json.check(request):
+                body = read_buffered(request)
+                if body is not None:
+                    decoded = json.parse(body)
             if timed:
                 async with asyncio.timeout(remaining):
-                    if json is not None and json.check(request):
-                        response = await self._endpoint(ctx, json.parse(await request.read()))
-                    else:
-                        response = await self._endpoint(ctx, await self._decode(ctx, request))
-            elif json is not None and json.check(request):
-                response = await self._endpoint(ctx, json.parse(await request.read()))
+                    if decoded is _UNREAD:
+                        decoded = await self._decode(ctx, request)
+                    response = await self._endpoint(ctx, decoded)
             else:
-                response = await self._endpoint(ctx, await self._decode(ctx, request))
-            if self._after:
-                out_headers: CIMultiDict[str] = CIMultiDict()
-                after_ctx = ctx
-                for after in self._after:
-                    after_ctx = after(after_ctx, out_headers)
-                result = self._encode(after_ctx, response)
-                if out_headers:
-                    result.headers.update(out_headers)
-            else:
-                result = self._encode(ctx, response)
+                if decoded is _UNREAD:
+                    decoded = await self._decode(ctx, request)
+                response = await self._endpoint(ctx, decoded)
+            result = self._respond(ctx, response)
         except Exception as exc:
-            if isinstance(exc, _READ_ERRORS):  # aiohttp's own, from reading the body: 413 / 400
-                exc = _read_error(request, exc)
-            if self._error_handler is not None:
-                self._error_handler(ctx, exc)
-            result = self._error_encoder(ctx, exc)
+            result = self._fail(ctx, request, exc)
         except asyncio.CancelledError:
-            for finalize in self._finalizer:
-                finalize(ctx, _CANCELLED_STATUS, 0)
+            self._cancelled(ctx)
             raise
         if self._finalizer:
-            status = result.status
-            size = _body_size(result)
-            for finalize in self._finalizer:
-                finalize(ctx, status, size)
+            self._finish(ctx, result)
         return result
+
+    def _respond(self, ctx: Context, response: Resp) -> web.StreamResponse:
+        """Encode the endpoint's response, after the after funcs have filled headers."""
+        if not self._after:
+            return self._encode(ctx, response)
+        out_headers: CIMultiDict[str] = CIMultiDict()
+        for after in self._after:
+            ctx = after(ctx, out_headers)
+        result = self._encode(ctx, response)
+        if out_headers:
+            result.headers.update(out_headers)
+        return result
+
+    def _fail(self, ctx: Context, request: web.Request, exc: Exception) -> web.StreamResponse:
+        """The error response for ``exc``, after the error handler has seen it."""
+        if isinstance(exc, _READ_ERRORS):  # aiohttp's own, from reading the body: 413 / 400
+            exc = _read_error(request, exc)
+        if self._error_handler is not None:
+            self._error_handler(ctx, exc)
+        return self._error_encoder(ctx, exc)
+
+    def _cancelled(self, ctx: Context) -> None:
+        for finalize in self._finalizer:
+            finalize(ctx, _CANCELLED_STATUS, 0)
+
+    def _finish(self, ctx: Context, result: web.StreamResponse) -> None:
+        status = result.status
+        size = _body_size(result)
+        for finalize in self._finalizer:
+            finalize(ctx, status, size)
