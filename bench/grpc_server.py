@@ -7,7 +7,10 @@ Each server runs in its own process on 127.0.0.1:
   service's endpoints) on a ``GrpcServer`` (health service, request guard).
 
 One grpc.aio load client (this process) keeps ``CONCURRENCY`` calls in flight
-against one server at a time, alternating raw and kitpy over several rounds.
+against one server at a time, alternating raw and kitpy over several rounds;
+each round starts a fresh server process per variant (two processes of the
+same server differ by a few percent).  Nothing is pinned: grpc's own threads
+need both CPUs, and a client confined to one CPU becomes the bottleneck.
 It reports calls/s, p50/p99 latency and the server process's CPU time per call,
 and the median of the per-round ratios.  The last line is JSON; ``ratio_bare``
 is kitpy calls/s over raw calls/s, ``ratio_cpu`` raw CPU/call over kitpy
@@ -166,30 +169,33 @@ class Target:
             self.proc.wait()
 
 
-async def main() -> None:
-    raw, kit = Target("raw"), Target("kitpy")
+async def measure(kind: str) -> dict[str, float]:
+    """One round for ``kind`` on a fresh server process, after a warm-up."""
+    target = Target(kind)
     try:
-        for target in (raw, kit):
-            await target.round(WARMUP_SECONDS)
-        results: dict[str, list[dict[str, float]]] = {"raw": [], "kitpy": []}
-        ratios: list[float] = []
-        cpu_ratios: list[float] = []
-        print(HEADER)
-        for i in range(ROUNDS):
-            order = (raw, kit) if i % 2 == 0 else (kit, raw)
-            measured = {t.kind: await t.round(ROUND_SECONDS) for t in order}
-            for kind in ("raw", "kitpy"):
-                m = measured[kind]
-                results[kind].append(m)
-                print(
-                    f"{i + 1:>5}  {kind:>6}  {m['rps']:>8.0f}  {m['p50_ms']:>7.2f}  "
-                    f"{m['p99_ms']:>7.2f}  {m['cpu_us']:>11.0f}"
-                )
-            ratios.append(measured["kitpy"]["rps"] / measured["raw"]["rps"])
-            cpu_ratios.append(measured["raw"]["cpu_us"] / measured["kitpy"]["cpu_us"])
+        await target.round(WARMUP_SECONDS)
+        return await target.round(ROUND_SECONDS)
     finally:
-        await raw.close()
-        await kit.close()
+        await target.close()
+
+
+async def main() -> None:
+    results: dict[str, list[dict[str, float]]] = {"raw": [], "kitpy": []}
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    print(HEADER)
+    for i in range(ROUNDS):
+        order = ("raw", "kitpy") if i % 2 == 0 else ("kitpy", "raw")
+        measured = {kind: await measure(kind) for kind in order}
+        for kind in ("raw", "kitpy"):
+            m = measured[kind]
+            results[kind].append(m)
+            print(
+                f"{i + 1:>5}  {kind:>6}  {m['rps']:>8.0f}  {m['p50_ms']:>7.2f}  "
+                f"{m['p99_ms']:>7.2f}  {m['cpu_us']:>11.0f}"
+            )
+        ratios.append(measured["kitpy"]["rps"] / measured["raw"]["rps"])
+        cpu_ratios.append(measured["raw"]["cpu_us"] / measured["kitpy"]["cpu_us"])
 
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["REQUEST_ID", "Clock", "Context", "Key"]
+__all__ = ["REQUEST_ID", "REQUEST_ID_SOURCE", "Clock", "Context", "Key"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -69,11 +69,27 @@ class Key(Generic[T]):
         return f"Key({self.name!r})"
 
 
-REQUEST_ID: Key[str] = Key("request_id")
+REQUEST_ID_SOURCE: Key[Callable[[Context], str]] = Key("request_id_source")
+"""For transports: the function that makes :data:`REQUEST_ID` when it is first read.
+
+A transport stores one function per server (not per request) and whatever it
+needs in the Context; the function must give the same id every time for the
+same request (e.g. the incoming header, else a number the server gave the
+request).  Requests whose id nobody reads then cost no id at all.
+"""
+
+
+def _request_id(ctx: Context) -> str | None:
+    source = ctx.get(REQUEST_ID_SOURCE)
+    return None if source is None else source(ctx)
+
+
+REQUEST_ID: Key[str] = Key("request_id", derive=_request_id)
 """The request id (e.g. the incoming ``X-Request-Id``) that transports put in the Context.
 
 Transport-neutral, so middleware such as logging reads it without importing a
-transport.
+transport.  A value set with ``with_value`` wins; otherwise the id comes from
+the transport's :data:`REQUEST_ID_SOURCE`.
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kitpy import Context, Key
+from kitpy.context import REQUEST_ID, REQUEST_ID_SOURCE
 
 
 class FakeClock:
@@ -121,3 +122,33 @@ def test_real_clock_deadline_counts_down() -> None:
 def test_repr_lists_keys() -> None:
     key: Key[int] = Key("tenant")
     assert "tenant" in repr(Context().with_value(key, 1))
+
+
+def test_derived_key_is_computed_when_absent_and_set_values_win() -> None:
+    user: Key[str] = Key("user")
+    greeting: Key[str] = Key("greeting", derive=lambda c: f"hi {c[user]}" if user in c else None)
+    ctx = Context().with_value(user, "ada")
+    assert ctx[greeting] == "hi ada"
+    assert ctx.get(greeting) == "hi ada"
+    assert greeting in ctx
+    assert ctx.with_value(user, "bob")[greeting] == "hi bob"  # computed from the child's values
+    assert ctx.with_value(greeting, "set")[greeting] == "set"  # a value of its own wins
+    root = Context()  # derive says None: absent
+    assert greeting not in root
+    assert root.get(greeting, "none") == "none"
+    with pytest.raises(KeyError, match="greeting"):
+        root[greeting]
+
+
+def test_request_id_comes_from_the_transports_source() -> None:
+    calls: list[Context] = []
+
+    def source(ctx: Context) -> str:
+        calls.append(ctx)
+        return "made"
+
+    ctx = Context().with_value(REQUEST_ID_SOURCE, source)
+    assert ctx[REQUEST_ID] == "made"
+    assert ctx.with_value(REQUEST_ID, "given")[REQUEST_ID] == "given"  # no source call
+    assert len(calls) == 1
+    assert REQUEST_ID not in Context()

@@ -40,6 +40,7 @@ from kitpy.transport.http.codec import (
     encode_json,
     encode_json_request,
     json_decoder,
+    read_buffered,
 )
 from kitpy.transport.http.errors import (
     MethodNotAllowed,
@@ -128,6 +129,7 @@ __all__ = [
     "format_timeout",
     "http_status",
     "json_decoder",
+    "read_buffered",
     "parse_timeout",
     "run",
     "serve",

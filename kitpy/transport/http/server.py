@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from multidict import CIMultiDict, istr
 
-from kitpy.context import Context
+from kitpy.context import REQUEST_ID_SOURCE, Context, Key
 from kitpy.endpoint import Endpoint
 from kitpy.errors import DeadlineExceeded
 from kitpy.transport.http.codec import (
@@ -44,7 +44,6 @@ from kitpy.transport.http.codec import (
 from kitpy.transport.http.errors import encode_error
 from kitpy.transport.http.keys import (
     REQUEST,
-    REQUEST_ID,
     REQUEST_ID_HEADER,
     TIMEOUT_HEADER,
     parse_timeout,
@@ -67,6 +66,7 @@ Resp = TypeVar("Resp")
 _MAX_REQUEST_ID = 128
 _CANCELLED_STATUS = 499
 _UNREAD: Any = object()  # the request has not been decoded yet
+_NUMBER: Key[int] = Key("http.request_number")  # this Server's count, for new request ids
 # istr keys: the headers lookup skips folding the key's case
 _REQUEST_ID_KEY = istr(REQUEST_ID_HEADER)
 _TIMEOUT_KEY = istr(TIMEOUT_HEADER)
@@ -109,6 +109,7 @@ class Server(Generic[Req, Resp]):
         "_error_handler",
         "_finalizer",
         "_id_prefix",
+        "_id_source",
         "_ids",
         "_is_coroutine",
         "_is_coroutine_marker",
@@ -143,6 +144,7 @@ class Server(Generic[Req, Resp]):
         self._root = Context()
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
+        self._id_source = self._request_id  # one bound method, stored in every Context
         # the short path's decoder: a kitpy JSON decoder, and no before funcs
         self._short = None if self._before else self._json
         # aiohttp accepts only coroutine functions as handlers (anything else is
@@ -154,15 +156,13 @@ class Server(Generic[Req, Resp]):
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one request (aiohttp calls this)."""
-        headers = request.headers
-        request_id = headers.get(_REQUEST_ID_KEY)
-        if not request_id or len(request_id) > _MAX_REQUEST_ID or not request_id.isascii():
-            # non-ASCII bytes arrive surrogate-escaped: they would break JSON logs and headers
-            request_id = f"{self._id_prefix}{next(self._ids)}"
-        # METHOD, PATH, ROUTE, HEADERS and PEER are derived from REQUEST when read
-        ctx = self._root._derive({REQUEST: request, REQUEST_ID: request_id}, None)
+        # METHOD, PATH, ROUTE, HEADERS and PEER are derived from REQUEST when read,
+        # REQUEST_ID from the request number by self._request_id
+        ctx = self._root._derive(
+            {REQUEST: request, _NUMBER: next(self._ids), REQUEST_ID_SOURCE: self._id_source}, None
+        )
         short = self._short
-        if short is None or _TIMEOUT_KEY in headers:
+        if short is None or _TIMEOUT_KEY in request.headers:
             return await self._serve(ctx, request)
         try:
             if short.check(request):
@@ -181,6 +181,14 @@ class Server(Generic[Req, Resp]):
         if self._finalizer:
             self._finish(ctx, result)
         return result
+
+    def _request_id(self, ctx: Context) -> str:
+        """The request's id: its ``X-Request-Id``, else ``<this server's prefix>-<number>``."""
+        request_id = ctx[REQUEST].headers.get(_REQUEST_ID_KEY)
+        if request_id and len(request_id) <= _MAX_REQUEST_ID and request_id.isascii():
+            return request_id
+        # none, too long, or not ASCII (arrives surrogate-escaped: breaks JSON logs and headers)
+        return f"{self._id_prefix}{ctx[_NUMBER]}"
 
     async def _serve(self, ctx: Context, request: web.Request) -> web.StreamResponse:
         """The general path: deadline header, before funcs, any decoder."""
