@@ -129,7 +129,7 @@ def load_factory(spec: Callable[[], web.Application] | str) -> Callable[[], web.
     return factory
 
 
-def _cpus() -> tuple[set[int], set[int]]:
+def cpu_split() -> tuple[set[int], set[int]]:
     """(server CPUs, load generator CPUs): the last CPU serves, the others load.
 
     Pinning keeps the scheduler from putting a server and the generator on one
@@ -145,14 +145,15 @@ def _cpus() -> tuple[set[int], set[int]]:
     return {cpus[-1]}, set(cpus[:-1])
 
 
-def _pin(cpus: set[int]) -> None:
+def pin(cpus: set[int]) -> None:
+    """Keep this process on ``cpus`` (no-op when empty)."""
     if cpus:
         os.sched_setaffinity(0, cpus)
 
 
 async def serve(name: str) -> None:
     """Serve variant ``name`` on 127.0.0.1 (free port, printed) until stdin closes."""
-    _pin(_cpus()[0])
+    pin(cpu_split()[0])
     app = load_factory(VARIANTS[name])()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -212,7 +213,7 @@ def run_wrk(port: int, seconds: float, script: Path) -> Result:
         [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}{PATH}"],
         capture_output=True, text=True, check=True, timeout=seconds + 30,
-        preexec_fn=lambda: _pin(_cpus()[1]),
+        preexec_fn=lambda: pin(cpu_split()[1]),
     ).stdout  # fmt: skip
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -257,7 +258,7 @@ def run_python_load(port: int, seconds: float, headers: dict[str, str] | None = 
     out = subprocess.run(
         [sys.executable, __file__, "--load", str(port), "--seconds", str(seconds), *extra],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
-        preexec_fn=lambda: _pin(_cpus()[1]),
+        preexec_fn=lambda: pin(cpu_split()[1]),
     ).stdout  # fmt: skip
     return Result(**json.loads(out))
 
@@ -336,7 +337,7 @@ def main() -> None:
     generator = "wrk" if use_wrk else "aiohttp client"
     print(f"generator: {generator}, {CONNECTIONS} connections, {args.rounds} rounds of "
           f"{args.seconds:g}s, cpu count {os.cpu_count()}, "
-          f"servers on CPUs {sorted(_cpus()[0]) or 'any'}")  # fmt: skip
+          f"servers on CPUs {sorted(cpu_split()[0]) or 'any'}")  # fmt: skip
     print(f"{'variant':>12}  {'req/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'server CPU us/req':>17}")
     figures: dict[str, Any] = {"bench": "http_server", "generator": generator}
     for name in names:

@@ -169,9 +169,15 @@ class Process:
             self.proc.wait()
 
 
-def start(command: Sequence[str]) -> Process:
-    """Start a server that prints its port on the first line of stdout."""
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def start(command: Sequence[str], cpus: set[int] | None = None) -> Process:
+    """Start a server that prints its port on the first line of stdout, on ``cpus`` if given."""
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=None if not cpus else lambda: http_server.pin(cpus),
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.strip().isdigit():
@@ -182,12 +188,14 @@ def start(command: Sequence[str]) -> Process:
 
 
 @contextmanager
-def running(commands: Mapping[str, Sequence[str]]) -> Iterator[dict[str, Process]]:
-    """Start every command, yield the processes by name, stop them all on the way out."""
+def running(
+    commands: Mapping[str, Sequence[str]], cpus: set[int] | None = None
+) -> Iterator[dict[str, Process]]:
+    """Start every command (on ``cpus`` if given), yield the processes by name, stop them all."""
     procs: dict[str, Process] = {}
     try:
         for name, command in commands.items():
-            procs[name] = start(command)
+            procs[name] = start(command, cpus)
         yield procs
     finally:
         for p in procs.values():
@@ -231,7 +239,9 @@ def measure_http(
     use_wrk = shutil.which(http_server.WRK) is not None
     headers = {"Authorization": f"Bearer {token}"}
     servers = http_commands() if commands is None else commands
-    with tempfile.TemporaryDirectory() as tmp, running(servers) as procs:
+    # HTTP servers share one CPU, wrk the others (as in http_server.py), FastAPI's included
+    server_cpus = http_server.cpu_split()[0]
+    with tempfile.TemporaryDirectory() as tmp, running(servers, server_cpus) as procs:
         script = Path(tmp) / "post.lua"
         script.write_text(
             'wrk.method = "POST"\n'
