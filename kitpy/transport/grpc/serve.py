@@ -39,6 +39,8 @@ import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from .server import Server
+
 __all__ = ["GrpcServer"]
 
 S = TypeVar("S")
@@ -186,6 +188,15 @@ def _guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[An
     descriptor = getattr(owner, "DESCRIPTOR", None)
     type_name = getattr(descriptor, "full_name", "request message")
     message = f"invalid request: the body is not a valid {type_name}"
+    kit_server: object = behavior  # the stubs type it as a plain callable
+    if isinstance(kit_server, Server):
+        # A kitpy Server (a servicer attribute) parses the bytes itself: no guard coroutine.
+        # Its bound __call__ is an ``async def`` method, which grpc.aio awaits directly.
+        return grpc.unary_unary_rpc_method_handler(
+            kit_server._parsing(parse, message).__call__,
+            request_deserializer=None,
+            response_serializer=handler.response_serializer,
+        )
     handle = cast("Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]", behavior)
 
     async def guarded(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from aiohttp import ClientResponse, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from kitpy.context import Context
 from kitpy.errors import Internal, InvalidArgument
@@ -59,6 +60,7 @@ DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 """The default request body limit of :func:`decode_json`: 1 MiB (as aiohttp's)."""
 
 _JSON = "application/json"
+_JSON_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict({hdrs.CONTENT_TYPE: _JSON}))
 _encode = msgspec.json.Encoder().encode
 
 
@@ -326,7 +328,8 @@ def decode_json(
 
 def encode_json(ctx: Context, response: Any) -> web.Response:
     """Encode ``response`` (dataclass, Struct, mapping, list, ...) as a 200 JSON response."""
-    return web.Response(body=_encode(response), content_type=_JSON)
+    # prebuilt headers: aiohttp copies them, a little cheaper than passing content_type
+    return web.Response(body=_encode(response), headers=_JSON_HEADERS)
 
 
 # -- client side ----------------------------------------------------------------------

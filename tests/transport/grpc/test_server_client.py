@@ -208,6 +208,37 @@ async def test_malformed_request_bytes_are_invalid_argument() -> None:
     assert called == ["ok"]
 
 
+class FakeServicerContext:
+    """Just what a Server reads from grpc.aio's context on a successful call."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+async def test_a_server_registered_directly_parses_in_a_copy_and_finalizes_only_parsed_calls() -> (
+    None
+):
+    codes: list[Code] = []
+    server = echo_server(upper, finalizer=[lambda ctx, code: codes.append(code)])
+    async with serving(server) as running:
+        raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = running.channel.unary_unary(PATH)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await raw(b"\xff\xff\xff")
+        reply = await raw(StringValue(value="ok").SerializeToString())
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert StringValue.FromString(reply).value == "OK"
+    assert codes == [Code.OK]  # the unparseable call never reached the Server's own work
+    # GrpcServer served a parsing copy; the object passed in still takes messages
+    message = StringValue(value="direct")
+    assert (await server(message, FakeServicerContext())).value == "DIRECT"  # type: ignore[arg-type]
+
+
 async def test_deadline_propagates_and_slow_endpoint_is_deadline_exceeded() -> None:
     remaining: list[float | None] = []
     cancelled = asyncio.Event()

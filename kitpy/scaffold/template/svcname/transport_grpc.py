@@ -1,7 +1,7 @@
 """svcname over gRPC: the servicer, a client ``Endpoints`` set, and server start.
 
 The servicer serves the same :class:`~.endpoints.Endpoints` as the HTTP
-transport; each generated method delegates to a kitpy ``Server`` that converts
+transport; each generated method is a kitpy ``Server`` that converts
 between protobuf messages and the endpoint types.  The protobuf modules in
 ``pb/`` are generated from ``svcname.proto`` by ``make proto``.
 """
@@ -9,7 +9,6 @@ between protobuf messages and the endpoint types.  The protobuf modules in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import grpc.aio
 from kitpy import Context, Endpoint, GenericMiddleware
@@ -48,7 +47,16 @@ def decode_hello_response(ctx: Context, message: pb.HelloResponse) -> HelloRespo
 
 
 class Servicer(pb_grpc.SvcnameServicer):
-    """The generated servicer, each method delegating to a kitpy ``Server``."""
+    """The generated servicer with a kitpy ``Server`` as each method.
+
+    Served through ``GrpcServer`` (see :func:`start_grpc_server`), which awaits
+    the Server objects directly and lets them parse the request bytes.  A bare
+    ``grpc.aio.server`` awaits only ``async def`` methods: there, delegate
+    (``async def Hello(self, request, context): return await self._hello(request,
+    context)``).
+    """
+
+    Hello: Server[HelloRequest, HelloResponse, pb.HelloRequest, pb.HelloResponse]
 
     def __init__(
         self,
@@ -57,7 +65,7 @@ class Servicer(pb_grpc.SvcnameServicer):
         before: Sequence[ServerBefore] = (),
         finalizer: Sequence[ServerFinalizer] = (),
     ) -> None:
-        self._hello = Server(
+        self.Hello = Server(
             endpoints.hello_endpoint,
             decode_hello_request,
             encode_hello_response,
@@ -65,11 +73,6 @@ class Servicer(pb_grpc.SvcnameServicer):
             before=before,
             finalizer=finalizer,
         )
-
-    async def Hello(
-        self, request: pb.HelloRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HelloResponse:
-        return await self._hello(request, context)
 
 
 async def start_grpc_server(
