@@ -546,6 +546,7 @@ EXPECTED: dict[str, list[str]] = {
         "ErrorEncoder",
         "ErrorHandler",
         "GrpcServer",
+        "INVOCATION_PAIRS",
         "METADATA",
         "METHOD",
         "Metadata",
@@ -576,6 +577,7 @@ EXPECTED: dict[str, list[str]] = {
         "ClientFinalizer",
     ],
     "kitpy.transport.grpc.metadata": [
+        "INVOCATION_PAIRS",
         "METADATA",
         "METHOD",
         "Metadata",

@@ -22,6 +22,7 @@ require("grpc", "grpc_health", "google.protobuf", extra="grpc")
 
 from .client import Client, ClientAfter, ClientBefore, ClientFinalizer
 from .metadata import (
+    INVOCATION_PAIRS,
     METADATA,
     METHOD,
     PEER,
@@ -50,6 +51,7 @@ from .server import (
 from .status import code_from_grpc_status, error_from_rpc_error, grpc_status
 
 __all__ = [
+    "INVOCATION_PAIRS",
     "METADATA",
     "METHOD",
     "PEER",

@@ -8,7 +8,11 @@ Context keys set by :class:`~kitpy.transport.grpc.Server` before its ``before``
 funcs run: :data:`METHOD` (``"/package.Service/Method"``), :data:`METADATA`
 (the invocation metadata), :data:`PEER` (e.g. ``"ipv4:127.0.0.1:5123"``) and
 :data:`REQUEST_ID` (the ``x-request-id`` metadata, or a new id; this is
-``kitpy.context.REQUEST_ID``, the key every transport shares).
+``kitpy.context.REQUEST_ID``, the key every transport shares).  The Server
+stores the metadata as grpc.aio's pairs (:data:`INVOCATION_PAIRS`): METADATA
+and REQUEST_ID are derived from them when read (see :class:`~kitpy.context.Key`).
+The peer is read while the call runs: grpc.aio's context must not be touched
+after its call has ended.
 
 Helpers that build hook functions (each is resolved once, when built)::
 
@@ -26,6 +30,7 @@ from typing import Any, TypeAlias
 from kitpy.context import REQUEST_ID, Context, Key
 
 __all__ = [
+    "INVOCATION_PAIRS",
     "METADATA",
     "METHOD",
     "PEER",
@@ -49,10 +54,19 @@ MutableMetadata: TypeAlias = MutableMapping[str, str | bytes]
 OutgoingMetadata: TypeAlias = tuple[tuple[str, str | bytes], ...]
 """Metadata in the form grpc.aio takes it."""
 
+INVOCATION_PAIRS: Key[tuple[tuple[str, str | bytes], ...]] = Key("grpc.invocation_pairs")
+"""The invocation metadata as grpc.aio hands it over; :data:`METADATA` is derived from it."""
+
+
+def _metadata(ctx: Context) -> Metadata | None:
+    pairs = ctx.get(INVOCATION_PAIRS)
+    return None if pairs is None else dict(pairs)
+
+
 METHOD: Key[str] = Key("grpc.method")
 """The full method name, ``"/package.Service/Method"``."""
-METADATA: Key[Metadata] = Key("grpc.metadata")
-"""The invocation metadata the client sent."""
+METADATA: Key[Metadata] = Key("grpc.metadata", derive=_metadata)
+"""The invocation metadata the client sent (a new dict from :data:`INVOCATION_PAIRS` per read)."""
 PEER: Key[str] = Key("grpc.peer")
 """The client's address as grpc reports it, e.g. ``"ipv4:127.0.0.1:5123"``."""
 # REQUEST_ID (the ``x-request-id`` metadata, or a new id made by the server) is

@@ -52,11 +52,11 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import grpc.aio
 
-from kitpy.context import Context
+from kitpy.context import REQUEST_ID_SOURCE, Context, Key
 from kitpy.endpoint import Endpoint
 from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError
 
-from .metadata import METADATA, METHOD, PEER, REQUEST_ID, Metadata, metadata_to_pairs
+from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
 from .status import grpc_status
 
 __all__ = [
@@ -98,6 +98,7 @@ def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
 
 
 _MAX_REQUEST_ID = 128
+_NUMBER: Key[int] = Key("grpc.call_number")  # this Server's count, for new request ids
 
 
 class _DecodeError(Exception):
@@ -125,6 +126,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         "_error_handler",
         "_finalizer",
         "_id_prefix",
+        "_id_source",
         "_ids",
         "_invalid_message",
         "_method",
@@ -158,6 +160,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         self._root = Context() if root is None else root
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
+        self._id_source = self._request_id  # one bound method, stored in every Context
         self._parse: Callable[[bytes], PbReq] | None = None
         self._invalid_message = ""
 
@@ -180,26 +183,28 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
                 message = parse(message)  # type: ignore[arg-type]  # bytes, from GrpcServer
             except Exception:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._invalid_message)
-        pairs = context.invocation_metadata()
-        metadata: dict[str, str | bytes] = dict(pairs) if pairs else {}
-        request_id = metadata.get("x-request-id")
-        ctx = self._root.with_values(
-            {
-                METHOD: self._method,
-                METADATA: metadata,
-                PEER: context.peer(),
-                REQUEST_ID: request_id
-                if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID
-                else f"{self._id_prefix}{next(self._ids)}",
-            }
-        )
+        # METADATA and REQUEST_ID are derived from the pairs when read (by self._request_id)
+        values: dict[Key[Any], Any] = {
+            METHOD: self._method,
+            INVOCATION_PAIRS: context.invocation_metadata() or (),
+            PEER: context.peer(),  # now: grpc.aio's context is not safe to read after the call
+            _NUMBER: next(self._ids),
+            REQUEST_ID_SOURCE: self._id_source,
+        }
         remaining = context.time_remaining()
-        if remaining is not None:
-            ctx = ctx.with_timeout(remaining)
+        root = self._root
+        if root.deadline is None and not root._values:  # the usual root: one Context, not two
+            ctx = root._derive(values, None if remaining is None else root.clock() + remaining)
+        else:
+            ctx = root.with_values(values)
+            if remaining is not None:
+                ctx = ctx.with_timeout(remaining)
         code = Code.OK
         try:
-            for before in self._before:
-                ctx = before(ctx, metadata)
+            if self._before:
+                metadata = ctx[METADATA]
+                for before in self._before:
+                    ctx = before(ctx, metadata)
             try:
                 request = self._decode(ctx, message)
             except KitError:
@@ -232,6 +237,16 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         finally:
             for finalizer in self._finalizer:
                 finalizer(ctx, code)
+
+    def _request_id(self, ctx: Context) -> str:
+        """The call's id: its ``x-request-id`` metadata, else ``<server prefix>-<number>``."""
+        request_id = None
+        for key, value in ctx[INVOCATION_PAIRS]:
+            if key == "x-request-id":
+                request_id = value  # the last one wins, as in METADATA
+        if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID:
+            return request_id
+        return f"{self._id_prefix}{ctx[_NUMBER]}"
 
     def _fail(self, ctx: Context, exc: Exception) -> KitError:
         """Let the error handler observe ``exc``, then encode it (off the hot path)."""

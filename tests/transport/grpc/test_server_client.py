@@ -501,3 +501,36 @@ async def test_client_is_an_endpoint_that_middleware_wraps() -> None:
         wrapped = chain(record)(echo_client(running.channel))
         assert await wrapped(Context(), "go") == "GO"
     assert seen == ["go->GO"]
+
+
+def send_request_id(ctx: Context, metadata: MutableMetadata) -> Context:
+    metadata["x-request-id"] = "r-9"
+    return ctx
+
+
+async def test_the_context_reads_the_same_during_and_after_the_call() -> None:
+    seen: list[tuple[str, Context]] = []
+
+    async def record(ctx: Context, s: str) -> str:
+        seen.append(("endpoint", ctx))
+        return s
+
+    server = echo_server(record, finalizer=[lambda ctx, code: seen.append(("finalizer", ctx))])
+    async with serving(server) as running:
+        client = echo_client(running.channel)
+        await client(Context(), "no id")
+        await echo_client(running.channel, before=[send_request_id])(Context(), "with id")
+        await client(Context(), "no id again")
+    await asyncio.sleep(0.05)  # every call is over: the Contexts must still read fully
+    ids = []
+    for i in range(0, len(seen), 2):
+        (_, endpoint_ctx), (_, finalizer_ctx) = seen[i], seen[i + 1]
+        child = endpoint_ctx.with_timeout(1.0)
+        assert endpoint_ctx[METHOD] == PATH
+        assert endpoint_ctx[PEER].startswith("ipv4:127.0.0.1:")
+        assert "user-agent" in endpoint_ctx[METADATA]
+        assert endpoint_ctx[REQUEST_ID] == child[REQUEST_ID] == finalizer_ctx[REQUEST_ID]
+        ids.append(endpoint_ctx[REQUEST_ID])
+    assert ids[1] == "r-9"
+    assert seen[2][1][METADATA]["x-request-id"] == "r-9"
+    assert len(set(ids)) == 3, ids
