@@ -119,19 +119,29 @@ def json_decoder(tp: type[T], *, ignore_unknown_fields: bool = False) -> Callabl
         decode = json_decoder(UppercaseRequest)
         decode(b'{"s": "hi"}')          # UppercaseRequest(s='hi')
     """
-    decode: Callable[[bytes], T] = msgspec.json.Decoder(tp).decode
-    if ignore_unknown_fields:
+    decode, check = _decoders(tp, ignore_unknown_fields=ignore_unknown_fields)
+    if check is None:
         return decode
-    mirror = _strict_mirror(tp, {})
-    if mirror is tp:
-        return decode
-    check = msgspec.json.Decoder(mirror).decode
 
     def strict(body: bytes) -> T:
         check(body)
         return decode(body)
 
     return strict
+
+
+def _decoders(
+    tp: type[T], *, ignore_unknown_fields: bool
+) -> tuple[Callable[[bytes], T], Callable[[bytes], object] | None]:
+    """(decode into ``tp``, the unknown-field check to run first, or None)."""
+    decode: Callable[[bytes], T] = msgspec.json.Decoder(tp).decode
+    if ignore_unknown_fields:
+        return decode, None
+    mirror = _strict_mirror(tp, {})
+    if mirror is tp:
+        return decode, None
+    check: Callable[[bytes], object] = msgspec.json.Decoder(mirror).decode
+    return decode, check
 
 
 def _decode_error(exc: Exception) -> InvalidArgument:
@@ -190,12 +200,18 @@ class JsonRequestDecoder(Generic[T]):
             request = decode.parse(await aiohttp_request.read())
     """
 
-    __slots__ = ("_decode", "max_body_size", "require_content_type")
+    __slots__ = ("_decode", "_strict_check", "max_body_size", "require_content_type")
 
     def __init__(
-        self, decode: Callable[[bytes], T], *, max_body_size: int, require_content_type: bool
+        self,
+        decode: Callable[[bytes], T],
+        *,
+        max_body_size: int,
+        require_content_type: bool,
+        strict_check: Callable[[bytes], object] | None = None,
     ) -> None:
         self._decode = decode
+        self._strict_check = strict_check  # run first; raises on unknown fields
         self.max_body_size = max_body_size
         self.require_content_type = require_content_type
 
@@ -232,6 +248,8 @@ class JsonRequestDecoder(Generic[T]):
         if not body:
             raise InvalidArgument("request body is empty; expected JSON")
         try:
+            if self._strict_check is not None:
+                self._strict_check(body)
             return self._decode(body)
         except (msgspec.MsgspecError, RecursionError) as exc:
             raise _decode_error(exc) from None
@@ -319,10 +337,12 @@ def decode_json(
 
         server = Server(endpoint, decode_json(UppercaseRequest), encode_json)
     """
+    decode, check = _decoders(tp, ignore_unknown_fields=ignore_unknown_fields)
     return JsonRequestDecoder(
-        json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields),
+        decode,
         max_body_size=max_body_size,
         require_content_type=require_content_type,
+        strict_check=check,
     )
 
 
