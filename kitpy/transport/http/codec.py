@@ -187,17 +187,17 @@ class JsonRequestDecoder(Generic[T]):
     """The request decoder :func:`decode_json` returns: an async ``(ctx, request) -> T``.
 
     Besides being a :data:`~kitpy.transport.http.DecodeRequest`, it offers its
-    two halves as plain methods, which the :class:`~kitpy.transport.http.Server`
-    calls around its own ``await request.read()`` instead of awaiting one more
-    coroutine per request: :meth:`check` (Content-Type and declared size) and
-    :meth:`parse` (the body into ``T``).
+    steps as plain methods, which the :class:`~kitpy.transport.http.Server` calls
+    instead of awaiting one more coroutine per request: :meth:`check`
+    (Content-Type and declared size), :meth:`arrived_body` (check, then the body
+    if it has all arrived) and :meth:`parse` (the body into ``T``).
 
     Example::
 
         decode = decode_json(UppercaseRequest)
         request = await decode(ctx, aiohttp_request)  # all of it, in any handler
-        if decode.check(aiohttp_request):             # or in halves, as the Server does
-            request = decode.parse(await aiohttp_request.read())
+        body = decode.arrived_body(aiohttp_request)   # or in steps, as the Server does
+        request = decode.parse(body) if body is not None else await decode(ctx, aiohttp_request)
     """
 
     __slots__ = ("_decode", "_strict_check", "max_body_size", "require_content_type")
@@ -254,14 +254,21 @@ class JsonRequestDecoder(Generic[T]):
         except (msgspec.MsgspecError, RecursionError) as exc:
             raise _decode_error(exc) from None
 
+    def arrived_body(self, request: web.Request) -> bytes | None:
+        """:meth:`check`, then the whole body if it has already arrived, else None.
+
+        None means the body is still on its way or chunked: await the decoder
+        itself then.  This is what the Server calls first, so that a request
+        whose body came with its headers awaits nothing to be decoded.
+        """
+        return read_buffered(request) if self.check(request) else None
+
     async def __call__(self, ctx: Context, request: web.Request) -> T:
         try:
-            if self.check(request):
-                body = read_buffered(request)
-                if body is None:
-                    body = await request.read()
-            else:
-                body = await self.read_unsized(request)
+            body = self.arrived_body(request)
+            if body is None:
+                sized = hdrs.CONTENT_LENGTH in request.headers
+                body = await request.read() if sized else await self.read_unsized(request)
         except _READ_ERRORS as exc:
             raise _read_error(request, exc) from None
         return self.parse(body)

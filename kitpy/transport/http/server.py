@@ -39,7 +39,6 @@ from kitpy.transport.http.codec import (
     _READ_ERRORS,
     JsonRequestDecoder,
     _read_error,
-    read_buffered,
 )
 from kitpy.transport.http.errors import encode_error
 from kitpy.transport.http.keys import (
@@ -165,13 +164,9 @@ class Server(Generic[Req, Resp]):
         if short is None or _TIMEOUT_KEY in request.headers:
             return await self._serve(ctx, request)
         try:
-            if short.check(request):
-                body = read_buffered(request)
-                if body is None:
-                    body = await request.read()
-            else:
-                body = await short.read_unsized(request)
-            response = await self._endpoint(ctx, short.parse(body))
+            body = short.arrived_body(request)
+            decoded = short.parse(body) if body is not None else await short(ctx, request)
+            response = await self._endpoint(ctx, decoded)
             result = self._respond(ctx, response) if self._after else self._encode(ctx, response)
         except Exception as exc:
             result = self._fail(ctx, request, exc)
@@ -191,7 +186,12 @@ class Server(Generic[Req, Resp]):
         return f"{self._id_prefix}{ctx[_NUMBER]}"
 
     async def _serve(self, ctx: Context, request: web.Request) -> web.StreamResponse:
-        """The general path: deadline header, before funcs, any decoder."""
+        """The general path: deadline header, before funcs, any decoder.
+
+        Its error and finalizer handling mirrors ``__call__``'s on purpose: the short
+        path stays one small coroutine, and the general one keeps every Context its
+        before funcs made for the error handler and finalizers.
+        """
         try:
             timeout = request.headers.get(_TIMEOUT_KEY)
             if timeout is not None:
@@ -209,10 +209,8 @@ class Server(Generic[Req, Resp]):
             # a kitpy JSON decoder is run inline when the body has arrived: one coroutine less
             json = self._json
             decoded: Req = _UNREAD
-            if json is not None and json.check(request):
-                body = read_buffered(request)
-                if body is not None:
-                    decoded = json.parse(body)
+            if json is not None and (body := json.arrived_body(request)) is not None:
+                decoded = json.parse(body)
             if timed:
                 async with asyncio.timeout(remaining):
                     if decoded is _UNREAD:
