@@ -171,7 +171,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         ``invalid_message`` before anything else runs, as GrpcServer's guard does
         for other handlers; this saves the guard's own coroutine per call.
         """
-        server = copy.copy(self)
+        server = copy.copy(self)  # shares the id counter and prefix: ids stay unique
+        server._id_source = server._request_id
         server._parse = parse
         server._invalid_message = invalid_message
         return server

@@ -7,10 +7,10 @@ endpoint can read them::
     async def endpoint(ctx: Context, request: Req) -> Resp:
         log.info("call", request_id=ctx[REQUEST_ID], peer=ctx[PEER])
 
-The Server stores only the request id and the aiohttp request itself
-(:data:`REQUEST`); the method, path, route, headers and peer are *derived*
-keys (see :class:`~kitpy.context.Key`), read off the request when asked for,
-so a request costs nothing for the values nobody reads.
+The Server stores only the aiohttp request itself (:data:`REQUEST`) and a
+request number; the method, path, route, headers, peer and the request id are
+*derived* keys (see :class:`~kitpy.context.Key`), read off the request when
+asked for, so a request costs nothing for the values nobody reads.
 
 Deadline header
 ---------------

@@ -10,8 +10,9 @@ headers, encode the response.  An error anywhere in that goes one way:
 
 Everything is resolved when the Server is built; a request costs a Context,
 the hooks you passed and nothing else (no task, no per-request lookups).  The
-Context stores the request id and the aiohttp request; the other transport
-keys are derived from the request when read (see :mod:`~kitpy.transport.http.keys`).
+Context stores the aiohttp request and a request number; the transport keys,
+request id included, are derived from them when read (see
+:mod:`~kitpy.transport.http.keys`).
 
 The common case -- a :func:`~kitpy.transport.http.decode_json` decoder, no
 ``before`` funcs, no deadline header -- takes a short path with nothing to
