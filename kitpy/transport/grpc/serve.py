@@ -138,9 +138,12 @@ class _GuardedRegistrar:
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
+        self._generic: list[_GuardedGenericHandler] = []
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers([_GuardedGenericHandler(h) for h in handlers])
+        guarded = [_GuardedGenericHandler(h) for h in handlers]
+        self._generic.extend(guarded)
+        self._server.add_generic_rpc_handlers(guarded)
 
     def add_registered_method_handlers(
         self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
@@ -148,12 +151,30 @@ class _GuardedRegistrar:
         # grpc.aio (1.85) waits on one future per *registered* method for every call it
         # serves, whatever the service: each registered method makes every call dearer
         # (the health service's alone added 27 Python calls to each stringsvc call).  So
-        # registered methods are served as a generic handler too; generated code also
-        # adds a generic handler for the same methods first, which answers them.
-        guarded = {name: _guard(handler) for name, handler in handlers.items()}
-        self._server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(service, guarded)]
-        )
+        # nothing is registered that way.  Generated code has already added a generic
+        # handler for the same methods; only methods none answers are added, as generic.
+        missing = {
+            name: _guard(handler)
+            for name, handler in handlers.items()
+            if not self._answered(f"/{service}/{name}")
+        }
+        if missing:
+            self._server.add_generic_rpc_handlers(
+                [grpc.method_handlers_generic_handler(service, missing)]
+            )
+
+    def _answered(self, method: str) -> bool:
+        """Whether a generic handler added here serves ``method`` (it caches the answer)."""
+        details = _CallDetails(method)
+        return any(handler.service(details) is not None for handler in self._generic)
+
+
+class _CallDetails(grpc.HandlerCallDetails):
+    """The method name alone, to ask a generic handler whether it serves it."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):

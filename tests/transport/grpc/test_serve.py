@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import grpc.aio
 import pytest
+from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2
 
 from kitpy import Context
 from kitpy.errors import Cancelled, Unavailable
 from kitpy.transport.grpc import GrpcServer
 
-from .harness import SERVICE, echo_client, echo_server, serving
+from .harness import PATH, SERVICE, echo_client, echo_server, serving
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -143,3 +145,26 @@ async def test_start_on_a_taken_port_fails_clearly() -> None:
         other = GrpcServer()  # so_reuseport is off by default
         with pytest.raises(OSError, match=r"could not listen on 127\.0\.0\.1"):
             await other.start(f"127.0.0.1:{running.port}")
+
+
+async def test_a_service_added_only_as_registered_methods_is_still_served() -> None:
+    def add_registered_only(server_object: Any, server: Any) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(
+            server_object,
+            request_deserializer=StringValue.FromString,
+            response_serializer=StringValue.SerializeToString,
+        )
+        server.add_registered_method_handlers(SERVICE, {"Call": handler})
+
+    grpc_server = GrpcServer()
+    grpc_server.add_service(SERVICE, add_registered_only, echo_server(upper))
+    port = await grpc_server.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            assert await echo_client(channel)(Context(), "only registered") == "ONLY REGISTERED"
+            raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(PATH)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await raw(b"\xff\xff\xff", timeout=5)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await grpc_server.stop(grace=0)
