@@ -118,6 +118,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
 
     __slots__ = (
         "_after",
+        "_bare_root",
         "_before",
         "_decode",
         "_encode",
@@ -158,6 +159,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         self._error_handler = error_handler
         self._finalizer = tuple(finalizer)
         self._root = Context() if root is None else root
+        # the usual root (no values, no deadline): a call then builds one Context, not two
+        self._bare_root = self._root.deadline is None and not self._root._values
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         self._id_source = self._request_id  # one bound method, stored in every Context
@@ -194,7 +197,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         }
         remaining = context.time_remaining()
         root = self._root
-        if root.deadline is None and not root._values:  # the usual root: one Context, not two
+        if self._bare_root:
             ctx = root._derive(values, None if remaining is None else root.clock() + remaining)
         else:
             ctx = root.with_values(values)
