@@ -534,3 +534,22 @@ async def test_the_context_reads_the_same_during_and_after_the_call() -> None:
     assert ids[1] == "r-9"
     assert seen[2][1][METADATA]["x-request-id"] == "r-9"
     assert len(set(ids)) == 3, ids
+
+
+async def test_a_root_context_with_values_and_a_deadline_is_kept() -> None:
+    tenant: Key[str] = Key("tenant")
+    seen: list[Context] = []
+
+    async def record(ctx: Context, s: str) -> str:
+        seen.append(ctx)
+        return s
+
+    root = Context().with_value(tenant, "acme").with_timeout(0.5)
+    async with serving(echo_server(record, root=root)) as running:
+        await echo_client(running.channel)(Context().with_timeout(30.0), "x")  # longer budget
+        await echo_client(running.channel)(Context(), "y")  # no budget at all
+    for ctx in seen:
+        assert ctx[tenant] == "acme"
+        assert ctx[METHOD] == PATH
+        assert ctx.deadline is not None
+        assert ctx.deadline <= root.deadline  # type: ignore[operator]  # the root's, the earlier
