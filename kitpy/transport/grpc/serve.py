@@ -39,7 +39,7 @@ import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from .server import Server
+from .server import CALL_PAIRS, Server
 
 __all__ = ["GrpcServer"]
 
@@ -75,8 +75,11 @@ class GrpcServer:
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
         self.health = health_aio.HealthServicer()
-        registrar = cast("grpc.aio.Server", _GuardedRegistrar(self.server))  # as generic handlers
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
+        # grpc.aio builds the metadata for the handler lookup; the router passes it on to the
+        # call, unless an interceptor stands between (it may hand the lookup other metadata)
+        self._router = _Router(share_pairs=not interceptors)
+        self.server.add_generic_rpc_handlers((self._router,))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._registrar())
         self._services: list[str] = []
         self._started = False
 
@@ -93,8 +96,12 @@ class GrpcServer:
         """
         if self._started:
             raise RuntimeError("add services before starting the server")
-        add_to_server(servicer, _GuardedRegistrar(self.server))
+        add_to_server(servicer, self._registrar())
         self._services.append(name)
+
+    def _registrar(self) -> grpc.aio.Server:
+        """Where generated ``add_..._to_server`` functions register (typed as the server)."""
+        return cast("grpc.aio.Server", _Registrar(self._router))
 
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Listen on ``address`` (``host:port``; port 0 picks one), start, return the port.
@@ -127,23 +134,63 @@ class GrpcServer:
         await self.server.wait_for_termination()
 
 
-class _GuardedRegistrar:
-    """What generated ``add_..._to_server`` functions register with.
+class _Router(grpc.GenericRpcHandler):
+    """The one generic handler GrpcServer gives grpc.aio: it finds, guards and keeps handlers.
 
-    Forwards to the real server, replacing each unary-unary handler whose
-    behaviour is a coroutine function with one that parses the request bytes
-    itself, so a malformed request aborts with INVALID_ARGUMENT.  Everything is
-    registered as a generic handler (see ``add_registered_method_handlers``).
+    The generic handlers the services registered (:attr:`inner`) are asked in
+    order the first time a method is called; the guarded answer is kept by
+    method name, so a later call costs one dict lookup.  Names no handler
+    serves are not kept (a client can send any number of them).  Answers are
+    kept whatever the call's metadata: a generic handler that chooses by
+    metadata is asked only once per method.
+
+    With ``share_pairs`` each lookup puts the metadata grpc.aio built for it in
+    :data:`~kitpy.transport.grpc.server.CALL_PAIRS` (the lookup runs in the
+    call's own task, just before its handler).
     """
 
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-        self._generic: list[_GuardedGenericHandler] = []
+    def __init__(self, *, share_pairs: bool) -> None:
+        self.inner: list[grpc.GenericRpcHandler] = []
+        self._share_pairs = share_pairs
+        self._found: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if self._share_pairs:
+            CALL_PAIRS.set(handler_call_details.invocation_metadata)
+        found = self._found.get(handler_call_details.method)
+        return self._find(handler_call_details) if found is None else found
+
+    def serves(self, method: str) -> bool:
+        """Whether one of the handlers registered so far serves ``method``."""
+        return self._find(_CallDetails(method)) is not None
+
+    def _find(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        for inner in self.inner:
+            handler = inner.service(handler_call_details)
+            if handler is not None:
+                guarded = self._found[handler_call_details.method] = _guard(handler)
+                return guarded
+        return None
+
+
+class _Registrar:
+    """What generated ``add_..._to_server`` functions register with: the server's router.
+
+    Everything is served as a generic handler (see
+    ``add_registered_method_handlers``); the router replaces each unary-unary
+    handler whose behaviour is a coroutine function with one that parses the
+    request bytes itself, so a malformed request aborts with INVALID_ARGUMENT.
+    """
+
+    def __init__(self, router: _Router) -> None:
+        self._router = router
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        guarded = [_GuardedGenericHandler(h) for h in handlers]
-        self._generic.extend(guarded)
-        self._server.add_generic_rpc_handlers(guarded)
+        self._router.inner.extend(handlers)
 
     def add_registered_method_handlers(
         self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
@@ -154,19 +201,12 @@ class _GuardedRegistrar:
         # nothing is registered that way.  Generated code has already added a generic
         # handler for the same methods; only methods none answers are added, as generic.
         missing = {
-            name: _guard(handler)
+            name: handler
             for name, handler in handlers.items()
-            if not self._answered(f"/{service}/{name}")
+            if not self._router.serves(f"/{service}/{name}")
         }
         if missing:
-            self._server.add_generic_rpc_handlers(
-                [grpc.method_handlers_generic_handler(service, missing)]
-            )
-
-    def _answered(self, method: str) -> bool:
-        """Whether a generic handler added here serves ``method`` (it caches the answer)."""
-        details = _CallDetails(method)
-        return any(handler.service(details) is not None for handler in self._generic)
+            self._router.inner.append(grpc.method_handlers_generic_handler(service, missing))
 
 
 class _CallDetails(grpc.HandlerCallDetails):
@@ -175,24 +215,6 @@ class _CallDetails(grpc.HandlerCallDetails):
     def __init__(self, method: str) -> None:
         self.method = method
         self.invocation_metadata = ()
-
-
-class _GuardedGenericHandler(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
-        self._inner = inner
-        self._cache: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
-
-    def service(
-        self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = handler_call_details.method
-        try:
-            return self._cache[method]
-        except KeyError:
-            handler = self._inner.service(handler_call_details)
-            guarded = None if handler is None else _guard(handler)
-            self._cache[method] = guarded
-            return guarded
 
 
 def _is_async(behavior: object) -> bool:

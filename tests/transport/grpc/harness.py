@@ -92,9 +92,9 @@ class Running:
 
 
 @asynccontextmanager
-async def serving(server: Server[Any, Any, Any, Any]) -> AsyncIterator[Running]:
-    """Start a GrpcServer with ``server`` at ``/test.v1.Echo/Call``; yield it with a channel."""
-    grpc_server = GrpcServer()
+async def serving(server: Server[Any, Any, Any, Any], **options: Any) -> AsyncIterator[Running]:
+    """Start GrpcServer(**options) serving ``server`` at ``/test.v1.Echo/Call``; yield it."""
+    grpc_server = GrpcServer(**options)
     grpc_server.add_service(SERVICE, _add_echo, {METHOD: server})
     port = await grpc_server.start("127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

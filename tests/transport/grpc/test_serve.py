@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
+from grpc._cython import cygrpc  # type: ignore[attr-defined]
 from grpc_health.v1 import health_pb2
 
 from kitpy import Context
 from kitpy.errors import Cancelled, Unavailable
-from kitpy.transport.grpc import GrpcServer
+from kitpy.transport.grpc import METADATA, GrpcServer, MutableMetadata
 
 from .harness import PATH, SERVICE, echo_client, echo_server, serving
 
@@ -168,3 +170,58 @@ async def test_a_service_added_only_as_registered_methods_is_still_served() -> N
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await grpc_server.stop(grace=0)
+
+
+async def test_unknown_methods_are_unimplemented_and_not_remembered() -> None:
+    async with serving(echo_server(upper)) as running:
+        for n in range(50):
+            for path in (f"/{SERVICE}/Missing{n}", f"/no.such.Service{n}/Call"):
+                call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = running.channel.unary_unary(
+                    path
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call(b"", timeout=5)
+                assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert await echo_client(running.channel)(Context(), "still here") == "STILL HERE"
+        # a client can send any number of names: only methods that exist are kept
+        kept = set(running.server._router._found)
+        assert PATH in kept
+        assert not [m for m in kept if "Missing" in m or "no.such" in m]
+
+
+async def seen_metadata(ctx: Context, s: str) -> str:
+    """An endpoint replying with the metadata its Context holds (without user-agent)."""
+    return repr(sorted((k, v) for k, v in ctx[METADATA].items() if k != "user-agent"))
+
+
+def send_a_and_b(ctx: Context, outgoing: MutableMetadata) -> Context:
+    outgoing.update({"a": "1", "b-bin": b"\x00"})
+    return ctx
+
+
+class AddsMetadata(grpc.aio.ServerInterceptor):
+    """Hands the handler lookup call details with one more metadata pair."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # grpc.aio accepts only its own call-details type here
+        details = cygrpc._HandlerCallDetails(
+            handler_call_details.method,
+            (*handler_call_details.invocation_metadata, ("added-by", "interceptor")),
+        )
+        return await continuation(details)
+
+
+@pytest.mark.parametrize("interceptors", [(), (AddsMetadata(),)], ids=["plain", "interceptor"])
+async def test_the_context_holds_the_metadata_the_client_sent(interceptors: Any) -> None:
+    # GrpcServer hands the call the metadata grpc.aio built for the handler lookup; with
+    # an interceptor in between, the call reads its own (as grpc's context would)
+    async with serving(echo_server(seen_metadata), interceptors=interceptors) as running:
+        client = echo_client(running.channel, before=[send_a_and_b])
+        for _ in range(3):
+            assert await client(Context(), "x") == repr([("a", "1"), ("b-bin", b"\x00")])
