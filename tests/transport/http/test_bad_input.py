@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -302,3 +303,62 @@ async def test_body_that_does_not_decompress_is_400(
             "could not read request body: Can not decode content-encoding: gzip"
         )
     assert calls == []
+
+
+class StructItem(msgspec.Struct, frozen=True):
+    sku: str
+    qty: int = 1
+
+
+class StructOrder(msgspec.Struct, frozen=True, rename="camel"):
+    order_id: str
+    items: list[StructItem]
+    line_notes: list[str] = msgspec.field(default_factory=list)
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    a: int
+
+
+class Tagged(msgspec.Struct, tag=True):
+    a: int
+
+
+class StructTree(msgspec.Struct):
+    name: str
+    children: list[StructTree] = []
+
+
+Invalid = msgspec.ValidationError
+
+
+def test_structs_are_strict_by_default_at_every_level() -> None:
+    decode = json_decoder(StructOrder)
+    body = b'{"orderId": "1", "items": [{"sku": "a"}], "lineNotes": ["n"]}'
+    assert decode(body) == StructOrder("1", [StructItem("a")], ["n"])
+    with pytest.raises(Invalid, match="unknown field `extra`"):
+        decode(b'{"orderId": "1", "items": [], "extra": 1}')
+    with pytest.raises(
+        msgspec.ValidationError, match=r"unknown field `price` - at `\$.items\[0\]`"
+    ):
+        decode(b'{"orderId": "1", "items": [{"sku": "a", "price": 2}]}')
+    with pytest.raises(Invalid, match="missing required field `orderId`"):
+        decode(b'{"items": []}')
+    lax = json_decoder(StructOrder, ignore_unknown_fields=True)
+    assert lax(b'{"orderId": "1", "items": [], "extra": 1}') == StructOrder("1", [])
+
+
+def test_struct_tags_and_own_strictness_are_kept() -> None:
+    assert json_decoder(Tagged)(b'{"type": "Tagged", "a": 1}') == Tagged(1)
+    with pytest.raises(Invalid, match="unknown field `b`"):
+        json_decoder(Tagged)(b'{"type": "Tagged", "a": 1, "b": 2}')
+    with pytest.raises(Invalid, match="unknown field `b`"):
+        json_decoder(Strict, ignore_unknown_fields=True)(b'{"a": 1, "b": 2}')
+
+
+def test_recursive_struct_is_decoded_and_checked_at_the_top() -> None:
+    decode = json_decoder(StructTree)
+    body = b'{"name": "a", "children": [{"name": "b"}]}'
+    assert decode(body) == StructTree("a", [StructTree("b")])
+    with pytest.raises(Invalid, match="unknown field `x`"):
+        decode(b'{"name": "a", "x": 1}')
