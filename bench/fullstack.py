@@ -264,6 +264,10 @@ async def _serve(transport: str) -> None:
     loop = asyncio.get_running_loop()
     if transport == "grpc":
         server, port = await start_grpc_full_stack()
+        from bench.grpc_server import pin_loop_thread
+        from bench.http_server import cpu_split
+
+        pin_loop_thread(cpu_split()[0])  # as bench/grpc_server.py's servers do
         print(port, flush=True)
         await loop.run_in_executor(None, sys.stdin.read)
         await server.stop(grace=1.0)

@@ -6,11 +6,19 @@ Each server runs in its own process on 127.0.0.1:
 * ``kitpy`` -- the example's ``StringServicer`` (kitpy ``Server`` per method, the
   service's endpoints) on a ``GrpcServer`` (health service, request guard).
 
-One grpc.aio load client (this process) keeps ``CONCURRENCY`` calls in flight
-against one server at a time, alternating raw and kitpy over several rounds;
-each round starts a fresh server process per variant (two processes of the
-same server differ by a few percent).  Nothing is pinned: grpc's own threads
-need both CPUs, and a client confined to one CPU becomes the bottleneck.
+One grpc.aio load client (this process) keeps ``CONCURRENCY`` calls in flight.
+Every round starts a fresh raw and a fresh kitpy server process (two processes
+of the same server differ by a few percent), warms both, then loads them in
+short alternating bursts, ``raw kitpy kitpy raw`` then ``kitpy raw raw kitpy``,
+so that both see the same machine: drift during the round cancels out.
+
+The event loop threads are pinned: the servers' to the last CPU, the client's
+to the others; grpc's own threads (started before pinning) keep every CPU.
+Unpinned, the scheduler now and then put a server's loop and the client's loop
+on one CPU, and two identical kitpy servers then differed by up to 14% in a
+round (sd 0.065 per round against 0.017 pinned); pinned, neither loop thread is
+saturated (server ~0.75 CPU, client ~0.45), so the client is not the bottleneck.
+
 It reports calls/s, p50/p99 latency and the server process's CPU time per call,
 and the median of the per-round ratios.  The last line is JSON; ``ratio_bare``
 is kitpy calls/s over raw calls/s, ``ratio_cpu`` raw CPU/call over kitpy
@@ -36,11 +44,14 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: make `examples` 
 import grpc
 import grpc.aio
 
+from bench.http_server import cpu_split
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
 
-ROUNDS = 7
-ROUND_SECONDS = 2.0
+ROUNDS = 11
+ROUND_SECONDS = 2.0  # the report's rounds (bench/report.py)
+BURST_SECONDS = 1.0
+CYCLES = 2  # per round: CYCLES x 2 bursts per server
 WARMUP_SECONDS = 1.0
 CONCURRENCY = 32
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -78,8 +89,23 @@ async def serve(kind: str) -> None:
         from examples.stringsvc.transport_grpc import start_grpc_server
 
         _, port = await start_grpc_server(make_endpoints(BasicStringService()), port=0)
+    pin_loop_thread(cpu_split()[0])
     print(port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+
+
+ALL_CPUS: set[int] = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+"""The CPUs this process may use, read before any thread of it is pinned."""
+
+
+def pin_loop_thread(cpus: set[int]) -> None:
+    """Keep the calling thread (the event loop's) on ``cpus``; no-op when empty.
+
+    On Linux, affinity belongs to a thread and ``sched_setaffinity(0, ...)``
+    sets the caller's alone: threads grpc has already started keep every CPU.
+    """
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 # -- the load client (this process) -------------------------------------------------
@@ -144,15 +170,20 @@ class Target:
             )
         )
 
-    async def round(self, seconds: float) -> dict[str, float]:
+    async def round(self, seconds: float, *, keep: list[float] | None = None) -> dict[str, float]:
+        """Load for ``seconds``; the figures of that time (latencies added to ``keep``)."""
         cpu0 = cpu_seconds(self.proc.pid)
         start = time.perf_counter()
         latencies = await load(self.call, seconds, metadata=self.metadata)
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(self.proc.pid) - cpu0
         latencies.sort()
+        if keep is not None:
+            keep.extend(latencies)
         return {
             "rps": len(latencies) / elapsed,
+            "calls": len(latencies),
+            "seconds": elapsed,
             "p50_ms": latencies[len(latencies) // 2] * 1e3,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
             "cpu_us": cpu / len(latencies) * 1e6,
@@ -169,14 +200,40 @@ class Target:
             self.proc.wait()
 
 
-async def measure(kind: str) -> dict[str, float]:
-    """One round for ``kind`` on a fresh server process, after a warm-up."""
-    target = Target(kind)
+async def measure_round() -> dict[str, dict[str, float]]:
+    """One round: fresh raw and kitpy servers, warmed, then alternating bursts on each."""
+    pin_loop_thread(ALL_CPUS)  # so the servers (and threads grpc starts now) get every CPU
+    targets = {kind: Target(kind) for kind in ("raw", "kitpy")}
+    pin_loop_thread(cpu_split()[1])
     try:
-        await target.round(WARMUP_SECONDS)
-        return await target.round(ROUND_SECONDS)
+        for target in targets.values():
+            await target.round(WARMUP_SECONDS)
+        bursts: dict[str, list[dict[str, float]]] = {"raw": [], "kitpy": []}
+        latencies: dict[str, list[float]] = {"raw": [], "kitpy": []}
+        for cycle in range(CYCLES):
+            order = ("raw", "kitpy") if cycle % 2 == 0 else ("kitpy", "raw")
+            for kind in (*order, *reversed(order)):
+                m = await targets[kind].round(BURST_SECONDS, keep=latencies[kind])
+                bursts[kind].append(m)
+        return {kind: combine(bursts[kind], latencies[kind]) for kind in bursts}
     finally:
-        await target.close()
+        for target in targets.values():
+            await target.close()
+
+
+def combine(bursts: list[dict[str, float]], latencies: list[float]) -> dict[str, float]:
+    """One server's bursts of a round as one measurement (calls/s over the bursts' time)."""
+    calls = sum(b["calls"] for b in bursts)
+    seconds = sum(b["seconds"] for b in bursts)
+    latencies.sort()
+    return {
+        "rps": calls / seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+        "cpu_us": sum(b["cpu_us"] * b["calls"] for b in bursts) / calls,
+        "calls": calls,
+        "seconds": seconds,
+    }
 
 
 async def main() -> None:
@@ -185,8 +242,7 @@ async def main() -> None:
     cpu_ratios: list[float] = []
     print(HEADER)
     for i in range(ROUNDS):
-        order = ("raw", "kitpy") if i % 2 == 0 else ("kitpy", "raw")
-        measured = {kind: await measure(kind) for kind in order}
+        measured = await measure_round()
         for kind in ("raw", "kitpy"):
             m = measured[kind]
             results[kind].append(m)
@@ -205,6 +261,7 @@ async def main() -> None:
         "concurrency": CONCURRENCY,
         "ratio_bare": round(statistics.median(ratios), 3),
         "ratio_cpu": round(statistics.median(cpu_ratios), 3),
+        "ratio_sd": round(statistics.stdev(ratios), 3),
         "kitpy_rps": round(med("kitpy", "rps")),
         "raw_rps": round(med("raw", "rps")),
         "kitpy_p50_ms": round(med("kitpy", "p50_ms"), 3),

@@ -284,9 +284,12 @@ async def measure_grpc(
     """Every gRPC variant, ``settings.rounds`` times, driven by bench/grpc_server.py's client."""
     metadata = (("authorization", f"Bearer {token}"),)
     targets: dict[str, grpc_server.Target] = {}
+    grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers started now get every CPU
     try:
         for name, command in grpc_commands().items():
             targets[name] = grpc_server.Target(name, command=command, metadata=metadata)
+        # as in grpc_server.py: the servers pin their loop threads, the client its own
+        grpc_server.pin_loop_thread(http_server.cpu_split()[1])
         names = list(targets)
         for name in names:
             await targets[name].round(settings.warmup)  # also checks every reply
@@ -296,6 +299,7 @@ async def measure_grpc(
                 rounds[name].append(m := await targets[name].round(settings.seconds))
                 log(f"grpc  round {round_no + 1}  {name:>10}  {m['rps']:>8.0f} calls/s")
     finally:
+        grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)
         for target in targets.values():
             await target.close()
     return rounds

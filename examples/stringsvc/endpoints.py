@@ -4,11 +4,18 @@
 implements :class:`~examples.stringsvc.service.StringService` again by calling
 its endpoints, so the same class serves as the server-side bundle and, with
 client endpoints inside, as a client library.
+
+The request and response types are frozen ``msgspec.Struct`` classes: typed and
+immutable like a frozen dataclass, but built in C (~30 ns against ~300 ns for a
+frozen dataclass, which a gRPC call pays twice) and decoded from JSON directly.
+A dataclass works everywhere a Struct does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import msgspec
 
 from kitpy import Context, Endpoint, GenericMiddleware
 
@@ -26,23 +33,19 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class UppercaseRequest:
+class UppercaseRequest(msgspec.Struct, frozen=True):
     s: str
 
 
-@dataclass(frozen=True, slots=True)
-class UppercaseResponse:
+class UppercaseResponse(msgspec.Struct, frozen=True):
     v: str
 
 
-@dataclass(frozen=True, slots=True)
-class CountRequest:
+class CountRequest(msgspec.Struct, frozen=True):
     s: str
 
 
-@dataclass(frozen=True, slots=True)
-class CountResponse:
+class CountResponse(msgspec.Struct, frozen=True):
     v: int
 
 

@@ -4,12 +4,17 @@
 implements :class:`~.service.Service` again by calling its endpoints, so the
 same class is the server-side bundle and, with client endpoints inside, a
 client library.
+
+The request and response types are frozen ``msgspec.Struct`` classes: typed and
+immutable like frozen dataclasses, but cheaper to build (in C).  A dataclass
+works too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
 from kitpy import Context, Endpoint, GenericMiddleware
 
 from .service import Service
@@ -17,13 +22,11 @@ from .service import Service
 __all__ = ["Endpoints", "HelloRequest", "HelloResponse", "make_endpoints", "make_hello_endpoint"]
 
 
-@dataclass(frozen=True, slots=True)
-class HelloRequest:
+class HelloRequest(msgspec.Struct, frozen=True):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class HelloResponse:
+class HelloResponse(msgspec.Struct, frozen=True):
     message: str
 
 
