@@ -13,11 +13,11 @@ short alternating bursts, ``raw kitpy kitpy raw`` then ``kitpy raw raw kitpy``,
 so that both see the same machine: drift during the round cancels out.
 
 The event loop threads are pinned: the servers' to the last CPU, the client's
-to the others; grpc's own threads (started before pinning) keep every CPU.
-Unpinned, the scheduler now and then put a server's loop and the client's loop
-on one CPU, and two identical kitpy servers then differed by up to 14% in a
-round (sd 0.065 per round against 0.017 pinned); pinned, neither loop thread is
-saturated (server ~0.75 CPU, client ~0.45), so the client is not the bottleneck.
+to the others; grpc's own threads (started before pinning) keep every CPU, so
+the scheduler cannot put a server's loop and the client's loop on one CPU.
+Neither loop thread is saturated (server ~0.75 CPU, client ~0.45), so the
+client is not made the bottleneck.  A round's ratio still spreads by ~0.06
+(sd; ~0.07-0.08 unpinned): the bench runs many rounds and prints ``ratio_sd``.
 
 It reports calls/s, p50/p99 latency and the server process's CPU time per call,
 and the median of the per-round ratios.  The last line is JSON; ``ratio_bare``

@@ -101,9 +101,9 @@ def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
 _MAX_REQUEST_ID = 128
 _NUMBER: Key[int] = Key("grpc.call_number")  # this Server's count, for new request ids
 
-Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
+_Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
-CALL_PAIRS: contextvars.ContextVar[Pairs | None] = contextvars.ContextVar(
+CALL_PAIRS: contextvars.ContextVar[_Pairs | None] = contextvars.ContextVar(
     "kitpy.grpc.call_pairs", default=None
 )
 """The call's invocation metadata, set by GrpcServer's handler lookup (private to the package).
