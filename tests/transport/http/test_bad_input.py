@@ -362,3 +362,37 @@ def test_recursive_struct_is_decoded_and_checked_at_the_top() -> None:
     assert decode(body) == StructTree("a", [StructTree("b")])
     with pytest.raises(Invalid, match="unknown field `x`"):
         decode(b'{"name": "a", "x": 1}')
+
+
+class KindA(msgspec.Struct, tag="a", tag_field="kind"):
+    x: int
+
+
+class KindB(msgspec.Struct, tag="b", tag_field="kind"):
+    y: str
+
+
+class Envelope(msgspec.Struct):
+    item: KindA | KindB
+    by_name: dict[str, KindB] = {}
+
+
+class Pair(msgspec.Struct, array_like=True):
+    a: int
+    b: str = "z"
+
+
+def test_struct_unions_maps_and_arrays_stay_strict() -> None:
+    decode = json_decoder(Envelope)
+    assert decode(b'{"item": {"kind": "b", "y": "q"}}') == Envelope(KindB("q"))
+    with pytest.raises(Invalid, match=r"unknown field `z` - at `\$.item`"):
+        decode(b'{"item": {"kind": "a", "x": 1, "z": 0}}')
+    with pytest.raises(Invalid, match=r"unknown field `w` - at `\$.by_name\[...\]`"):
+        decode(
+            b'{"item": {"kind": "a", "x": 1}, "by_name": {"k": {"kind": "b", "y": "r", "w": 1}}}'
+        )
+    pair = json_decoder(Pair)
+    assert pair(b"[1]") == Pair(1)
+    with pytest.raises(Invalid, match="at most length 2"):
+        pair(b'[1, "y", 3]')
+    assert json_decoder(Pair, ignore_unknown_fields=True)(b'[1, "y", 3]') == Pair(1, "y")
