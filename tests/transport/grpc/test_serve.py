@@ -10,7 +10,7 @@ import grpc
 import grpc.aio
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
-from grpc._cython import cygrpc  # type: ignore[attr-defined]
+from grpc._cython import cygrpc  # type: ignore[attr-defined]  # types-grpcio has no cygrpc stub
 from grpc_health.v1 import health_pb2
 
 from kitpy import Context

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
@@ -236,7 +236,8 @@ async def test_a_server_registered_directly_parses_in_a_copy_and_finalizes_only_
     assert codes == [Code.OK]  # the unparseable call never reached the Server's own work
     # GrpcServer served a parsing copy; the object passed in still takes messages
     message = StringValue(value="direct")
-    assert (await server(message, FakeServicerContext())).value == "DIRECT"  # type: ignore[arg-type]
+    fake = cast("grpc.aio.ServicerContext[Any, Any]", FakeServicerContext())
+    assert (await server(message, fake)).value == "DIRECT"
 
 
 async def test_deadline_propagates_and_slow_endpoint_is_deadline_exceeded() -> None:
@@ -552,4 +553,5 @@ async def test_a_root_context_with_values_and_a_deadline_is_kept() -> None:
         assert ctx[tenant] == "acme"
         assert ctx[METHOD] == PATH
         assert ctx.deadline is not None
-        assert ctx.deadline <= root.deadline  # type: ignore[operator]  # the root's, the earlier
+        assert root.deadline is not None
+        assert ctx.deadline <= root.deadline  # the root's, the earlier
