@@ -33,7 +33,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import msgspec
 import msgspec.structs
@@ -108,19 +108,31 @@ def _strict_mirror(tp: Any, building: dict[type, Any]) -> Any:
     return origin[new_args]
 
 
+_MirrorField: TypeAlias = tuple[str, Any] | tuple[str, Any, Any]
+
+
+def _mirror_field(name: str, ftype: Any, default: Any, factory: Any, none: object) -> _MirrorField:
+    """A ``defstruct`` field spec; ``none`` marks "no default" / "no factory"."""
+    if default is not none:
+        return (name, ftype, default)
+    if factory is not none:
+        return (name, ftype, msgspec.field(default_factory=factory))
+    return (name, ftype)
+
+
 def _dataclass_mirror(tp: Any, building: dict[type, Any]) -> Any:
     hints = typing.get_type_hints(tp, include_extras=True)
-    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    for f in dataclasses.fields(tp):
-        if not f.init:
-            continue
-        ftype = _strict_mirror(hints[f.name], building)
-        if f.default is not dataclasses.MISSING:
-            fields.append((f.name, ftype, f.default))
-        elif f.default_factory is not dataclasses.MISSING:
-            fields.append((f.name, ftype, msgspec.field(default_factory=f.default_factory)))
-        else:
-            fields.append((f.name, ftype))
+    fields = [
+        _mirror_field(
+            f.name,
+            _strict_mirror(hints[f.name], building),
+            f.default,
+            f.default_factory,
+            dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(tp)
+        if f.init
+    ]
     return msgspec.defstruct(tp.__name__, fields, kw_only=True, forbid_unknown_fields=True)
 
 
@@ -131,19 +143,13 @@ def _struct_mirror(tp: Any, building: dict[type, Any]) -> Any:
     """
     config = tp.__struct_config__
     infos = msgspec.structs.fields(tp)
-    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    changed = not config.forbid_unknown_fields
-    for f in infos:
-        ftype = _strict_mirror(f.type, building)
-        changed = changed or ftype is not f.type
-        if f.default is not msgspec.NODEFAULT:
-            fields.append((f.name, ftype, f.default))
-        elif f.default_factory is not msgspec.NODEFAULT:
-            fields.append((f.name, ftype, msgspec.field(default_factory=f.default_factory)))
-        else:
-            fields.append((f.name, ftype))
-    if not changed:
+    pairs = [(f, _strict_mirror(f.type, building)) for f in infos]
+    if config.forbid_unknown_fields and all(ftype is f.type for f, ftype in pairs):
         return tp
+    fields = [
+        _mirror_field(f.name, ftype, f.default, f.default_factory, msgspec.NODEFAULT)
+        for f, ftype in pairs
+    ]
     return msgspec.defstruct(
         tp.__name__,
         fields,
