@@ -119,6 +119,7 @@ class Context:
         self._clock = clock
 
     def _derive(self, values: dict[Key[Any], Any], deadline: float | None) -> Context:
+        # The gRPC Server builds its per-call Context the same way, inlined: keep them in step
         child = object.__new__(Context)
         child._values = values
         child._deadline = deadline

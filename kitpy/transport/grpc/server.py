@@ -101,6 +101,8 @@ def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
 _MAX_REQUEST_ID = 128
 _NUMBER: Key[int] = Key("grpc.call_number")  # this Server's count, for new request ids
 
+_new_context = object.__new__  # builds a Context without its __init__, as Context._derive does
+
 _Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
 CALL_PAIRS: contextvars.ContextVar[_Pairs | None] = contextvars.ContextVar(
@@ -216,7 +218,11 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         remaining = context.time_remaining()
         root = self._root
         if self._bare_root:
-            ctx = root._derive(values, None if remaining is None else root.clock() + remaining)
+            # Context._derive, inlined: two Python calls fewer, ~0.8 us a call in a loaded server
+            ctx = _new_context(Context)
+            ctx._values = values
+            clock = ctx._clock = root._clock
+            ctx._deadline = None if remaining is None else clock() + remaining
         else:
             ctx = root.with_values(values)
             if remaining is not None:

@@ -537,6 +537,31 @@ async def test_the_context_reads_the_same_during_and_after_the_call() -> None:
     assert len(set(ids)) == 3, ids
 
 
+async def test_a_bare_root_context_gives_its_clock_to_every_call() -> None:
+    # the Server builds a bare root's children itself (not via Context._derive): same clock
+    seen: list[Context] = []
+
+    async def record(ctx: Context, s: str) -> str:
+        seen.append(ctx)
+        return s
+
+    def clock() -> float:
+        return 1000.0
+
+    root = Context(clock=clock)
+    async with serving(echo_server(record, root=root)) as running:
+        await echo_client(running.channel)(Context().with_timeout(30.0), "x")
+        await echo_client(running.channel)(Context(), "y")
+    timed, unbounded = seen
+    assert timed.clock is clock
+    assert timed.deadline is not None
+    assert 1000.0 + 25.0 < timed.deadline <= 1000.0 + 30.0  # on the root's clock
+    assert timed.time_remaining() == timed.deadline - 1000.0
+    assert unbounded.clock is clock
+    assert unbounded.deadline is None
+    assert timed[METHOD] == unbounded[METHOD] == PATH
+
+
 async def test_a_root_context_with_values_and_a_deadline_is_kept() -> None:
     tenant: Key[str] = Key("tenant")
     seen: list[Context] = []
