@@ -119,3 +119,13 @@ async def test_fastapi_app_does_the_same_work(session: aiohttp.ClientSession) ->
         server.should_exit = True
         async with asyncio.timeout(10):
             await task
+
+
+def test_the_grpc_bench_interval_brackets_the_median() -> None:
+    from bench.grpc_server import median_interval
+
+    assert median_interval([0.97] * 5) == (0.97, 0.97)
+    spread = [0.90, 0.93, 0.95, 0.96, 0.97, 0.99, 1.02]
+    low, high = median_interval(spread)
+    assert min(spread) <= low < 0.96 < high <= max(spread)
+    assert median_interval(spread) == (low, high)  # seeded: the same figures every run
