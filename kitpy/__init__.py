@@ -8,8 +8,17 @@ Importing ``kitpy`` pulls in no third-party package: integrations live in
 subpackages behind extras (``pip install "kitpy[http,grpc]"``).
 """
 
-from kitpy.context import Clock, Context, Key
-from kitpy.endpoint import Endpoint, GenericMiddleware, Middleware, chain, nop
+from kitpy.context import OPERATION, REQUEST_ID, Clock, Context, Key
+from kitpy.endpoint import (
+    Endpoint,
+    GenericMiddleware,
+    Middleware,
+    chain,
+    endpoint_name,
+    keep_name,
+    named,
+    nop,
+)
 from kitpy.errors import (
     Aborted,
     AlreadyExists,
@@ -32,9 +41,11 @@ from kitpy.errors import (
     Unknown,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
+    "OPERATION",
+    "REQUEST_ID",
     "Aborted",
     "AlreadyExists",
     "Cancelled",
@@ -62,5 +73,8 @@ __all__ = [
     "Unknown",
     "__version__",
     "chain",
+    "endpoint_name",
+    "keep_name",
+    "named",
     "nop",
 ]

@@ -24,7 +24,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["REQUEST_ID", "REQUEST_ID_SOURCE", "Clock", "Context", "Key"]
+__all__ = [
+    "OPERATION",
+    "OPERATION_SOURCE",
+    "REQUEST_ID",
+    "REQUEST_ID_SOURCE",
+    "Clock",
+    "Context",
+    "Key",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -93,6 +101,28 @@ the transport's :data:`REQUEST_ID_SOURCE`.
 """
 
 
+OPERATION_SOURCE: Key[Callable[[Context], str | None]] = Key("operation_source")
+"""For transports: the function that names the operation being served when it is first read.
+
+Like :data:`REQUEST_ID_SOURCE`, one function per server; a transport that
+knows the name up front sets :data:`OPERATION` itself instead.
+"""
+
+
+def _operation(ctx: Context) -> str | None:
+    source = ctx.get(OPERATION_SOURCE)
+    return None if source is None else source(ctx)
+
+
+OPERATION: Key[str] = Key("operation", derive=_operation)
+"""The operation a transport is serving: ``"POST /uppercase"`` or ``"/pkg.Service/Method"``.
+
+Transport-neutral, so logging, metrics and tracing can name a call whose
+endpoint carries no name (see :func:`kitpy.endpoint.endpoint_name`) without
+importing a transport.  Absent outside a transport (e.g. in a unit test).
+"""
+
+
 class Context:
     """An immutable bag of typed values plus an optional deadline.
 
@@ -119,7 +149,7 @@ class Context:
         self._clock = clock
 
     def _derive(self, values: dict[Key[Any], Any], deadline: float | None) -> Context:
-        # The gRPC Server builds its per-call Context the same way, inlined: keep them in step
+        """The one internal constructor: a child with ``values`` (owned) and ``deadline``."""
         child = object.__new__(Context)
         child._values = values
         child._deadline = deadline
@@ -134,15 +164,29 @@ class Context:
         values[key] = value
         return self._derive(values, self._deadline)
 
-    def with_values(self, items: dict[Key[Any], Any]) -> Context:
-        """Return a child Context with several values set at once (one copy).
+    def with_values(self, items: dict[Key[Any], Any], *, timeout: float | None = None) -> Context:
+        """Return a child Context with several values set at once, and optionally a timeout.
 
-        The dict is not type-checked per key; prefer :meth:`with_value` in
-        application code and use this where a transport sets many keys together.
+        One copy and one new Context however many values are set: this is how a
+        transport makes a request's Context from its Server's root.  The dict is
+        not type-checked per key; prefer :meth:`with_value` in application code.
+        ``timeout`` narrows the deadline as :meth:`with_timeout` does.
+
+        Example::
+
+            ctx = root.with_values({PEER: "10.0.0.7:5123"}, timeout=0.25)
         """
-        values = self._values.copy()
-        values.update(items)
-        return self._derive(values, self._deadline)
+        if self._values:
+            values = self._values.copy()
+            values.update(items)
+        else:
+            values = items.copy()
+        deadline = self._deadline
+        if timeout is not None:
+            due = self._clock() + timeout
+            if deadline is None or due < deadline:
+                deadline = due
+        return self._derive(values, deadline)
 
     @overload
     def get(self, key: Key[T]) -> T | None: ...

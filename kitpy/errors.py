@@ -13,6 +13,10 @@ The code also decides policy, shared by the breaker, retry, logging and tracing:
   below error level.
 * :func:`is_server_fault` -- the callee failed or could not be reached.
 * :func:`is_retryable` -- worth another attempt: UNAVAILABLE, DEADLINE_EXCEEDED.
+* :func:`is_cancellation` -- the caller gave up: neither success nor failure.
+
+Each takes a :class:`Code` or an exception (classified by :func:`error_code`),
+so the same functions serve as ``classifier=`` for breakers, retry and fallback.
 
 HTTP status table (``http_status`` / ``code_from_http_status``):
 
@@ -46,14 +50,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeAlias
 
 __all__ = [
     "Aborted",
     "AlreadyExists",
     "Cancelled",
     "CircuitOpen",
+    "Classifier",
     "Code",
     "DataLoss",
     "DeadlineExceeded",
@@ -74,6 +79,7 @@ __all__ = [
     "error_code",
     "from_code",
     "http_status",
+    "is_cancellation",
     "is_client_fault",
     "is_retryable",
     "is_server_fault",
@@ -362,7 +368,8 @@ def error_code(exc: BaseException) -> Code:
 
     ``KitError`` -> its code; ``TimeoutError`` (which ``asyncio.TimeoutError`` is)
     -> DEADLINE_EXCEEDED; ``asyncio.CancelledError`` -> CANCELLED;
-    ``ConnectionError`` -> UNAVAILABLE; anything else -> UNKNOWN.
+    any other ``OSError`` (``ConnectionError``, a DNS failure, ...) -> UNAVAILABLE;
+    anything else -> UNKNOWN.
     """
     if isinstance(exc, KitError):
         return exc.code
@@ -370,7 +377,7 @@ def error_code(exc: BaseException) -> Code:
         return Code.DEADLINE_EXCEEDED
     if isinstance(exc, asyncio.CancelledError):
         return Code.CANCELLED
-    if isinstance(exc, ConnectionError):
+    if isinstance(exc, OSError):
         return Code.UNAVAILABLE
     return Code.UNKNOWN
 
@@ -407,23 +414,46 @@ _SERVER_FAULTS = frozenset(
 )
 _RETRYABLE = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})
 
+Classifier: TypeAlias = Callable[[BaseException], bool]
+"""A failure test over an exception, such as :func:`is_server_fault` or :func:`is_retryable`.
 
-def is_client_fault(code: Code) -> bool:
-    """True for codes that blame the request, not the service.
+Every kitpy middleware that asks "did that fail?" takes one as ``classifier=``.
+To count another library's errors too, combine with the defaults::
 
-    These are never retried and never trip a circuit breaker.
+    def failed(exc: BaseException) -> bool:
+        return is_server_fault(exc) or isinstance(exc, MyDriverError)
+"""
+
+
+def _code(subject: Code | BaseException) -> Code:
+    return subject if isinstance(subject, Code) else error_code(subject)
+
+
+def is_client_fault(subject: Code | BaseException) -> bool:
+    """True when a code or exception blames the request, not the service.
+
+    These are never retried, never trip a circuit breaker and are logged below
+    error level.
     """
-    return code in _CLIENT_FAULTS
+    return _code(subject) in _CLIENT_FAULTS
 
 
-def is_server_fault(code: Code) -> bool:
-    """True for codes that blame the service or the path to it (UNAVAILABLE, INTERNAL, ...).
+def is_server_fault(subject: Code | BaseException) -> bool:
+    """True when a code or exception blames the service or the path to it.
 
-    OK and CANCELLED are neither client nor server faults.
+    UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS, connection
+    errors (``OSError``) and any unexpected exception: what a circuit breaker
+    counts as a failure.  OK and CANCELLED (the caller gave up) are neither
+    client nor server faults.
     """
-    return code in _SERVER_FAULTS
+    return _code(subject) in _SERVER_FAULTS
 
 
-def is_retryable(code: Code) -> bool:
-    """True for codes where another attempt may succeed: UNAVAILABLE and DEADLINE_EXCEEDED."""
-    return code in _RETRYABLE
+def is_retryable(subject: Code | BaseException) -> bool:
+    """True when another attempt may succeed: UNAVAILABLE, DEADLINE_EXCEEDED, connection errors."""
+    return _code(subject) in _RETRYABLE
+
+
+def is_cancellation(subject: Code | BaseException) -> bool:
+    """True for CANCELLED and ``asyncio.CancelledError``: neither success nor failure."""
+    return _code(subject) is Code.CANCELLED

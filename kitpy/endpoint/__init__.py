@@ -26,12 +26,24 @@ from typing import Any, Protocol, TypeAlias, TypeVar, overload
 
 from kitpy.context import Context
 
-__all__ = ["Endpoint", "GenericMiddleware", "Middleware", "Req", "Resp", "chain", "nop"]
+__all__ = [
+    "Endpoint",
+    "GenericMiddleware",
+    "Middleware",
+    "Req",
+    "Resp",
+    "chain",
+    "endpoint_name",
+    "keep_name",
+    "named",
+    "nop",
+]
 
 Req = TypeVar("Req")
 """Type variable for a request type, for writing generic middleware."""
 Resp = TypeVar("Resp")
 """Type variable for a response type, for writing generic middleware."""
+E = TypeVar("E")
 Req_contra = TypeVar("Req_contra", contravariant=True)
 Resp_co = TypeVar("Resp_co", covariant=True)
 
@@ -90,13 +102,87 @@ def chain(outer: Middleware[Any, Any], /, *others: Middleware[Any, Any]) -> Midd
 
         stack = chain(logging, metrics, breaker)   # logging sees every call first
         endpoint = stack(make_uppercase_endpoint(svc))
+
+    A layer that drops the endpoint's name (see :func:`named`) gets it back:
+    every layer of a chain sees the name the innermost endpoint carries.
     """
     layers = (outer, *others)
 
     def middleware(next: Endpoint[Any, Any]) -> Endpoint[Any, Any]:
         for layer in reversed(layers):
+            name = endpoint_name(next)
             next = layer(next)
+            if name is not None and endpoint_name(next) is None:
+                next = named(name)(next)
         return next
+
+    return middleware
+
+
+# -- endpoint names -----------------------------------------------------------------
+
+_NAME = "kitpy_name"  # the attribute an endpoint's name is kept in
+
+
+def endpoint_name(endpoint: object) -> str | None:
+    """The operation name ``endpoint`` carries, or None when it has none.
+
+    Logging, metrics and tracing name a call by it; without one they fall back
+    to the operation the transport serves (:data:`kitpy.context.OPERATION`,
+    the HTTP route or gRPC method), never to a Python function's name.
+    """
+    name = getattr(endpoint, _NAME, None)
+    return name if isinstance(name, str) else None
+
+
+def keep_name(endpoint: E, wrapped: object) -> E:
+    """Give ``endpoint`` the name ``wrapped`` carries (if any) and return it.
+
+    For middleware authors, the way ``functools.wraps`` is for decorators: the
+    last line of a layer is ``return keep_name(endpoint, next)``.
+
+    Example::
+
+        def shout(next: Endpoint[Req, str]) -> Endpoint[Req, str]:
+            async def endpoint(ctx: Context, request: Req) -> str:
+                return (await next(ctx, request)).upper()
+            return keep_name(endpoint, next)
+    """
+    name = endpoint_name(wrapped)
+    if name is not None:
+        setattr(endpoint, _NAME, name)
+    return endpoint
+
+
+def named(name: str) -> GenericMiddleware:
+    """A middleware that gives an endpoint the operation name ``name``.
+
+    The endpoint itself is returned, named, when it can hold the name (any
+    function can); other callables are wrapped in a one-line forwarding layer.
+    Every kitpy middleware keeps the name of the endpoint it wraps.
+
+    Example::
+
+        @named("uppercase")
+        async def uppercase(ctx: Context, s: str) -> str:
+            return s.upper()
+
+        assert endpoint_name(call_logging(logger)(uppercase)) == "uppercase"
+    """
+    if not name:
+        raise ValueError("an endpoint name must not be empty")
+
+    def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
+        try:
+            setattr(next, _NAME, name)
+            return next
+        except (AttributeError, TypeError):  # a bound method, a class with __slots__, ...
+
+            def forward(ctx: Context, request: Req) -> Awaitable[Resp]:
+                return next(ctx, request)
+
+            setattr(forward, _NAME, name)
+            return forward
 
     return middleware
 
