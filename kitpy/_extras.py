@@ -14,10 +14,23 @@ __all__ = ["require"]
 
 
 def require(*modules: str, extra: str) -> None:
-    """Raise ImportError naming ``kitpy[extra]`` if any of ``modules`` cannot be imported."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    """Raise ImportError naming ``kitpy[extra]`` if any of ``modules`` cannot be imported.
+
+    Dotted names are fine: ``require("google.protobuf", extra="grpc")`` reports
+    the extra whether ``google`` itself or only ``google.protobuf`` is missing.
+    """
+    missing = [m for m in modules if not _importable(m)]
     if missing:
         raise ImportError(
-            f"this part of kitpy needs {', '.join(missing)}; "
-            f'install it with: pip install "kitpy[{extra}]"'
+            f"this part of kitpy needs {', '.join(missing)}, which is not installed; "
+            f'install it with: pip install "kitpy[{extra}]" '
+            f'(from a checkout: pip install -e ".[{extra}]")'
         )
+
+
+def _importable(module: str) -> bool:
+    # find_spec imports a dotted name's parents, and raises when one is missing.
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
