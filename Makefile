@@ -50,7 +50,11 @@ proto: $(STAMP)
 		--python_out=. --pyi_out=. --grpc_python_out=. examples/stringsvc/stringsvc.proto
 
 # The benchmark report (bench/README.md, bench/report.png); ARGS=--quick for a one-minute run.
+# HTTP is driven by wrk: a Python load client would be the bottleneck and make HTTP ratios meaningless.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get install -y -qq wrk >/dev/null; } || \
+		{ echo "make bench needs wrk (Debian package wrk): sudo apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python bench/report.py $(ARGS)
 
 # Long fuzzing (not part of `make test`): hypothesis with many examples, then atheris (fuzz/).
