@@ -196,6 +196,52 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.circuitbreaker.pybreaker_adapter": [
         "PyBreakerAdapter",
     ],
+    "kitpy.config": [
+        "Address",
+        "ConfigError",
+        "Duration",
+        "Live",
+        "Rejection",
+        "Secret",
+        "Setting",
+        "Size",
+        "URL",
+        "convert",
+        "describe",
+        "load",
+        "settings_fields",
+    ],
+    "kitpy.config.convert": [
+        "convert",
+        "describe",
+    ],
+    "kitpy.config.etcd": [
+        "EtcdSettings",
+    ],
+    "kitpy.config.file": [
+        "FileSettings",
+    ],
+    "kitpy.config.live": [
+        "Live",
+        "Rejection",
+    ],
+    "kitpy.config.load": [
+        "ConfigError",
+        "Setting",
+        "load",
+        "settings_fields",
+    ],
+    "kitpy.config.sources": [
+        "apply_snapshot",
+        "log_problem",
+    ],
+    "kitpy.config.types": [
+        "Address",
+        "Duration",
+        "Secret",
+        "Size",
+        "URL",
+    ],
     "kitpy.context": [
         "Clock",
         "Context",
