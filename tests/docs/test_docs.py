@@ -27,7 +27,7 @@ FENCE = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 CONCEPT_PAGES = [
     "endpoints.md", "context.md", "errors.md", "http.md", "grpc.md", "logging.md",
     "metrics.md", "tracing.md", "auth.md", "circuitbreaker.md", "ratelimit.md",
-    "resilience.md", "sd.md", "testing.md", "template.md",
+    "resilience.md", "sd.md", "testing.md", "template.md", "config.md",
 ]  # fmt: skip
 PAGES = sorted(p.name for p in DOCS.glob("*.md") if p.name not in NOT_RUN)
 
