@@ -2,7 +2,7 @@
 
 Fixtures used by one test package live in its own conftest (dnsmasq in
 ``tests/sd``, prometheus in ``tests/metrics``); those several packages share are here
-(``redis_server``, ``etcd_server``), built on the helpers in ``tests/servers.py``.
+(``redis_server``, ``etcd_server``, ``nats_server``), built on the helpers in ``tests/servers.py``.
 """
 
 from __future__ import annotations
@@ -67,3 +67,26 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     )
     yield Etcd(server)
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nats]:
+    """A real nats-server with JetStream (Debian package ``nats-server``) on 127.0.0.1."""
+    binary = require_binary("nats-server", "nats-server", "/usr/sbin")
+    workdir: Path = tmp_path_factory.mktemp("nats")
+    port = free_port()
+    argv = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(workdir / "js")]
+    server = start_server(argv, port=port, workdir=workdir, name="nats")
+    yield Nats(server)
+    server.stop()
+
+
+@dataclass
+class Nats:
+    """A running nats-server: ``url`` for clients; ``server.stop()`` / ``server.start()``."""
+
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.server.port}"

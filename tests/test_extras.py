@@ -30,6 +30,8 @@ CASES = [
     ("kitpy.ratelimit.distributed", ["redis"], "redis"),
     ("kitpy.sd.etcd", ["aiohttp"], "etcd"),
     ("kitpy.sd.dnssrv", ["dns"], "dns"),
+    ("kitpy.transport.nats", ["nats"], "nats"),
+    ("kitpy.config.etcd", ["aiohttp"], "etcd"),
 ]
 
 PROBE = """
