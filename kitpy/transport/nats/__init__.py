@@ -5,6 +5,10 @@
   it (queue group, bounded concurrency, graceful drain).
 * :class:`Client` -- a remote endpoint over request-reply, within the
   Context's deadline; :class:`Publisher` -- publish without waiting.
+* JetStream: :class:`JetStreamConsumer` -- a Server fed by a durable pull
+  consumer (ack on success, terminate client faults, nak with backoff,
+  dead-letter after ``max_deliver``); :class:`JetStreamPublisher` -- publish
+  and wait for the stream's ack.
 
 The wire format (headers ``X-Timeout-Ms``, ``X-Request-Id``, ``Kit-Code`` and
 the JSON error body) is in :mod:`kitpy.transport.nats.headers`.  The
@@ -31,21 +35,26 @@ from kitpy.transport.nats.headers import (
     error_from_reply,
     timeout_from_headers,
 )
+from kitpy.transport.nats.jetstream import JetStreamConsumer, JetStreamPublisher
 from kitpy.transport.nats.server import (
+    DELIVERIES,
     HEADERS,
     SUBJECT,
     ErrorEncoder,
     ErrorHandler,
+    Outcome,
     Server,
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    Settle,
     default_error_encoder,
 )
 from kitpy.transport.nats.subscription import Subscription
 
 __all__ = [
     "CODE_HEADER",
+    "DELIVERIES",
     "HEADERS",
     "REQUEST_ID_HEADER",
     "SUBJECT",
@@ -56,11 +65,15 @@ __all__ = [
     "ClientFinalizer",
     "ErrorEncoder",
     "ErrorHandler",
+    "JetStreamConsumer",
+    "JetStreamPublisher",
+    "Outcome",
     "Publisher",
     "Server",
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "Settle",
     "Subscription",
     "default_error_encoder",
     "error_body",

@@ -43,7 +43,10 @@ EncodeRequest: TypeAlias = Callable[[Context, Req], bytes]
 DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
 
 
-def _outgoing(ctx: Context, before: Sequence[ClientBefore]) -> tuple[Context, dict[str, str]]:
+def outgoing_headers(
+    ctx: Context, before: Sequence[ClientBefore]
+) -> tuple[Context, dict[str, str]]:
+    """The headers a request starts with (its request id), then filled by ``before`` hooks."""
     headers: dict[str, str] = {}
     request_id = ctx.get(REQUEST_ID)
     if request_id:
@@ -95,7 +98,7 @@ class Client(Generic[Req, Resp]):
             remaining = ctx.time_remaining()
             if ctx.expired:
                 raise DeadlineExceeded("deadline passed before the request was sent")
-            ctx, headers = _outgoing(ctx, self._before)
+            ctx, headers = outgoing_headers(ctx, self._before)
             timeout = self._timeout
             if remaining is not None:
                 headers[TIMEOUT_HEADER] = str(int(remaining * 1000))
@@ -153,7 +156,7 @@ class Publisher(Generic[Req]):
     async def __call__(self, ctx: Context, request: Req) -> None:
         error: BaseException | None = None
         try:
-            ctx, headers = _outgoing(ctx, self._before)
+            ctx, headers = outgoing_headers(ctx, self._before)
             try:
                 await self._nc.publish(self.subject, self._encode(ctx, request), headers=headers)
             except nats.errors.Error as exc:

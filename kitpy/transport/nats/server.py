@@ -30,6 +30,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import nats.aio.client
@@ -37,19 +38,29 @@ from nats.aio.msg import Msg
 
 from kitpy.context import OPERATION, REQUEST_ID, Context, Key
 from kitpy.endpoint import Endpoint
-from kitpy.errors import Code, DeadlineExceeded, InvalidArgument, KitError, to_kit_error
+from kitpy.errors import (
+    Code,
+    DeadlineExceeded,
+    InvalidArgument,
+    KitError,
+    error_code,
+    to_kit_error,
+)
 
 from .headers import CODE_HEADER, REQUEST_ID_HEADER, error_body, timeout_from_headers
 
 __all__ = [
+    "DELIVERIES",
     "HEADERS",
     "SUBJECT",
     "ErrorEncoder",
     "ErrorHandler",
+    "Outcome",
     "Server",
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "Settle",
     "default_error_encoder",
 ]
 
@@ -60,6 +71,10 @@ SUBJECT: Key[str] = Key("nats.subject")
 """The subject the message arrived on."""
 HEADERS: Key[Mapping[str, str]] = Key("nats.headers")
 """The message's headers (empty when it has none)."""
+DELIVERIES: Key[int] = Key("nats.deliveries")
+"""How often JetStream has delivered this message: 1 the first time, more when redelivered."""
+
+_JS_ACK_PREFIX = "$JS.ACK."
 
 ServerBefore: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
 """Runs before decoding with the message headers; returns the Context to use."""
@@ -80,6 +95,19 @@ _MAX_REQUEST_ID = 128
 def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
     """``KitError`` as is; ``TimeoutError`` -> DEADLINE_EXCEEDED; else UNKNOWN, generic message."""
     return to_kit_error(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling a message came to: the body and headers to send, and the error if any."""
+
+    body: bytes
+    headers: dict[str, str]
+    error: KitError | None
+
+
+Settle: TypeAlias = Callable[[Msg, Context, Outcome], Awaitable[None]]
+"""Finishes a handled message: publishes the reply, or acks / naks / terminates it."""
 
 
 class _DecodeError(Exception):
@@ -123,10 +151,14 @@ class Server(Generic[Req, Resp]):
         self._ids = itertools.count(1)
 
     def handler(self, nc: nats.aio.client.Client) -> Callable[[Msg], Coroutine[Any, Any, None]]:
-        """The message callback for subscriptions on ``nc`` (replies are published there)."""
+        """The callback for request-reply on ``nc``: each outcome is published as the reply."""
+
+        async def reply(msg: Msg, ctx: Context, outcome: Outcome) -> None:
+            if msg.reply:
+                await nc.publish(msg.reply, outcome.body, headers=outcome.headers)
 
         async def handle(msg: Msg) -> None:
-            await self.serve(msg, nc.publish)
+            await self.serve(msg, reply)
 
         return handle
 
@@ -136,8 +168,12 @@ class Server(Generic[Req, Resp]):
             return given
         return f"{self._id_prefix}{next(self._ids)}"
 
-    async def serve(self, msg: Msg, publish: Callable[..., Awaitable[None]]) -> None:
-        """Handle one message; ``publish(subject, payload, headers=...)`` sends the reply."""
+    async def serve(self, msg: Msg, settle: Settle) -> None:
+        """Handle one message, then ``settle`` it: reply to it, or ack it (JetStream).
+
+        ``settle`` gets the :class:`Outcome` -- the encoded response, or the
+        error with its JSON body and ``Kit-Code`` header.  Finalizers run after it.
+        """
         headers: Mapping[str, str] = msg.headers or {}
         request_id = self._request_id(headers)
         values: dict[Key[Any], Any] = {
@@ -146,9 +182,10 @@ class Server(Generic[Req, Resp]):
             OPERATION: msg.subject,
             REQUEST_ID: request_id,
         }
+        if msg.reply.startswith(_JS_ACK_PREFIX):
+            values[DELIVERIES] = msg.metadata.num_delivered
         ctx = self._root
-        code = Code.OK
-        reply_headers: dict[str, str] = {REQUEST_ID_HEADER: request_id}
+        out_headers: dict[str, str] = {REQUEST_ID_HEADER: request_id}
         try:
             ctx = ctx.with_values(values, timeout=timeout_from_headers(headers))
             if ctx.expired:
@@ -168,26 +205,27 @@ class Server(Generic[Req, Resp]):
                 async with asyncio.timeout(remaining):
                     response = await self._endpoint(ctx, request)
             for after in self._after:
-                ctx = after(ctx, reply_headers)
-            body = self._encode(ctx, response)
-            if msg.reply:
-                await publish(msg.reply, body, headers=reply_headers)
+                ctx = after(ctx, out_headers)
+            outcome = Outcome(self._encode(ctx, response), out_headers, None)
         except asyncio.CancelledError:
-            code = Code.CANCELLED
+            self._finalize(ctx, Code.CANCELLED)
             raise
         except Exception as exc:
             err = self._on_error(ctx, exc)
-            code = err.code
-            if msg.reply:
-                reply_headers[CODE_HEADER] = err.code.name
-                try:
-                    await publish(msg.reply, error_body(err), headers=reply_headers)
-                except Exception as lost:  # the connection is gone: nothing left to answer on
-                    if self._error_handler is not None:
-                        self._error_handler(ctx, lost)
-        finally:
-            for finalizer in self._finalizer:
-                finalizer(ctx, code)
+            out_headers[CODE_HEADER] = err.code.name
+            outcome = Outcome(error_body(err), out_headers, err)
+        try:
+            await settle(msg, ctx, outcome)
+        except Exception as exc:  # e.g. the connection is gone: nothing left to answer on
+            if self._error_handler is not None:
+                self._error_handler(ctx, exc)
+            self._finalize(ctx, error_code(exc) if outcome.error is None else outcome.error.code)
+            return
+        self._finalize(ctx, Code.OK if outcome.error is None else outcome.error.code)
+
+    def _finalize(self, ctx: Context, code: Code) -> None:
+        for finalizer in self._finalizer:
+            finalizer(ctx, code)
 
     def _on_error(self, ctx: Context, exc: Exception) -> KitError:
         if isinstance(exc, _DecodeError):

@@ -1,0 +1,273 @@
+"""JetStream: durable queues on NATS -- a Server with explicit acks, and a confirmed publish.
+
+:class:`JetStreamConsumer` feeds a :class:`~kitpy.transport.nats.Server` from
+a durable pull consumer and settles each message by its outcome:
+
+* success -> **ack**;
+* a client fault (INVALID_ARGUMENT, NOT_FOUND, ... -- retrying cannot help), or
+  a message whose deadline passed -> **dead-lettered, then terminated**, so it
+  never loops;
+* anything else -> **nak** with a growing delay (``backoff``), until the
+  message has been delivered ``max_deliver`` times; then it is dead-lettered
+  and terminated.
+
+Dead-lettering publishes the original body and headers, plus ``Kit-Code``,
+``Kit-Error``, ``Kit-Subject`` and ``Kit-Deliveries``, to ``dead_letter``
+through JetStream, so a stream must store that subject: if the publish is not
+confirmed, the message is nak-ed instead and nothing is lost.  Without
+``dead_letter`` such messages are terminated (the Server's error handler and
+finalizers have seen them).  A handler running longer than half of
+``ack_wait`` tells the server it is still working (``in_progress``), so a
+long handler is not redelivered to someone else.  At most ``max_in_flight``
+messages are handled at once.  :meth:`JetStreamConsumer.drain` stops fetching,
+lets handlers in flight finish within ``grace`` (and acks them), and naks the
+rest for immediate redelivery.
+
+:class:`JetStreamPublisher` is an endpoint that publishes and returns once the
+stream has stored the message (its ``PubAck``); a subject no stream stores is
+UNAVAILABLE, not silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, PubAck
+from nats.js.client import JetStreamContext
+
+from kitpy.context import Context
+from kitpy.errors import Code, DeadlineExceeded, Unavailable, is_client_fault
+
+from .client import ClientBefore, ClientFinalizer, EncodeRequest, outgoing_headers
+from .server import Outcome, Server
+
+__all__ = ["JetStreamConsumer", "JetStreamPublisher"]
+
+Req = TypeVar("Req")
+
+
+class JetStreamConsumer:
+    """A Server fed by a durable JetStream pull consumer (see the module docstring).
+
+    Example::
+
+        js = nc.jetstream()
+        consumer = await JetStreamConsumer.start(
+            js, "stringsvc.events.uppercased", server, durable="wordcount",
+            dead_letter="dead.wordcount",
+        )
+        ...
+        await consumer.drain(grace=10.0)
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        psub: JetStreamContext.PullSubscription,
+        server: Server[Any, Any],
+        *,
+        max_in_flight: int,
+        ack_wait: float,
+        max_deliver: int,
+        backoff: Sequence[float],
+        dead_letter: str | None,
+        fetch_timeout: float,
+    ) -> None:
+        self._js = js
+        self._psub = psub
+        self._server = server
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._ack_wait = ack_wait
+        self._max_deliver = max_deliver
+        self._backoff = tuple(backoff)
+        self._dead_letter = dead_letter
+        self._fetch_timeout = fetch_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        js: JetStreamContext,
+        subject: str,
+        server: Server[Any, Any],
+        *,
+        durable: str,
+        stream: str | None = None,
+        max_in_flight: int = 16,
+        ack_wait: float = 30.0,
+        max_deliver: int = 5,
+        backoff: Sequence[float] = (1.0, 5.0, 30.0),
+        dead_letter: str | None = None,
+        fetch_timeout: float = 1.0,
+    ) -> JetStreamConsumer:
+        """Bind (creating if needed) the durable consumer ``durable`` on ``subject`` and start."""
+        if max_in_flight < 1 or max_deliver < 1 or not ack_wait > 0 or not backoff:
+            raise ValueError("need max_in_flight >= 1, max_deliver >= 1, ack_wait > 0, a backoff")
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait,
+            max_deliver=-1,  # counted here, so the last failure can be dead-lettered
+            max_ack_pending=max(1000, max_in_flight),
+        )
+        psub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        consumer = cls(
+            js, psub, server, max_in_flight=max_in_flight, ack_wait=ack_wait,
+            max_deliver=max_deliver, backoff=backoff, dead_letter=dead_letter,
+            fetch_timeout=fetch_timeout,
+        )  # fmt: skip
+        consumer._loop = asyncio.create_task(consumer._fetch_forever(), name=f"jetstream {durable}")
+        return consumer
+
+    @property
+    def in_flight(self) -> int:
+        """Messages being handled right now."""
+        return len(self._tasks)
+
+    async def _fetch_forever(self) -> None:
+        while True:
+            await self._slots.acquire()
+            free = 1
+            while free < self._max_in_flight and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await self._psub.fetch(batch=free, timeout=self._fetch_timeout)
+            except (TimeoutError, nats.errors.TimeoutError):
+                msgs = []
+            except nats.errors.Error:
+                msgs = []
+                await asyncio.sleep(self._fetch_timeout)  # reconnecting: try again shortly
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self._server.serve(msg, self._settle)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())  # stopped mid-handler: redeliver at once
+            raise
+        finally:
+            keepalive.cancel()
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._ack_wait / 2)
+            await msg.in_progress()
+
+    async def _settle(self, msg: Msg, ctx: Context, outcome: Outcome) -> None:
+        err = outcome.error
+        if err is None:
+            await msg.ack()
+            return
+        deliveries = msg.metadata.num_delivered
+        final = is_client_fault(err.code) or err.code is Code.DEADLINE_EXCEEDED
+        if not final and deliveries < self._max_deliver:
+            delay = self._backoff[min(deliveries, len(self._backoff)) - 1]
+            await msg.nak(delay=delay)
+            return
+        if self._dead_letter is not None:
+            headers = {
+                **(msg.headers or {}),
+                **outcome.headers,
+                "Kit-Error": err.message[:500],
+                "Kit-Subject": msg.subject,
+                "Kit-Deliveries": str(deliveries),
+            }
+            try:
+                await self._js.publish(self._dead_letter, msg.data, headers=headers)
+            except (TimeoutError, nats.errors.Error):
+                await msg.nak(delay=self._backoff[-1])  # not stored anywhere yet: keep it
+                raise
+        await msg.term()
+
+    async def drain(self, *, grace: float = 10.0) -> None:
+        """Stop fetching; let handlers finish within ``grace`` s; nak the rest; unsubscribe."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        late: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        with contextlib.suppress(nats.errors.Error):
+            await self._psub.unsubscribe()  # first, so a nak-ed message goes to another consumer
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=2.0)
+
+
+class JetStreamPublisher(Generic[Req]):
+    """An endpoint that publishes to a stream and returns its ``PubAck`` once stored.
+
+    Example::
+
+        publish = JetStreamPublisher(nc.jetstream(), "stringsvc.events.uppercased", encode)
+        ack = await publish(ctx, Uppercased(s="hi", v="HI"))   # ack.seq: its place in the stream
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        subject: str,
+        encode_request: EncodeRequest[Req],
+        *,
+        timeout: float = 5.0,
+        before: Sequence[ClientBefore] = (),
+        finalizer: Sequence[ClientFinalizer] = (),
+    ) -> None:
+        self._js = js
+        self.subject = subject
+        self._encode = encode_request
+        self._timeout = timeout
+        self._before = tuple(before)
+        self._finalizer = tuple(finalizer)
+
+    async def __call__(self, ctx: Context, request: Req) -> PubAck:
+        error: BaseException | None = None
+        try:
+            remaining = ctx.time_remaining()
+            if ctx.expired:
+                raise DeadlineExceeded("deadline passed before the message was published")
+            ctx, headers = outgoing_headers(ctx, self._before)
+            payload = self._encode(ctx, request)
+            timeout = self._timeout if remaining is None else remaining
+            try:
+                return await self._js.publish(
+                    self.subject, payload, timeout=timeout, headers=headers
+                )
+            except nats.js.errors.NoStreamResponseError:
+                raise Unavailable(f"no stream stores {self.subject}") from None
+            except (TimeoutError, nats.errors.TimeoutError):
+                raise DeadlineExceeded(
+                    f"the stream did not confirm {self.subject} in time"
+                ) from None
+            except nats.errors.Error as exc:
+                raise Unavailable(
+                    f"publish to {self.subject} failed: {type(exc).__name__}"
+                ) from exc
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for finalizer in self._finalizer:
+                finalizer(ctx, error)
