@@ -11,7 +11,7 @@
   and wait for the stream's ack.
 
 The wire format (headers ``X-Timeout-Ms``, ``X-Request-Id``, ``Kit-Code`` and
-the JSON error body) is in :mod:`kitpy.transport.nats.headers`.  The
+the JSON error body) is shared with AMQP: :mod:`kitpy.transport.messaging.headers`.  The
 application creates the connection (``await nats.connect(url)``), passes it
 in and closes it.
 """
@@ -20,36 +20,25 @@ from kitpy._extras import require
 
 require("nats", "msgspec", extra="nats")
 
-from kitpy.transport.nats.client import (
-    Client,
-    ClientAfter,
-    ClientBefore,
-    ClientFinalizer,
-    Publisher,
-)
-from kitpy.transport.nats.headers import (
+from kitpy.transport.messaging import (
     CODE_HEADER,
-    REQUEST_ID_HEADER,
-    TIMEOUT_HEADER,
-    error_body,
-    error_from_reply,
-    timeout_from_headers,
-)
-from kitpy.transport.nats.jetstream import JetStreamConsumer, JetStreamPublisher
-from kitpy.transport.nats.server import (
     DELIVERIES,
     HEADERS,
-    SUBJECT,
+    REQUEST_ID_HEADER,
+    TIMEOUT_HEADER,
+    ClientBefore,
+    ClientFinalizer,
     ErrorEncoder,
     ErrorHandler,
     Outcome,
-    Server,
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
-    Settle,
     default_error_encoder,
 )
+from kitpy.transport.nats.client import Client, ClientAfter, Publisher
+from kitpy.transport.nats.jetstream import JetStreamConsumer, JetStreamPublisher
+from kitpy.transport.nats.server import SUBJECT, Server
 from kitpy.transport.nats.subscription import Subscription
 
 __all__ = [
@@ -73,10 +62,6 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
-    "Settle",
     "Subscription",
     "default_error_encoder",
-    "error_body",
-    "error_from_reply",
-    "timeout_from_headers",
 ]

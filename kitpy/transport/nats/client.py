@@ -17,43 +17,30 @@ the exception or None.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeAlias, TypeVar
 
 import nats.aio.client
 import nats.errors
 
-from kitpy.context import REQUEST_ID, Context
+from kitpy.context import Context
 from kitpy.errors import DeadlineExceeded, Unavailable
-
-from .headers import REQUEST_ID_HEADER, TIMEOUT_HEADER, error_from_reply
+from kitpy.transport.messaging.client import (
+    ClientBefore,
+    ClientFinalizer,
+    EncodeRequest,
+    outgoing_headers,
+)
+from kitpy.transport.messaging.headers import TIMEOUT_HEADER, error_from_reply
 
 __all__ = ["Client", "ClientAfter", "ClientBefore", "ClientFinalizer", "Publisher"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
-ClientBefore: TypeAlias = Callable[[Context, MutableMapping[str, str]], Context]
-"""Runs before sending; fills the outgoing headers; returns the Context to use."""
 ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
 """Runs after a successful reply with its headers."""
-ClientFinalizer: TypeAlias = Callable[[Context, BaseException | None], None]
-"""Runs last on every call with the exception raised, or None on success."""
-EncodeRequest: TypeAlias = Callable[[Context, Req], bytes]
 DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
-
-
-def outgoing_headers(
-    ctx: Context, before: Sequence[ClientBefore]
-) -> tuple[Context, dict[str, str]]:
-    """The headers a request starts with (its request id), then filled by ``before`` hooks."""
-    headers: dict[str, str] = {}
-    request_id = ctx.get(REQUEST_ID)
-    if request_id:
-        headers[REQUEST_ID_HEADER] = request_id
-    for hook in before:
-        ctx = hook(ctx, headers)
-    return ctx, headers
 
 
 def _unavailable(subject: str, exc: nats.errors.Error) -> Unavailable:

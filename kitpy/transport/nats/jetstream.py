@@ -43,9 +43,15 @@ from nats.js.client import JetStreamContext
 
 from kitpy.context import Context
 from kitpy.errors import Code, DeadlineExceeded, Unavailable, is_client_fault
+from kitpy.transport.messaging.client import (
+    ClientBefore,
+    ClientFinalizer,
+    EncodeRequest,
+    outgoing_headers,
+)
+from kitpy.transport.messaging.server import Outcome
 
-from .client import ClientBefore, ClientFinalizer, EncodeRequest, outgoing_headers
-from .server import Outcome, Server
+from .server import Server
 
 __all__ = ["JetStreamConsumer", "JetStreamPublisher"]
 

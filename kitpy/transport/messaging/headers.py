@@ -1,4 +1,4 @@
-"""What kitpy puts in NATS message headers, and reading it back.
+"""What kitpy puts in message headers on a broker (NATS, AMQP), and reading it back.
 
 Requests carry ``X-Timeout-Ms`` (the caller's remaining deadline, as over
 HTTP) and ``X-Request-Id``; replies carry ``X-Request-Id`` and, for an error,
