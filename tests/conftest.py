@@ -2,11 +2,14 @@
 
 Fixtures used by one test package live in its own conftest (dnsmasq in
 ``tests/sd``, prometheus in ``tests/metrics``); those several packages share are here
-(``redis_server``, ``etcd_server``, ``nats_server``), built on the helpers in ``tests/servers.py``.
+(``redis_server``, ``etcd_server``, ``nats_server``, ``rabbitmq_server``), built on
+the helpers in ``tests/servers.py``.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,3 +93,53 @@ class Nats:
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.server.port}"
+
+
+@dataclass
+class RabbitMQ:
+    """A running rabbitmq-server: ``url`` for clients (user guest, vhost /)."""
+
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.server.port}/"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
+    """A real RabbitMQ (Debian package ``rabbitmq-server``) on 127.0.0.1, in its own directory.
+
+    Runs the package's ``/usr/lib/rabbitmq/bin/rabbitmq-server`` directly: the
+    ``/usr/sbin`` wrapper switches to the rabbitmq user, who cannot write here.
+    """
+    require_binary("rabbitmq-server", "rabbitmq-server", "/usr/sbin")
+    binary = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    workdir: Path = tmp_path_factory.mktemp("rabbitmq")
+    port, dist = free_port(), free_port()
+    (workdir / "rabbitmq.conf").write_text(
+        f"listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n"
+    )
+    (workdir / "enabled_plugins").write_text("[].\n")
+    env = {
+        "RABBITMQ_NODENAME": f"kitpy{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(workdir / "log"),
+        "RABBITMQ_FEATURE_FLAGS_FILE": str(workdir / "feature_flags"),
+        "RABBITMQ_PID_FILE": str(workdir / "rabbitmq.pid"),
+        "RABBITMQ_PLUGINS_EXPAND_DIR": str(workdir / "plugins-expand"),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "HOME": str(workdir),
+    }
+    server = start_server(
+        [binary], port=port, workdir=workdir, name="rabbitmq", env=env, timeout=60
+    )
+    yield RabbitMQ(server)
+    if server.proc is not None and server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGTERM)  # the script and the Erlang VM it starts
+        server.proc.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""Start real servers (redis, etcd, dnsmasq, prometheus) on loopback for tests.
+"""Start real servers (redis, etcd, dnsmasq, prometheus, nats, rabbitmq) on loopback for tests.
 
 Each server gets one session-scoped fixture in ``tests/conftest.py`` built on
 these helpers.  Where a binary is missing the fixture skips with a message
@@ -65,6 +65,8 @@ class ServerProcess:
     port: int
     workdir: Path
     log_path: Path
+    env: dict[str, str] | None = None
+    """Extra environment variables for the server (added to this process's)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, *, wait_port: int | None = None, timeout: float = 20.0) -> None:
@@ -75,6 +77,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         log.close()
         try:
@@ -109,9 +112,16 @@ class ServerProcess:
 
 
 def start_server(
-    argv: Sequence[str], *, port: int, workdir: Path, name: str, wait_port: int | None = None
+    argv: Sequence[str],
+    *,
+    port: int,
+    workdir: Path,
+    name: str,
+    wait_port: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
 ) -> ServerProcess:
     """Start ``argv`` in ``workdir``; wait until it listens on ``wait_port`` (default ``port``)."""
-    server = ServerProcess(list(argv), port, workdir, workdir / f"{name}.log")
-    server.start(wait_port=wait_port)
+    server = ServerProcess(list(argv), port, workdir, workdir / f"{name}.log", env=env)
+    server.start(wait_port=wait_port, timeout=timeout)
     return server

@@ -31,6 +31,7 @@ CASES = [
     ("kitpy.sd.etcd", ["aiohttp"], "etcd"),
     ("kitpy.sd.dnssrv", ["dns"], "dns"),
     ("kitpy.transport.nats", ["nats"], "nats"),
+    ("kitpy.transport.amqp", ["aio_pika"], "amqp"),
     ("kitpy.config.etcd", ["aiohttp"], "etcd"),
 ]
 

@@ -1,0 +1,207 @@
+"""The AMQP client side: a remote endpoint over request-reply, or a confirmed publish.
+
+:class:`Client` is an :class:`~kitpy.endpoint.Endpoint` that publishes a
+request with ``reply_to`` (an exclusive reply queue the Client declares on
+first use) and a ``correlation_id``, and waits for the reply within the
+Context's deadline (``timeout`` when there is none).  The remaining time
+travels in ``X-Timeout-Ms`` and as the message's ``expiration``, so a request
+nobody picks up in time expires in the queue instead of running late.  A reply
+with ``Kit-Code`` is raised as the same :class:`~kitpy.errors.KitError`
+subclass the handler raised; a request no queue takes is UNAVAILABLE.
+:class:`Publisher` publishes and returns once the broker confirmed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeAlias, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+
+from kitpy.context import Context
+from kitpy.errors import DeadlineExceeded
+from kitpy.transport.messaging.client import (
+    ClientBefore,
+    ClientFinalizer,
+    EncodeRequest,
+    outgoing_headers,
+)
+from kitpy.transport.messaging.headers import TIMEOUT_HEADER, error_from_reply
+
+from .publish import confirmed_publish
+from .server import text_headers
+
+__all__ = ["Client", "ClientAfter", "Publisher"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
+"""Runs after a successful reply with its headers."""
+DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
+
+
+class _Target:
+    """An exchange found by name on first use ("" is the default exchange)."""
+
+    def __init__(self, channel: AbstractChannel, name: str) -> None:
+        self._channel = channel
+        self._name = name
+        self._exchange: AbstractExchange | None = None
+
+    async def get(self) -> AbstractExchange:
+        if self._exchange is None:
+            if self._name:
+                self._exchange = await self._channel.get_exchange(self._name, ensure=False)
+            else:
+                self._exchange = self._channel.default_exchange
+        return self._exchange
+
+
+class Client(Generic[Req, Resp]):
+    """A remote endpoint reached by AMQP request-reply (see the module docstring).
+
+    Example::
+
+        uppercase = Client(channel, "stringsvc.uppercase", encode_upper, decode_v)
+        await uppercase(Context().with_timeout(0.5), UppercaseRequest(s="hi"))
+    """
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        routing_key: str,
+        encode_request: EncodeRequest[Req],
+        decode_response: DecodeResponse[Resp],
+        *,
+        exchange: str = "",
+        timeout: float = 5.0,
+        before: Sequence[ClientBefore] = (),
+        after: Sequence[ClientAfter] = (),
+        finalizer: Sequence[ClientFinalizer] = (),
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be > 0 seconds")
+        self._channel = channel
+        self.routing_key = routing_key
+        self._target = _Target(channel, exchange)
+        self._encode = encode_request
+        self._decode = decode_response
+        self._timeout = timeout
+        self._before = tuple(before)
+        self._after = tuple(after)
+        self._finalizer = tuple(finalizer)
+        self._replies: AbstractQueue | None = None
+        self._opening = asyncio.Lock()
+        self._waiting: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
+
+    async def _reply_queue(self) -> AbstractQueue:
+        async with self._opening:
+            if self._replies is None:
+                queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+                await queue.consume(self._on_reply, no_ack=True)
+                self._replies = queue
+        return self._replies
+
+    async def _on_reply(self, msg: AbstractIncomingMessage) -> None:
+        waiter = self._waiting.pop(msg.correlation_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+
+    async def __call__(self, ctx: Context, request: Req) -> Resp:
+        error: BaseException | None = None
+        correlation = uuid.uuid4().hex
+        try:
+            remaining = ctx.time_remaining()
+            if ctx.expired:
+                raise DeadlineExceeded("deadline passed before the request was sent")
+            ctx, headers = outgoing_headers(ctx, self._before)
+            timeout = self._timeout if remaining is None else remaining
+            if remaining is not None:
+                headers[TIMEOUT_HEADER] = str(int(remaining * 1000))
+            replies = await self._reply_queue()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting[correlation] = waiter
+            message = aio_pika.Message(
+                self._encode(ctx, request), headers=dict[str, Any](headers),
+                reply_to=replies.name, correlation_id=correlation, expiration=timeout,
+            )  # fmt: skip
+            try:
+                async with asyncio.timeout(timeout):
+                    await confirmed_publish(await self._target.get(), message, self.routing_key)
+                    reply = await waiter
+            except TimeoutError:
+                raise DeadlineExceeded(f"no reply for {self.routing_key} in time") from None
+            reply_headers = text_headers(reply.headers)
+            failure = error_from_reply(reply_headers, reply.body)
+            if failure is not None:
+                raise failure
+            for hook in self._after:
+                ctx = hook(ctx, reply_headers)
+            return self._decode(ctx, reply.body)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._waiting.pop(correlation, None)
+            for finalizer in self._finalizer:
+                finalizer(ctx, error)
+
+
+class Publisher(Generic[Req]):
+    """An endpoint that publishes ``request`` and returns None once the broker confirmed it.
+
+    Example::
+
+        publish = Publisher(channel, "stringsvc.events.uppercased", encode, exchange="events")
+        await publish(ctx, Uppercased(s="hi", v="HI"))
+    """
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        routing_key: str,
+        encode_request: EncodeRequest[Req],
+        *,
+        exchange: str = "",
+        timeout: float = 5.0,
+        persistent: bool = True,
+        before: Sequence[ClientBefore] = (),
+        finalizer: Sequence[ClientFinalizer] = (),
+    ) -> None:
+        self.routing_key = routing_key
+        self._target = _Target(channel, exchange)
+        self._encode = encode_request
+        self._timeout = timeout
+        self._mode = aio_pika.DeliveryMode.PERSISTENT if persistent else None
+        self._before = tuple(before)
+        self._finalizer = tuple(finalizer)
+
+    async def __call__(self, ctx: Context, request: Req) -> None:
+        error: BaseException | None = None
+        try:
+            remaining = ctx.time_remaining()
+            if ctx.expired:
+                raise DeadlineExceeded("deadline passed before the message was published")
+            ctx, headers = outgoing_headers(ctx, self._before)
+            message = aio_pika.Message(
+                self._encode(ctx, request), headers=dict[str, Any](headers),
+                delivery_mode=self._mode,
+            )  # fmt: skip
+            timeout = self._timeout if remaining is None else remaining
+            try:
+                async with asyncio.timeout(timeout):
+                    await confirmed_publish(await self._target.get(), message, self.routing_key)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"publish to {self.routing_key} not confirmed in time"
+                ) from None
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for finalizer in self._finalizer:
+                finalizer(ctx, error)
