@@ -5,7 +5,10 @@ top-level ``await`` allowed (as in ``python -m asyncio``), inside the test's
 event loop and bounded by a timeout.  Blocks that need a server start it on
 127.0.0.1 port 0 themselves.  Fences other than ``python`` (``sh``, ``text``,
 ``py`` for fragments) are not run.  The lead's ``decisions.md`` has no runnable
-examples and is skipped.
+examples and is skipped.  A page whose examples need a server binary says so in
+a comment, ``<!-- needs: nats-server (Debian package nats-server) -->``: the
+test finds the binary (skipping, or failing under KITPY_REQUIRE_SERVERS=1, as
+the server fixtures do) and the page reads its path from ``NEEDS[name]``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import require_binary
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 NOT_RUN = {"decisions.md"}
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+NEEDS = re.compile(r"<!-- needs: (\S+) \(Debian package (\S+)\) -->")
 CONCEPT_PAGES = [
     "endpoints.md", "context.md", "errors.md", "http.md", "grpc.md", "logging.md",
     "metrics.md", "tracing.md", "auth.md", "circuitbreaker.md", "ratelimit.md",
@@ -51,6 +57,10 @@ async def test_page_examples_run(name: str) -> None:
     page = DOCS / name
     module = types.ModuleType(f"docs_{page.stem}")
     module.__file__ = str(page)
+    needs = NEEDS.findall(page.read_text())
+    module.__dict__["NEEDS"] = {
+        binary: require_binary(binary, package, "/usr/sbin") for binary, package in needs
+    }
     sys.modules[module.__name__] = module  # dataclasses and msgspec look classes up here
     try:
         for line, source in python_blocks(page):
