@@ -1,9 +1,10 @@
 """What kitpy puts in message headers on a broker (NATS, AMQP), and reading it back.
 
 Requests carry ``X-Timeout-Ms`` (the caller's remaining deadline, as over
-HTTP) and ``X-Request-Id``; replies carry ``X-Request-Id`` and, for an error,
-``Kit-Code`` (the :class:`~kitpy.errors.Code` name) with the same JSON error
+HTTP) and ``X-Request-Id``; an error reply carries ``Kit-Code`` (the
+:class:`~kitpy.errors.Code` name) and ``X-Request-Id`` with the same JSON error
 body as HTTP: ``{"error": {"code": "INVALID_ARGUMENT", "message": "..."}}``.
+A successful reply carries only what the Server's ``after`` hooks add.
 The W3C trace context travels in ``traceparent`` / ``tracestate`` through
 kitpy.tracing's hooks.
 """

@@ -101,8 +101,9 @@ class Envelope:
     operation: str
     """The subject or queue: the Context's OPERATION."""
     headers: Mapping[str, str]
-    values: Mapping[Key[Any], Any]
-    """The transport's own Context values (e.g. the NATS subject, DELIVERIES)."""
+    values: dict[Key[Any], Any]
+    """The transport's own Context values (e.g. the NATS subject, DELIVERIES); a new dict
+    per message, which the server extends and hands to the Context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +176,12 @@ class MessageServer(Generic[Req, Resp, M]):
         envelope = self.envelope(msg)
         headers = envelope.headers
         request_id = self._request_id(headers)
-        values: dict[Key[Any], Any] = dict(envelope.values)
+        values = envelope.values
         values[HEADERS] = headers
         values[OPERATION] = envelope.operation
         values[REQUEST_ID] = request_id
         ctx = self._root
-        out_headers: dict[str, str] = {REQUEST_ID_HEADER: request_id}
+        out_headers: dict[str, str] = {}  # a success carries what ``after`` hooks add
         try:
             ctx = ctx.with_values(values, timeout=timeout_from_headers(headers))
             if ctx.expired:
@@ -207,6 +208,7 @@ class MessageServer(Generic[Req, Resp, M]):
             raise
         except Exception as exc:
             err = self._on_error(ctx, exc)
+            out_headers[REQUEST_ID_HEADER] = request_id  # to match the error to the server's log
             out_headers[CODE_HEADER] = err.code.name
             outcome = Outcome(error_body(err), out_headers, err)
         try:

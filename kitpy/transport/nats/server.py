@@ -55,7 +55,7 @@ class Server(MessageServer[Req, Resp, Msg]):
 
         async def reply(msg: Msg, ctx: Context, outcome: Outcome) -> None:
             if msg.reply:
-                await nc.publish(msg.reply, outcome.body, headers=outcome.headers)
+                await nc.publish(msg.reply, outcome.body, headers=outcome.headers or None)
 
         async def handle(msg: Msg) -> None:
             await self.serve(msg, reply)

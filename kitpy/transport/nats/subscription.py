@@ -1,16 +1,19 @@
 """Subscribing a Server to a subject, with bounded concurrency and a graceful drain.
 
 nats-py runs one subscription's callbacks one after another.  A
-:class:`Subscription` runs each message in its own task instead, at most
-``max_in_flight`` at once: when that many are running, it stops taking
-messages (nats-py buffers them, up to its pending limits) until one finishes.
-:meth:`Subscription.drain` stops receiving, lets the handlers in flight finish
-within ``grace`` seconds (their replies are sent), and cancels the rest.
+:class:`Subscription` hands each message to one of ``max_in_flight`` worker
+tasks instead, so that many handlers run at once; when all are busy and as
+many messages again wait for them, it stops taking messages (nats-py buffers
+them, up to its pending limits) until a worker is free.  A fixed pool costs less per message than a task per message (measured
+in docs/decisions.md).  :meth:`Subscription.drain` stops receiving, lets the
+handlers in flight finish within ``grace`` seconds (their replies are sent),
+and cancels the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import nats.aio.client
@@ -34,10 +37,11 @@ class Subscription:
         await sub.drain(grace=10.0)
     """
 
-    def __init__(self, sub: NatsSubscription, slots: asyncio.Semaphore) -> None:
-        self._sub = sub
-        self._slots = slots
-        self._tasks: set[asyncio.Task[None]] = set()
+    def __init__(self, workers: list[asyncio.Task[None]], inbox: asyncio.Queue[Msg]) -> None:
+        self._sub: NatsSubscription | None = None
+        self._workers = workers
+        self._inbox = inbox
+        self._busy = 0
 
     @classmethod
     async def start(
@@ -52,37 +56,40 @@ class Subscription:
         """Subscribe ``server`` to ``subject`` on ``nc``."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=max_in_flight)
+        subscription = cls([], inbox)
         handle = server.handler(nc)
-        slots = asyncio.Semaphore(max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-
-        def finished(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            slots.release()
-
-        async def receive(msg: Msg) -> None:
-            await slots.acquire()
-            task = asyncio.create_task(handle(msg))
-            tasks.add(task)
-            task.add_done_callback(finished)
-
-        sub = await nc.subscribe(subject, queue=queue, cb=receive)
-        subscription = cls(sub, slots)
-        subscription._tasks = tasks
+        subscription._workers = [
+            asyncio.create_task(subscription._work(handle), name=f"nats {subject} worker")
+            for _ in range(max_in_flight)
+        ]
+        subscription._sub = await nc.subscribe(subject, queue=queue, cb=inbox.put)
         return subscription
+
+    async def _work(self, handle: Any) -> None:
+        while True:
+            msg = await self._inbox.get()
+            self._busy += 1
+            try:
+                await handle(msg)
+            finally:
+                self._busy -= 1
+                self._inbox.task_done()
 
     @property
     def in_flight(self) -> int:
-        """Messages being handled right now."""
-        return len(self._tasks)
+        """Messages being handled or waiting for a worker right now."""
+        return self._busy + self._inbox.qsize()
 
     async def drain(self, *, grace: float = 10.0) -> None:
         """Stop receiving; wait up to ``grace`` s for handlers in flight, then cancel the rest."""
-        await self._sub.unsubscribe()
-        pending = set(self._tasks)
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=1.0)
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._inbox.join()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.wait(self._workers, timeout=2.0)

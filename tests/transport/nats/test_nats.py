@@ -92,6 +92,8 @@ async def test_request_reply_carries_the_request_id_and_operation(
     ctx = Context().with_value(REQUEST_ID, "req-42")
     assert await client(ctx.with_timeout(2), Upper("hello")) == "HELLO"
     assert seen == [("req-42", subject, subject)]
+    reply = await nc.request(subject, b'{"s": "x"}', timeout=2)
+    assert reply.headers is None  # a success carries only what after hooks add
     await sub.drain()
 
 
@@ -124,7 +126,7 @@ async def test_errors_arrive_as_the_same_kit_error_with_a_json_body(
     body = json.loads(raw.data)
     assert body["error"]["code"] == "INVALID_ARGUMENT"
     assert "invalid message body" in body["error"]["message"]
-    assert raw.headers["X-Request-Id"]  # every reply carries its request id
+    assert raw.headers["X-Request-Id"]  # an error reply carries its request id
 
     assert codes == [
         Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.UNKNOWN, Code.INVALID_ARGUMENT
