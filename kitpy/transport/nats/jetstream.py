@@ -96,7 +96,9 @@ class JetStreamConsumer:
         self._dead_letter = dead_letter
         self._fetch_timeout = fetch_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[int, tuple[Msg, float]] = {}  # id -> message, when handling began
         self._loop: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -130,6 +132,9 @@ class JetStreamConsumer:
             fetch_timeout=fetch_timeout,
         )  # fmt: skip
         consumer._loop = asyncio.create_task(consumer._fetch_forever(), name=f"jetstream {durable}")
+        consumer._ticker = asyncio.create_task(
+            consumer._keep_alive(), name=f"jetstream {durable} ack"
+        )
         return consumer
 
     @property
@@ -163,7 +168,7 @@ class JetStreamConsumer:
         self._slots.release()
 
     async def _handle(self, msg: Msg) -> None:
-        keepalive = asyncio.create_task(self._keep_alive(msg))
+        self._running[id(msg)] = (msg, asyncio.get_running_loop().time())
         try:
             await self._server.serve(msg, self._settle)
         except asyncio.CancelledError:
@@ -171,12 +176,19 @@ class JetStreamConsumer:
                 await asyncio.shield(msg.nak())  # stopped mid-handler: redeliver at once
             raise
         finally:
-            keepalive.cancel()
+            del self._running[id(msg)]
 
-    async def _keep_alive(self, msg: Msg) -> None:
+    async def _keep_alive(self) -> None:
+        """One ticker for all handlers: those running past half of ack_wait say so."""
+        half = self._ack_wait / 2
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._ack_wait / 2)
-            await msg.in_progress()
+            await asyncio.sleep(half / 2)
+            now = loop.time()
+            for msg, started in list(self._running.values()):
+                if now - started >= half:
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.in_progress()
 
     async def _settle(self, msg: Msg, ctx: Context, outcome: Outcome) -> None:
         err = outcome.error
@@ -220,6 +232,9 @@ class JetStreamConsumer:
             task.cancel()
         if late:
             await asyncio.wait(late, timeout=2.0)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
 
 class JetStreamPublisher(Generic[Req]):

@@ -4,10 +4,10 @@ nats-py runs one subscription's callbacks one after another.  A
 :class:`Subscription` hands each message to one of ``max_in_flight`` worker
 tasks instead, so that many handlers run at once; when all are busy and as
 many messages again wait for them, it stops taking messages (nats-py buffers
-them, up to its pending limits) until a worker is free.  A fixed pool costs less per message than a task per message (measured
-in docs/decisions.md).  :meth:`Subscription.drain` stops receiving, lets the
-handlers in flight finish within ``grace`` seconds (their replies are sent),
-and cancels the rest.
+them, up to its pending limits) until a worker is free.  A fixed pool costs
+less per message than a task per message (measured in docs/decisions.md).
+:meth:`Subscription.drain` stops receiving, lets the handlers in flight finish
+within ``grace`` seconds (their replies are sent), and cancels the rest.
 """
 
 from __future__ import annotations
