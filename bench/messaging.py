@@ -15,7 +15,8 @@ messages per second (kitpy / raw):
   nats-py's callback -- the cheapest possible server, which cannot overlap two
   handlers' I/O: a reference row, not a bar;
 * ``ratio_jetstream`` -- consume + ack ``MESSAGES`` stored messages through a
-  durable pull consumer: JetStreamConsumer vs a raw fetch/ack loop;
+  durable pull consumer: JetStreamConsumer (``BATCH`` in flight) vs a raw loop
+  fetching ``BATCH`` at a time and acking each;
 * ``ratio_amqp`` -- consume + ack ``MESSAGES`` queued messages: kitpy Consumer
   vs a raw ``queue.consume`` callback that acks.
 
@@ -58,6 +59,7 @@ ROUNDS = 5
 REQUESTS = 4000
 CONCURRENCY = 32
 MESSAGES = 4000
+BATCH = 64  # JetStream: messages fetched at once (raw) and in flight (kitpy)
 BODY = b'{"s": "hello, kitpy benchmark"}'
 
 
@@ -203,7 +205,7 @@ async def jetstream_raw(nc: nats.aio.client.Client) -> float:
     done = 0
     start = time.perf_counter()
     while done < MESSAGES:
-        for msg in await psub.fetch(batch=16, timeout=5):
+        for msg in await psub.fetch(batch=BATCH, timeout=5):
             work(msg.data)
             await msg.ack()
             done += 1
@@ -227,7 +229,9 @@ async def jetstream_kitpy(nc: nats.aio.client.Client) -> float:
 
     server = kit_nats.Server(endpoint, lambda ctx, m: _decode(m.data), lambda ctx, r: _encode(r))
     start = time.perf_counter()
-    consumer = await kit_nats.JetStreamConsumer.start(js, subject, server, durable="kitpy")
+    consumer = await kit_nats.JetStreamConsumer.start(
+        js, subject, server, durable="kitpy", max_in_flight=BATCH
+    )
     await asyncio.wait_for(done.wait(), 120)
     rate = MESSAGES / (time.perf_counter() - start)
     await consumer.drain(grace=5)

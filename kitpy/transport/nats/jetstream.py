@@ -88,14 +88,17 @@ class JetStreamConsumer:
         self._js = js
         self._psub = psub
         self._server = server
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._max_in_flight = max_in_flight
+        self._refill_at = max(1, max_in_flight // 2)
+        self._inbox: asyncio.Queue[Msg] = asyncio.Queue()
+        self._held = 0  # fetched and not yet settled: waiting in the inbox or being handled
+        self._room = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
         self._ack_wait = ack_wait
         self._max_deliver = max_deliver
         self._backoff = tuple(backoff)
         self._dead_letter = dead_letter
         self._fetch_timeout = fetch_timeout
-        self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[int, tuple[Msg, float]] = {}  # id -> message, when handling began
         self._loop: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -131,6 +134,10 @@ class JetStreamConsumer:
             max_deliver=max_deliver, backoff=backoff, dead_letter=dead_letter,
             fetch_timeout=fetch_timeout,
         )  # fmt: skip
+        consumer._workers = [
+            asyncio.create_task(consumer._work(), name=f"jetstream {durable} worker")
+            for _ in range(max_in_flight)
+        ]
         consumer._loop = asyncio.create_task(consumer._fetch_forever(), name=f"jetstream {durable}")
         consumer._ticker = asyncio.create_task(
             consumer._keep_alive(), name=f"jetstream {durable} ack"
@@ -139,33 +146,36 @@ class JetStreamConsumer:
 
     @property
     def in_flight(self) -> int:
-        """Messages being handled right now."""
-        return len(self._tasks)
+        """Messages fetched and not yet settled (being handled, or waiting for a worker)."""
+        return self._held
 
     async def _fetch_forever(self) -> None:
         while True:
-            await self._slots.acquire()
-            free = 1
-            while free < self._max_in_flight and not self._slots.locked():
-                await self._slots.acquire()
-                free += 1
+            free = self._max_in_flight - self._held
+            if free < self._refill_at:  # fetch in batches, not one message per round trip
+                self._room.clear()
+                await self._room.wait()
+                continue
             try:
                 msgs = await self._psub.fetch(batch=free, timeout=self._fetch_timeout)
             except (TimeoutError, nats.errors.TimeoutError):
-                msgs = []
+                continue
             except nats.errors.Error:
-                msgs = []
                 await asyncio.sleep(self._fetch_timeout)  # reconnecting: try again shortly
-            for _ in range(free - len(msgs)):
-                self._slots.release()
+                continue
+            self._held += len(msgs)
             for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._finished)
+                self._inbox.put_nowait(msg)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+    async def _work(self) -> None:
+        while True:
+            msg = await self._inbox.get()
+            try:
+                await self._handle(msg)
+            finally:
+                self._held -= 1
+                self._room.set()
+                self._inbox.task_done()
 
     async def _handle(self, msg: Msg) -> None:
         self._running[id(msg)] = (msg, asyncio.get_running_loop().time())
@@ -223,15 +233,17 @@ class JetStreamConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
-        late: set[asyncio.Task[None]] = set()
-        if self._tasks:
-            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._inbox.join()
         with contextlib.suppress(nats.errors.Error):
             await self._psub.unsubscribe()  # first, so a nak-ed message goes to another consumer
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=2.0)
+        for worker in self._workers:
+            worker.cancel()  # a handler still running naks its message
+        await asyncio.wait(self._workers, timeout=2.0)
+        while not self._inbox.empty():  # fetched, never started: give them back too
+            with contextlib.suppress(Exception):
+                await self._inbox.get_nowait().nak()
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
