@@ -208,6 +208,7 @@ EXPECTED: dict[str, list[str]] = {
         "URL",
         "convert",
         "describe",
+        "follow",
         "load",
         "settings_fields",
     ],
@@ -224,6 +225,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.config.live": [
         "Live",
         "Rejection",
+        "follow",
     ],
     "kitpy.config.load": [
         "ConfigError",
@@ -232,6 +234,7 @@ EXPECTED: dict[str, list[str]] = {
         "settings_fields",
     ],
     "kitpy.config.sources": [
+        "BackgroundSource",
         "apply_snapshot",
         "log_problem",
     ],
@@ -856,6 +859,7 @@ EXPECTED: dict[str, list[str]] = {
         "ClientBefore",
         "ClientFinalizer",
         "EncodeRequest",
+        "MessageClient",
         "outgoing_headers",
     ],
     "kitpy.transport.messaging.headers": [
@@ -907,9 +911,8 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.transport.nats.client": [
         "Client",
         "ClientAfter",
-        "ClientBefore",
-        "ClientFinalizer",
         "Publisher",
+        "unavailable",
     ],
     "kitpy.transport.nats.jetstream": [
         "JetStreamConsumer",

@@ -15,7 +15,7 @@ The core needs nothing beyond the standard library (TOML via ``tomllib``).
 """
 
 from kitpy.config.convert import convert, describe
-from kitpy.config.live import Live, Rejection
+from kitpy.config.live import Live, Rejection, follow
 from kitpy.config.load import ConfigError, Setting, load, settings_fields
 from kitpy.config.types import URL, Address, Duration, Secret, Size
 
@@ -31,6 +31,7 @@ __all__ = [
     "Size",
     "convert",
     "describe",
+    "follow",
     "load",
     "settings_fields",
 ]

@@ -13,19 +13,18 @@ whatever changed meanwhile) and resumes.  It talks to etcd through kitpy.sd's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kitpy.config.live import Live
-from kitpy.config.sources import apply_snapshot, log_problem
+from kitpy.config.sources import BackgroundSource, apply_snapshot, log_problem
 from kitpy.sd.etcd import EtcdClient, KeyValue
 
 __all__ = ["EtcdSettings"]
 
 
-class EtcdSettings:
+class EtcdSettings(BackgroundSource):
     """Keep ``settings`` (live settings by name) in step with the keys under ``prefix``.
 
     ``synced`` is set after each full read of the prefix (at start and after a
@@ -64,27 +63,9 @@ class EtcdSettings:
         self._random = (rng or random.Random()).random
         self._sleep = sleep
         self._backoff = min_backoff
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Start following etcd in the background (returns at once; see :attr:`synced`)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"kitpy.config etcd {self.prefix}")
-
-    async def close(self) -> None:
-        """Stop following (the settings keep their current values)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def __aenter__(self) -> EtcdSettings:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    def __repr__(self) -> str:
+        return f"EtcdSettings(prefix={self.prefix!r})"
 
     def _name(self, kv: KeyValue) -> str:
         return kv.key.decode("utf-8", "replace")[len(self.prefix) :]
@@ -120,7 +101,8 @@ class EtcdSettings:
         finally:
             await stream.aclose()
 
-    async def _run(self) -> None:
+    async def follow(self) -> None:
+        """Read and watch the prefix; reconnect with backoff whenever the watch drops."""
         while True:
             try:
                 await self._follow()

@@ -15,7 +15,6 @@ values stay; a deleted file returns every setting to its static value.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tomllib
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from kitpy.config.live import Live
-from kitpy.config.sources import apply_snapshot, log_problem
+from kitpy.config.sources import BackgroundSource, apply_snapshot, log_problem
 
 __all__ = ["FileSettings"]
 
 
-class FileSettings:
+class FileSettings(BackgroundSource):
     """Keep ``settings`` (live settings by name) in step with a TOML file.
 
     >>> async def main(path):                               # doctest: +SKIP
@@ -54,7 +53,6 @@ class FileSettings:
         self._on_problem = on_problem
         self._sleep = sleep
         self._seen: tuple[int, int] | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def reload(self) -> None:
         """Read the file now and apply it (sources call this on every change)."""
@@ -76,28 +74,15 @@ class FileSettings:
         values = dict(_flatten(data, ""))
         apply_snapshot(self._settings, values, source=str(self.path), on_problem=self._on_problem)
 
-    async def start(self) -> None:
-        """Apply the file once, then watch it in the background."""
+    async def first(self) -> None:
+        """Apply the file once, before :meth:`start` returns."""
         self.reload()
-        if self._task is None:
-            self._task = asyncio.create_task(self._watch(), name=f"kitpy.config file {self.path}")
 
-    async def close(self) -> None:
-        """Stop watching (the settings keep their current values)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def __repr__(self) -> str:
+        return f"FileSettings({str(self.path)!r})"
 
-    async def __aenter__(self) -> FileSettings:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _watch(self) -> None:
+    async def follow(self) -> None:
+        """Poll the file and re-apply it when it changed."""
         while True:
             await self._sleep(self._interval)
             try:

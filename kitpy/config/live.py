@@ -14,6 +14,7 @@ on the value (a breaker policy, a pool size).
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -21,7 +22,7 @@ from kitpy.config.convert import convert
 from kitpy.config.types import Secret
 from kitpy.metrics.instruments import Counter
 
-__all__ = ["Live", "Rejection"]
+__all__ = ["Live", "Rejection", "follow"]
 
 T = TypeVar("T")
 _log = logging.getLogger("kitpy.config")
@@ -92,15 +93,18 @@ class Live(Generic[T]):
 
     def set(self, raw: object, *, source: str = "") -> bool:
         """Convert and check ``raw``; swap it in and return True, or reject it and return False."""
+        old = self.value
         try:
             new = convert(raw, self._type)
             if self._check is not None:
                 self._check(new)
+            self._swap(new)  # a subscriber that refuses the value (ValueError) rejects it too
         except (ValueError, TypeError, ArithmeticError) as exc:
+            if self.value is not old:
+                self._swap(old)
             shown = "***" if self._type is Secret else raw  # never log a secret
             self._reject(Rejection(self.name, shown, source, exc))
             return False
-        self._swap(new)
         return True
 
     def reset(self) -> None:
@@ -108,7 +112,11 @@ class Live(Generic[T]):
         self._swap(self.static)
 
     def subscribe(self, subscriber: Callable[[T], object]) -> Callable[[], None]:
-        """Call ``subscriber(new_value)`` after every change; returns an unsubscribe function."""
+        """Call ``subscriber(new_value)`` after every change; returns an unsubscribe function.
+
+        A subscriber may refuse a value by raising ``ValueError``: the setting
+        goes back to its previous value and the new one is rejected.
+        """
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
@@ -136,3 +144,31 @@ def _type_of(value: object) -> type:
 
 def _log_rejection(rejection: Rejection) -> None:
     _log.error("%s", rejection)
+
+
+def follow(value: T | Live[T], on_change: Callable[[T], object]) -> T:
+    """The current value of a number-or-live option; a live one calls ``on_change`` on changes.
+
+    This is how kitpy's limiters, breakers and retries take live settings:
+    they read the value once and get told about changes, so their hot paths
+    read plain attributes.  A bound method is held weakly (the object can go
+    away); ``on_change`` may raise ``ValueError`` to refuse a value.
+
+    Example::
+
+        self._rate = follow(rate, self._set_rate)   # rate: float | Live[float]
+    """
+    if not isinstance(value, Live):
+        return value
+    if hasattr(on_change, "__self__") and hasattr(on_change, "__func__"):
+        method = weakref.WeakMethod(on_change)
+
+        def call(new: T) -> None:
+            bound = method()
+            if bound is not None:
+                bound(new)
+
+        value.subscribe(call)
+    else:
+        value.subscribe(on_change)
+    return value.value

@@ -109,3 +109,21 @@ def _write(path: Path, text: str) -> None:
     before = path.stat().st_mtime_ns if path.exists() else 0
     path.write_text(text)
     os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+def test_a_subscriber_that_refuses_a_value_rolls_it_back() -> None:
+    rejected: list[Rejection] = []
+    burst = Live(10, name="burst", on_reject=rejected.append)
+    applied: list[int] = []
+
+    def apply(value: int) -> None:
+        if value < 1:
+            raise ValueError("burst must be at least 1")
+        applied.append(value)
+
+    burst.subscribe(apply)
+    assert burst.set("20")
+    assert not burst.set("0")
+    assert burst.value == 20
+    assert applied == [20, 20]  # re-applied after the refusal
+    assert str(rejected[0]) == "live setting burst: rejected '0': burst must be at least 1"

@@ -3,7 +3,8 @@
 :class:`Client` is an :class:`~kitpy.endpoint.Endpoint` that publishes a
 request with ``reply_to`` (an exclusive reply queue the Client declares on
 first use) and a ``correlation_id``, and waits for the reply within the
-Context's deadline (``timeout`` when there is none).  The remaining time
+Context's deadline (``timeout`` when there is none), on the one call path of
+:class:`~kitpy.transport.messaging.MessageClient`.  The remaining time
 travels in ``X-Timeout-Ms`` and as the message's ``expiration``, so a request
 nobody picks up in time expires in the queue instead of running late.  A reply
 with ``Kit-Code`` is raised as the same :class:`~kitpy.errors.KitError`
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
@@ -27,9 +28,9 @@ from kitpy.transport.messaging.client import (
     ClientBefore,
     ClientFinalizer,
     EncodeRequest,
-    outgoing_headers,
+    MessageClient,
 )
-from kitpy.transport.messaging.headers import TIMEOUT_HEADER, error_from_reply
+from kitpy.transport.messaging.headers import error_from_reply
 
 from .publish import confirmed_publish
 from .server import text_headers
@@ -61,7 +62,7 @@ class _Target:
         return self._exchange
 
 
-class Client(Generic[Req, Resp]):
+class Client(MessageClient[Req, Resp]):
     """A remote endpoint reached by AMQP request-reply (see the module docstring).
 
     Example::
@@ -83,17 +84,14 @@ class Client(Generic[Req, Resp]):
         after: Sequence[ClientAfter] = (),
         finalizer: Sequence[ClientFinalizer] = (),
     ) -> None:
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
+        super().__init__(
+            encode_request, timeout=timeout, sends_deadline=True, before=before, finalizer=finalizer
+        )
         self._channel = channel
         self.routing_key = routing_key
         self._target = _Target(channel, exchange)
-        self._encode = encode_request
         self._decode = decode_response
-        self._timeout = timeout
-        self._before = tuple(before)
         self._after = tuple(after)
-        self._finalizer = tuple(finalizer)
         self._replies: AbstractQueue | None = None
         self._opening = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
@@ -111,47 +109,36 @@ class Client(Generic[Req, Resp]):
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
 
-    async def __call__(self, ctx: Context, request: Req) -> Resp:
-        error: BaseException | None = None
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> Resp:
+        """Publish the request with ``reply_to`` and wait for the reply that correlates."""
         correlation = uuid.uuid4().hex
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[correlation] = waiter
         try:
-            remaining = ctx.time_remaining()
-            if ctx.expired:
-                raise DeadlineExceeded("deadline passed before the request was sent")
-            ctx, headers = outgoing_headers(ctx, self._before)
-            timeout = self._timeout if remaining is None else remaining
-            if remaining is not None:
-                headers[TIMEOUT_HEADER] = str(int(remaining * 1000))
-            replies = await self._reply_queue()
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting[correlation] = waiter
-            message = aio_pika.Message(
-                self._encode(ctx, request), headers=dict[str, Any](headers),
-                reply_to=replies.name, correlation_id=correlation, expiration=timeout,
-            )  # fmt: skip
-            try:
-                async with asyncio.timeout(timeout):
-                    await confirmed_publish(await self._target.get(), message, self.routing_key)
-                    reply = await waiter
-            except TimeoutError:
-                raise DeadlineExceeded(f"no reply for {self.routing_key} in time") from None
-            reply_headers = text_headers(reply.headers)
-            failure = error_from_reply(reply_headers, reply.body)
-            if failure is not None:
-                raise failure
-            for hook in self._after:
-                ctx = hook(ctx, reply_headers)
-            return self._decode(ctx, reply.body)
-        except BaseException as exc:
-            error = exc
-            raise
+            async with asyncio.timeout(within):
+                replies = await self._reply_queue()
+                message = aio_pika.Message(
+                    payload, headers=dict[str, Any](headers), reply_to=replies.name,
+                    correlation_id=correlation, expiration=within,
+                )  # fmt: skip
+                await confirmed_publish(await self._target.get(), message, self.routing_key)
+                reply = await waiter
+        except TimeoutError:
+            raise DeadlineExceeded(f"no reply for {self.routing_key} in time") from None
         finally:
             self._waiting.pop(correlation, None)
-            for finalizer in self._finalizer:
-                finalizer(ctx, error)
+        reply_headers = text_headers(reply.headers)
+        failure = error_from_reply(reply_headers, reply.body)
+        if failure is not None:
+            raise failure
+        for hook in self._after:
+            ctx = hook(ctx, reply_headers)
+        return self._decode(ctx, reply.body)
 
 
-class Publisher(Generic[Req]):
+class Publisher(MessageClient[Req, None]):
     """An endpoint that publishes ``request`` and returns None once the broker confirmed it.
 
     Example::
@@ -172,36 +159,27 @@ class Publisher(Generic[Req]):
         before: Sequence[ClientBefore] = (),
         finalizer: Sequence[ClientFinalizer] = (),
     ) -> None:
+        super().__init__(
+            encode_request,
+            timeout=timeout,
+            sends_deadline=False,
+            before=before,
+            finalizer=finalizer,
+        )
         self.routing_key = routing_key
         self._target = _Target(channel, exchange)
-        self._encode = encode_request
-        self._timeout = timeout
         self._mode = aio_pika.DeliveryMode.PERSISTENT if persistent else None
-        self._before = tuple(before)
-        self._finalizer = tuple(finalizer)
 
-    async def __call__(self, ctx: Context, request: Req) -> None:
-        error: BaseException | None = None
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> None:
+        """Publish and wait for the broker's confirm."""
+        message = aio_pika.Message(
+            payload, headers=dict[str, Any](headers), delivery_mode=self._mode
+        )
         try:
-            remaining = ctx.time_remaining()
-            if ctx.expired:
-                raise DeadlineExceeded("deadline passed before the message was published")
-            ctx, headers = outgoing_headers(ctx, self._before)
-            message = aio_pika.Message(
-                self._encode(ctx, request), headers=dict[str, Any](headers),
-                delivery_mode=self._mode,
-            )  # fmt: skip
-            timeout = self._timeout if remaining is None else remaining
-            try:
-                async with asyncio.timeout(timeout):
-                    await confirmed_publish(await self._target.get(), message, self.routing_key)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"publish to {self.routing_key} not confirmed in time"
-                ) from None
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            for finalizer in self._finalizer:
-                finalizer(ctx, error)
+            async with asyncio.timeout(within):
+                await confirmed_publish(await self._target.get(), message, self.routing_key)
+        except TimeoutError:
+            late = f"publish to {self.routing_key} not confirmed in time"
+            raise DeadlineExceeded(late) from None

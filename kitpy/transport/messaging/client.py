@@ -1,16 +1,27 @@
-"""The broker-neutral client pieces: hook types and the headers every request starts with."""
+"""The broker-neutral client side: hook types and :class:`MessageClient`, the one call path.
+
+Every broker client -- NATS request-reply and publish, JetStream publish, AMQP
+request-reply and publish -- is a :class:`MessageClient`: per call, an expired
+Context raises DEADLINE_EXCEEDED without sending; the outgoing headers start
+with the request id and are filled by ``before`` hooks; for request-reply the
+remaining time travels in ``X-Timeout-Ms``; the request is encoded and handed
+to the transport's :meth:`MessageClient.send` with the time it may take; and
+``finalizer`` hooks run last with the exception raised, or None.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
-from typing import TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from kitpy.context import REQUEST_ID, Context
-from kitpy.transport.messaging.headers import REQUEST_ID_HEADER
+from kitpy.errors import DeadlineExceeded
+from kitpy.transport.messaging.headers import REQUEST_ID_HEADER, TIMEOUT_HEADER
 
-__all__ = ["ClientBefore", "ClientFinalizer", "EncodeRequest", "outgoing_headers"]
+__all__ = ["ClientBefore", "ClientFinalizer", "EncodeRequest", "MessageClient", "outgoing_headers"]
 
 Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 ClientBefore: TypeAlias = Callable[[Context, MutableMapping[str, str]], Context]
 """Runs before sending; fills the outgoing headers; returns the Context to use."""
@@ -31,3 +42,55 @@ def outgoing_headers(
     for hook in before:
         ctx = hook(ctx, headers)
     return ctx, headers
+
+
+class MessageClient(Generic[Req, Resp]):
+    """An endpoint that sends a message on a broker (see the module docstring).
+
+    Subclasses implement :meth:`send`.  ``timeout`` bounds a call whose Context
+    has no deadline; ``sends_deadline`` puts the remaining time in the
+    request's headers (request-reply does; a publish, read later by someone
+    else, does not).
+    """
+
+    def __init__(
+        self,
+        encode_request: EncodeRequest[Req],
+        *,
+        timeout: float,
+        sends_deadline: bool,
+        before: Sequence[ClientBefore],
+        finalizer: Sequence[ClientFinalizer],
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be > 0 seconds")
+        self._encode = encode_request
+        self._timeout = timeout
+        self._sends_deadline = sends_deadline
+        self._before = tuple(before)
+        self._finalizer = tuple(finalizer)
+
+    async def __call__(self, ctx: Context, request: Req) -> Resp:
+        error: BaseException | None = None
+        try:
+            if ctx.expired:
+                raise DeadlineExceeded("deadline passed before the message was sent")
+            remaining = ctx.time_remaining()
+            ctx, headers = outgoing_headers(ctx, self._before)
+            if remaining is None:
+                remaining = self._timeout
+            elif self._sends_deadline:
+                headers[TIMEOUT_HEADER] = str(int(remaining * 1000))
+            return await self.send(ctx, headers, self._encode(ctx, request), remaining)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for finalizer in self._finalizer:
+                finalizer(ctx, error)
+
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> Resp:
+        """Send ``payload`` with ``headers`` in at most ``within`` seconds; return the result."""
+        raise NotImplementedError

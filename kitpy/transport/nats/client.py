@@ -7,18 +7,15 @@ server stops when the caller does.  A reply with ``Kit-Code`` is raised as the
 same :class:`~kitpy.errors.KitError` subclass the handler raised.  No
 responder on the subject is UNAVAILABLE; no reply in time is
 DEADLINE_EXCEEDED.  :class:`Publisher` is an endpoint that publishes and
-returns at once (fire and forget; nats-py buffers and flushes).
-
-Per call: an expired Context raises DEADLINE_EXCEEDED without sending;
-``before`` funcs fill the outgoing headers, the request is encoded and sent,
-``after`` funcs see the reply headers, and ``finalizer`` funcs run last with
-the exception or None.
+returns at once (fire and forget; nats-py buffers and flushes).  Both run the
+one call path of :class:`~kitpy.transport.messaging.MessageClient` (hooks,
+deadline, finalizers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Generic, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 import nats.aio.client
 import nats.errors
@@ -29,11 +26,11 @@ from kitpy.transport.messaging.client import (
     ClientBefore,
     ClientFinalizer,
     EncodeRequest,
-    outgoing_headers,
+    MessageClient,
 )
-from kitpy.transport.messaging.headers import TIMEOUT_HEADER, error_from_reply
+from kitpy.transport.messaging.headers import error_from_reply
 
-__all__ = ["Client", "ClientAfter", "ClientBefore", "ClientFinalizer", "Publisher"]
+__all__ = ["Client", "ClientAfter", "Publisher", "unavailable"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -43,11 +40,12 @@ ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
 DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
 
 
-def _unavailable(subject: str, exc: nats.errors.Error) -> Unavailable:
+def unavailable(subject: str, exc: nats.errors.Error) -> Unavailable:
+    """The error a NATS failure on ``subject`` is raised as (its type named, not its text)."""
     return Unavailable(f"NATS request on {subject} failed: {type(exc).__name__}")
 
 
-class Client(Generic[Req, Resp]):
+class Client(MessageClient[Req, Resp]):
     """A remote endpoint reached by NATS request-reply on ``subject`` (see the module docstring).
 
     Example::
@@ -68,55 +66,36 @@ class Client(Generic[Req, Resp]):
         after: Sequence[ClientAfter] = (),
         finalizer: Sequence[ClientFinalizer] = (),
     ) -> None:
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
+        super().__init__(
+            encode_request, timeout=timeout, sends_deadline=True, before=before, finalizer=finalizer
+        )
         self._nc = nc
         self.subject = subject
-        self._encode = encode_request
         self._decode = decode_response
-        self._timeout = timeout
-        self._before = tuple(before)
         self._after = tuple(after)
-        self._finalizer = tuple(finalizer)
 
-    async def __call__(self, ctx: Context, request: Req) -> Resp:
-        error: BaseException | None = None
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> Resp:
+        """Send the request and wait for its reply."""
         try:
-            remaining = ctx.time_remaining()
-            if ctx.expired:
-                raise DeadlineExceeded("deadline passed before the request was sent")
-            ctx, headers = outgoing_headers(ctx, self._before)
-            timeout = self._timeout
-            if remaining is not None:
-                headers[TIMEOUT_HEADER] = str(int(remaining * 1000))
-                timeout = remaining
-            payload = self._encode(ctx, request)
-            try:
-                reply = await self._nc.request(
-                    self.subject, payload, timeout=timeout, headers=headers
-                )
-            except (TimeoutError, nats.errors.TimeoutError):
-                raise DeadlineExceeded(f"no reply on {self.subject} in time") from None
-            except nats.errors.NoRespondersError:
-                raise Unavailable(f"no service answers on {self.subject}") from None
-            except nats.errors.Error as exc:
-                raise _unavailable(self.subject, exc) from exc
-            reply_headers: Mapping[str, str] = reply.headers or {}
-            failure = error_from_reply(reply_headers, reply.data)
-            if failure is not None:
-                raise failure
-            for hook in self._after:
-                ctx = hook(ctx, reply_headers)
-            return self._decode(ctx, reply.data)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            for finalizer in self._finalizer:
-                finalizer(ctx, error)
+            reply = await self._nc.request(self.subject, payload, timeout=within, headers=headers)
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise DeadlineExceeded(f"no reply on {self.subject} in time") from None
+        except nats.errors.NoRespondersError:
+            raise Unavailable(f"no service answers on {self.subject}") from None
+        except nats.errors.Error as exc:
+            raise unavailable(self.subject, exc) from exc
+        reply_headers: Mapping[str, str] = reply.headers or {}
+        failure = error_from_reply(reply_headers, reply.data)
+        if failure is not None:
+            raise failure
+        for hook in self._after:
+            ctx = hook(ctx, reply_headers)
+        return self._decode(ctx, reply.data)
 
 
-class Publisher(Generic[Req]):
+class Publisher(MessageClient[Req, None]):
     """An endpoint that publishes ``request`` on ``subject`` and returns None without waiting.
 
     Example::
@@ -134,23 +113,17 @@ class Publisher(Generic[Req]):
         before: Sequence[ClientBefore] = (),
         finalizer: Sequence[ClientFinalizer] = (),
     ) -> None:
+        super().__init__(
+            encode_request, timeout=5.0, sends_deadline=False, before=before, finalizer=finalizer
+        )
         self._nc = nc
         self.subject = subject
-        self._encode = encode_request
-        self._before = tuple(before)
-        self._finalizer = tuple(finalizer)
 
-    async def __call__(self, ctx: Context, request: Req) -> None:
-        error: BaseException | None = None
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> None:
+        """Publish (nats-py buffers and flushes; nothing waits for a reader)."""
         try:
-            ctx, headers = outgoing_headers(ctx, self._before)
-            try:
-                await self._nc.publish(self.subject, self._encode(ctx, request), headers=headers)
-            except nats.errors.Error as exc:
-                raise _unavailable(self.subject, exc) from exc
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            for finalizer in self._finalizer:
-                finalizer(ctx, error)
+            await self._nc.publish(self.subject, payload, headers=headers)
+        except nats.errors.Error as exc:
+            raise unavailable(self.subject, exc) from exc

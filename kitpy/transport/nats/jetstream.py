@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -47,10 +47,11 @@ from kitpy.transport.messaging.client import (
     ClientBefore,
     ClientFinalizer,
     EncodeRequest,
-    outgoing_headers,
+    MessageClient,
 )
 from kitpy.transport.messaging.server import Outcome
 
+from .client import unavailable
 from .server import Server
 
 __all__ = ["JetStreamConsumer", "JetStreamPublisher"]
@@ -249,7 +250,7 @@ class JetStreamConsumer:
             self._ticker = None
 
 
-class JetStreamPublisher(Generic[Req]):
+class JetStreamPublisher(MessageClient[Req, PubAck]):
     """An endpoint that publishes to a stream and returns its ``PubAck`` once stored.
 
     Example::
@@ -268,39 +269,26 @@ class JetStreamPublisher(Generic[Req]):
         before: Sequence[ClientBefore] = (),
         finalizer: Sequence[ClientFinalizer] = (),
     ) -> None:
+        super().__init__(
+            encode_request,
+            timeout=timeout,
+            sends_deadline=False,
+            before=before,
+            finalizer=finalizer,
+        )
         self._js = js
         self.subject = subject
-        self._encode = encode_request
-        self._timeout = timeout
-        self._before = tuple(before)
-        self._finalizer = tuple(finalizer)
 
-    async def __call__(self, ctx: Context, request: Req) -> PubAck:
-        error: BaseException | None = None
+    async def send(
+        self, ctx: Context, headers: dict[str, str], payload: bytes, within: float
+    ) -> PubAck:
+        """Publish and wait for the stream to store the message."""
+        subject = self.subject
         try:
-            remaining = ctx.time_remaining()
-            if ctx.expired:
-                raise DeadlineExceeded("deadline passed before the message was published")
-            ctx, headers = outgoing_headers(ctx, self._before)
-            payload = self._encode(ctx, request)
-            timeout = self._timeout if remaining is None else remaining
-            try:
-                return await self._js.publish(
-                    self.subject, payload, timeout=timeout, headers=headers
-                )
-            except nats.js.errors.NoStreamResponseError:
-                raise Unavailable(f"no stream stores {self.subject}") from None
-            except (TimeoutError, nats.errors.TimeoutError):
-                raise DeadlineExceeded(
-                    f"the stream did not confirm {self.subject} in time"
-                ) from None
-            except nats.errors.Error as exc:
-                raise Unavailable(
-                    f"publish to {self.subject} failed: {type(exc).__name__}"
-                ) from exc
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            for finalizer in self._finalizer:
-                finalizer(ctx, error)
+            return await self._js.publish(subject, payload, timeout=within, headers=headers)
+        except nats.js.errors.NoStreamResponseError:
+            raise Unavailable(f"no stream stores {subject}") from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise DeadlineExceeded(f"the stream did not confirm {subject} in time") from None
+        except nats.errors.Error as exc:
+            raise unavailable(subject, exc) from exc
