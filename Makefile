@@ -37,12 +37,11 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 # Slow, not part of `make test`: generate a service with `kitpy new` into a temporary folder
-# and run its own `make test` in its own venv, with kitpy installed from this checkout.
+# and run its own `make test` in its own venv; the generated Makefile installs this checkout.
 scaffold-check: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(BIN)/python -m kitpy new scaffold_check --dir "$$tmp" && \
-	$(MAKE) -C "$$tmp/scaffold_check" test PYTHON=$(PYTHON) \
-		KITPY_SPEC="$(CURDIR)[http,grpc,prometheus,otel,log]"
+	$(MAKE) -C "$$tmp/scaffold_check" test PYTHON=$(PYTHON)
 
 # Regenerate examples/stringsvc/pb/ from stringsvc.proto (examples/stringsvc/tests checks it is current).
 proto: $(STAMP)

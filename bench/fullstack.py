@@ -67,13 +67,11 @@ from kitpy.auth import grpc_to_context, http_to_context
 from kitpy.auth.jwt import jwt_parser
 from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, circuit_breaker
 from kitpy.endpoint import Req, Resp
-from kitpy.log import logging_middleware
-from kitpy.metrics import instrumenting_middleware
+from kitpy.log import call_logging
+from kitpy.metrics import call_metrics
 from kitpy.metrics.prometheus import request_metrics
-from kitpy.ratelimit import TokenBucket, erroring_limiter
-from kitpy.tracing import log_fields, tracing_middleware
-from kitpy.transport.grpc import REQUEST_ID as GRPC_REQUEST_ID
-from kitpy.transport.http import REQUEST_ID as HTTP_REQUEST_ID
+from kitpy.ratelimit import TokenBucket, rate_limit
+from kitpy.tracing import call_tracing, log_fields
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -182,26 +180,21 @@ def build_full_stack(
     requests, latency = request_metrics(obs.registry, subsystem="bench")
     inner = {
         "jwt": parser,
-        "limiter": erroring_limiter(limiter),
+        "limiter": rate_limit(limiter),
         "breaker": circuit_breaker(breaker),
     }
 
     def stack(method: str) -> GenericMiddleware | None:
-        """The layers for one endpoint; named, since the inner layers hide its ``__name__``."""
+        """The layers for one endpoint, each given the operation name."""
         if without:  # the template's server_middleware() spelled out, so layers can be dropped
             layers: dict[str, GenericMiddleware] = {
-                "tracing": tracing_middleware(
+                "tracing": call_tracing(
                     obs.tracer,
                     name=f"{obs.service_name}.{method}",
                     join_server_span=not endpoint_spans,
                 ),
-                "logging": logging_middleware(
-                    obs.logger,
-                    method=method,
-                    request_id_keys=(HTTP_REQUEST_ID, GRPC_REQUEST_ID),
-                    fields=log_fields,
-                ),
-                "metrics": instrumenting_middleware(requests, latency, method=method),
+                "logging": call_logging(obs.logger, name=method, fields=log_fields),
+                "metrics": call_metrics(requests, latency, name=method),
             }
         else:
             layers = {"observability": obs.server_middleware(method)}  # tracing, logging, metrics

@@ -50,6 +50,7 @@ import grpc.aio
 from bench.http_server import cpu_split
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
+from kitpy import Context
 
 ROUNDS = 11
 ROUND_SECONDS = 2.0  # the report's rounds (bench/report.py)
@@ -77,7 +78,8 @@ class RawServicer(pb_grpc.StringServiceServicer):
     ) -> pb.UppercaseResponse:
         if not request.s:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty string")
-        return pb.UppercaseResponse(v=await self.svc.uppercase(request.s))
+        # the service takes a Context first; a raw servicer has none of its own to give
+        return pb.UppercaseResponse(v=await self.svc.uppercase(Context(), request.s))
 
 
 async def serve(kind: str) -> None:

@@ -3,11 +3,12 @@
 Both decode ``{"s": ...}`` into the same frozen dataclass with msgspec, upper-case
 it (400 for an empty string) and encode ``{"v": ...}``; the kitpy variant also
 does everything a kitpy Server does per request (Context with method, path,
-route, headers, peer and request id; deadline header; Content-Type and size
-checks; strict unknown-field check).  Each variant is an app factory served by
-its own process on 127.0.0.1 (``--serve NAME``), all loaded by the same
-generator -- ``wrk`` (``/usr/bin/wrk``, a Lua script sets the POST body) or, if
-it is missing, an aiohttp client process with ``CONNECTIONS`` connections.
+route, headers, peer, request id and operation; deadline header; Content-Type
+and size checks; strict unknown-field check; ``X-Request-Id`` on the response).
+Each variant is an app factory served by its own process on 127.0.0.1
+(``--serve NAME``), all loaded by the same generator -- ``wrk``
+(``/usr/bin/wrk``, a Lua script sets the POST body) or, if it is missing, an
+aiohttp client process with ``CONNECTIONS`` connections.
 Every round starts a fresh server process per variant (warmed up before it is
 measured) and rounds alternate the order of the variants; servers are pinned
 to one CPU and the generator to the others.  The reported ratio is the median

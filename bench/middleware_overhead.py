@@ -31,10 +31,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 
 from kitpy import Context, chain
-from kitpy.log import logging_middleware, make_logger
-from kitpy.metrics import instrumenting_middleware
+from kitpy.log import call_logging, make_logger
+from kitpy.metrics import call_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, request_metrics
-from kitpy.tracing import tracing_middleware
+from kitpy.tracing import call_tracing
 from kitpy.tracing.context import EMPTY
 
 if TYPE_CHECKING:
@@ -111,15 +111,15 @@ def build() -> dict[str, tuple[Call, Call]]:
             span.end()
         return response
 
-    log_mw = logging_middleware(logger)
-    metrics_mw = instrumenting_middleware(requests, latency)
+    log_mw = call_logging(logger)
+    metrics_mw = call_metrics(requests, latency)
     pairs: dict[str, tuple[Call, Call]] = {
         "logging": (log_mw(bare), direct_logging),
         "metrics": (metrics_mw(bare), direct_metrics),
     }
     for name, t in tracers.items():
-        pairs[name] = (tracing_middleware(t)(bare), direct_tracing(t))
-    pairs["all"] = (chain(tracing_middleware(tracer), log_mw, metrics_mw)(bare), direct_all)
+        pairs[name] = (call_tracing(t)(bare), direct_tracing(t))
+    pairs["all"] = (chain(call_tracing(tracer), log_mw, metrics_mw)(bare), direct_all)
     return pairs
 
 
@@ -142,7 +142,7 @@ def make_full_stack_app(*, sample_ratio: float = 1.0) -> web.Application:
     from kitpy import InvalidArgument
     from kitpy.metrics.prometheus import metrics_handler
     from kitpy.tracing import http_server_before, http_server_finalizer, log_fields
-    from kitpy.transport.http import REQUEST_ID, Server, decode_json, encode_json
+    from kitpy.transport.http import Server, decode_json, encode_json
 
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
     provider.add_span_processor(BatchSpanProcessor(Discard()))
@@ -157,9 +157,9 @@ def make_full_stack_app(*, sample_ratio: float = 1.0) -> web.Application:
         return UppercaseResponse(v=request.s.upper())
 
     stack = chain(
-        tracing_middleware(tracer),
-        logging_middleware(logger, request_id_keys=(REQUEST_ID,), fields=log_fields),
-        instrumenting_middleware(requests, latency),
+        call_tracing(tracer),
+        call_logging(logger, fields=log_fields),
+        call_metrics(requests, latency),
     )
     app = web.Application()
     server = Server(

@@ -25,14 +25,8 @@ import pybreaker
 from kitpy import Context, Endpoint
 from kitpy.circuitbreaker import CircuitBreaker, circuit_breaker
 from kitpy.circuitbreaker.pybreaker_adapter import PyBreakerAdapter
-from kitpy.ratelimit import TokenBucket, delaying_limiter, erroring_limiter
-from kitpy.resilience import (
-    RetryBudget,
-    concurrency_limit,
-    fallback,
-    retry,
-    timeout,
-)
+from kitpy.ratelimit import TokenBucket, concurrency_limit, rate_limit
+from kitpy.resilience import RetryBudget, fallback, retry, timeout
 
 ROUNDS = 7
 CALLS = 20_000
@@ -77,8 +71,8 @@ def middlewares() -> dict[str, Callable[[Endpoint[int, int]], Endpoint[int, int]
         "retry": retry(max_attempts=3, budget=RetryBudget()),
         "circuit_breaker": circuit_breaker(CircuitBreaker()),
         "pybreaker_adapter": circuit_breaker(PyBreakerAdapter(pybreaker.CircuitBreaker())),
-        "erroring_limiter": erroring_limiter(TokenBucket(rate=plenty, burst=10**9)),
-        "delaying_limiter": delaying_limiter(TokenBucket(rate=plenty, burst=10**9)),
+        "rate_limit": rate_limit(TokenBucket(rate=plenty, burst=10**9)),
+        "rate_limit_wait": rate_limit(TokenBucket(rate=plenty, burst=10**9), wait=True),
         "concurrency_limit": concurrency_limit(1000),
         "fallback": fallback(degraded),
     }

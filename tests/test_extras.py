@@ -32,6 +32,8 @@ CASES = [
     ("kitpy.sd.dnssrv", ["dns"], "dns"),
     ("kitpy.transport.nats", ["nats"], "nats"),
     ("kitpy.transport.amqp", ["aio_pika"], "amqp"),
+    ("kitpy.lifecycle.http", ["aiohttp"], "http"),
+    ("kitpy.lifecycle.grpc", ["grpc"], "grpc"),
     ("kitpy.config.etcd", ["aiohttp"], "etcd"),
 ]
 

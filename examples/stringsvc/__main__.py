@@ -1,18 +1,13 @@
 """Run stringsvc: ``python -m examples.stringsvc [--http-addr HOST:PORT] ...`` (see ``--help``).
 
-:func:`serve` is the whole life of the process, in three steps:
-
-1. build: observability (logger, metrics registry, tracer provider), the
-   service and its endpoints with their middleware, and -- with ``--proxy`` --
-   the client stack that sends Uppercase to other instances;
-2. start HTTP and gRPC, register in etcd (``--register``), wait for SIGINT/SIGTERM;
-3. stop, in this order: report NOT_SERVING (``/healthz`` 503, gRPC health),
-   deregister, wait ``--shutdown-drain`` so callers notice, stop accepting on
-   both servers at once and let in-flight requests finish (``--shutdown-grace``),
-   flush spans, and close client sessions and channels.
-
-Each step is announced on stdout as it completes (``stringsvc: NOT_SERVING ...``,
-``stringsvc: deregistered ...``, ...), so operators and tests can see the order.
+:func:`serve` is the whole life of the process.  It builds observability, the
+service (with ``--proxy``, one that sends Uppercase to other instances) and its
+endpoints with their middleware; starts HTTP and gRPC; registers in etcd
+(``--register``); and waits for SIGINT/SIGTERM.  The :class:`~kitpy.lifecycle.Lifecycle`
+then stops it in order, announcing each step on stdout (``stringsvc: NOT_SERVING
+...``): health NOT_SERVING, deregister, ``--shutdown-drain`` seconds, refuse
+new connections while in-flight requests finish (``--shutdown-grace``), flush
+spans, close client sessions and channels.
 """
 
 from __future__ import annotations
@@ -20,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
@@ -31,17 +27,19 @@ from kitpy import GenericMiddleware, chain
 from kitpy.auth import grpc_to_context, http_to_context
 from kitpy.auth.jwt import jwt_parser
 from kitpy.auth.jwt.jwks import JWKS
-from kitpy.resilience import concurrency_limit
+from kitpy.lifecycle import Lifecycle
+from kitpy.lifecycle.grpc import serve_grpc
+from kitpy.lifecycle.http import Health, serve_http
+from kitpy.ratelimit import concurrency_limit
 from kitpy.sd.etcd import EtcdClient, EtcdRegistrar
-from kitpy.transport.http import start_app, wait_for_signal
 
 from .config import Config, parse_config
-from .endpoints import Endpoints, make_endpoints
+from .endpoints import make_endpoints
 from .observability import Observability, build_observability
-from .proxy import open_proxy, registration
-from .service import BasicStringService
-from .transport_grpc import start_grpc_server
-from .transport_http import Health, make_http_app
+from .proxy import ProxyingService, open_proxy, registration
+from .service import BasicStringService, StringService
+from .transport_grpc import make_grpc_server
+from .transport_http import make_http_app
 
 AUDIENCE = "stringsvc"
 """The ``aud`` claim a token must carry when authentication is on."""
@@ -75,56 +73,47 @@ def _observability(config: Config) -> Observability:
 @contextlib.asynccontextmanager
 async def _authentication(
     config: Config, session: aiohttp.ClientSession
-) -> AsyncIterator[GenericMiddleware | None]:
-    """The JWT parser middleware when --jwt-secret or --jwks-url is given, else None."""
+) -> AsyncIterator[tuple[GenericMiddleware, ...]]:
+    """The JWT parser middleware when --jwt-secret or --jwks-url is given, else nothing."""
     if config.jwt_secret is not None:
-        yield jwt_parser(config.jwt_secret.encode(), algorithms=["HS256"], audience=AUDIENCE)
+        yield (jwt_parser(config.jwt_secret.encode(), algorithms=["HS256"], audience=AUDIENCE),)
     elif config.jwks_url is not None:
         keys = JWKS(config.jwks_url, session=session)
         try:
-            yield jwt_parser(keys, algorithms=["RS256", "ES256", "EdDSA"], audience=AUDIENCE)
+            yield (jwt_parser(keys, algorithms=["RS256", "ES256", "EdDSA"], audience=AUDIENCE),)
         finally:
             await keys.close()
     else:
-        yield None
+        yield ()
 
 
 async def serve(config: Config, *, announce: Callable[[str], None] = print) -> None:
-    """Run stringsvc with ``config`` until SIGINT or SIGTERM, then shut down cleanly."""
+    """Run stringsvc with ``config`` until SIGINT or SIGTERM, then shut down in order."""
     obs = _observability(config)
-    health = Health()
-    # Everything entered here is closed in reverse order when serve() returns:
-    # client sessions and channels last, after spans are flushed.
-    async with contextlib.AsyncExitStack() as resources:
-        session = await resources.enter_async_context(aiohttp.ClientSession())
+    instance_id = uuid.uuid4().hex  # tells this process's registration apart from the others
+    async with Lifecycle(
+        name="stringsvc",
+        drain=config.shutdown_drain,
+        grace=config.shutdown_grace,
+        announce=announce,
+    ) as life:
+        life.on_shutdown(obs.shutdown, "spans flushed")
+        session = life.close(aiohttp.ClientSession())
+        auth = await life.enter(_authentication(config, session))
 
-        def flush_spans() -> None:  # runs before the session closes
-            obs.shutdown()
-            announce("stringsvc: spans flushed")
-
-        resources.callback(flush_spans)
-        auth = await resources.enter_async_context(_authentication(config, session))
-
-        # 1. Build.  Server middleware, outermost first: span + log + metrics, then
-        # the concurrency limit (one pool for all methods), then authentication.
-        limit = concurrency_limit(config.max_in_flight, max_waiting=config.max_waiting)
-        inner = limit if auth is None else chain(limit, auth)
-
-        def server_middleware(method: str) -> GenericMiddleware:
-            return chain(obs.server_middleware(method), inner)
-
-        local = make_endpoints(BasicStringService())
-        # This process's HTTP address as registered; with port 0 it is known once bound.
-        own_address = [f"{config.http_host}:{config.http_port}"]
+        # The service: local, or with --proxy one whose Uppercase calls other instances.
+        svc: StringService = BasicStringService()
         if config.proxy is not None:
-            proxied = await resources.enter_async_context(
-                open_proxy(config, session=session, obs=obs, own_address=lambda: own_address[0])
+            upstream = await life.enter(
+                open_proxy(config, session=session, obs=obs, instance_id=instance_id)
             )
-            local = Endpoints(uppercase_endpoint=proxied, count_endpoint=local.count_endpoint)
-        endpoints = Endpoints(
-            uppercase_endpoint=server_middleware("uppercase")(local.uppercase_endpoint),
-            count_endpoint=server_middleware("count")(local.count_endpoint),
-        )
+            svc = ProxyingService(svc, upstream)
+        # Server middleware, outermost first: span + log + metrics, the concurrency limit
+        # (one pool for all methods), then authentication.
+        limit = concurrency_limit(config.max_in_flight, max_waiting=config.max_waiting)
+        endpoints = make_endpoints(svc, middleware=chain(obs.server_middleware(), limit, *auth))
+
+        health = Health()
         http_app = make_http_app(
             endpoints,
             health=health,
@@ -132,68 +121,29 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             finalizer=obs.http_server_finalizer,
         )
         http_app.router.add_get("/metrics", obs.metrics_handler)
+        grpc_server = make_grpc_server(
+            endpoints,
+            before=(*obs.grpc_server_before, grpc_to_context),
+            finalizer=obs.grpc_server_finalizer,
+            reflection=config.grpc_reflection,
+        )
+        http = await serve_http(
+            life, http_app, host=config.http_host, port=config.http_port, health=health
+        )
+        grpc_port = await serve_grpc(life, grpc_server, address=config.grpc_addr)
 
-        # 2. Start; each stop step is pushed so that the exit stack runs them in order.
-        async with contextlib.AsyncExitStack() as running:
-            grpc_server, grpc_port = await start_grpc_server(
-                endpoints,
-                host=config.grpc_host,
-                port=config.grpc_port,
-                before=(*obs.grpc_server_before, grpc_to_context),
-                finalizer=obs.grpc_server_finalizer,
+        if config.register is not None:
+            etcd = life.close(
+                EtcdClient("http://" + config.register.partition("://")[2].rstrip("/"))
             )
-            try:
-                http = await start_app(
-                    http_app,
-                    host=config.http_host,
-                    port=config.http_port,
-                    grace_period=config.shutdown_grace,
-                )
-            except BaseException:
-                await grpc_server.stop(grace=0)
-                raise
-
-            async def stop_servers() -> None:  # (3c) both refuse new calls, then drain in flight
-                announce(
-                    "stringsvc: refusing new connections; in-flight requests get up to "
-                    f"{config.shutdown_grace:g} s"
-                )
-                await asyncio.gather(http.stop(), grpc_server.stop(grace=config.shutdown_grace))
-                announce("stringsvc: servers stopped, in-flight requests done")
-
-            running.push_async_callback(stop_servers)
-            http_host, http_port = http.addresses[0]
-            own_address[0] = f"{http_host}:{http_port}"
-            announce(f"stringsvc: HTTP listening on {http.url}")
-            announce(f"stringsvc: gRPC listening on {config.grpc_host}:{grpc_port}")
-            running.push_async_callback(asyncio.sleep, config.shutdown_drain)  # (3b) drain
-            if config.register is not None:
-                etcd = EtcdClient("http://" + config.register.partition("://")[2].rstrip("/"))
-                instance = registration(
-                    http_address=own_address[0],
-                    grpc_address=f"{config.grpc_host}:{grpc_port}",
-                )
-                running.push_async_callback(etcd.close)
-                registrar = EtcdRegistrar(etcd, config.sd_prefix, instance)
-                await registrar.register()
-
-                async def deregister() -> None:  # (3a') then: leave the registry
-                    await registrar.deregister()
-                    announce(f"stringsvc: deregistered from {config.register}")
-
-                running.push_async_callback(deregister)
-                announce(f"stringsvc: registered {instance.address} in {config.register}")
-
-            async def not_serving() -> None:  # (3a) first: tell load balancers to go away
-                health.set_serving(False)
-                await grpc_server.health.enter_graceful_shutdown()
-                announce("stringsvc: NOT_SERVING (/healthz 503, gRPC health NOT_SERVING)")
-
-            running.push_async_callback(not_serving)
-            received = await wait_for_signal()
-            announce(f"stringsvc: {received.name} received, shutting down")
-    announce("stringsvc: client sessions and channels closed")
-    announce("stringsvc: stopped")
+            instance = registration(
+                http_address=f"{http.addresses[0][0]}:{http.addresses[0][1]}",
+                grpc_address=f"{config.grpc_host}:{grpc_port}",
+                instance_id=instance_id,
+            )
+            registrar = EtcdRegistrar(etcd, config.sd_prefix, instance)
+            await life.register(registrar, f"{instance.address} in {config.register}")
+        await life.wait_for_signal()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

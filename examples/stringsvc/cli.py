@@ -18,7 +18,6 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 from kitpy import Context, GenericMiddleware, KitError
 
@@ -29,10 +28,10 @@ __all__ = ["call", "main"]
 DEFAULT_ADDRS = {"grpc": "127.0.0.1:8081", "http": "127.0.0.1:8080"}
 
 
-async def _invoke(endpoints: Endpoints, method: str, s: str) -> str | int:
+async def _invoke(svc: Endpoints, ctx: Context, method: str, s: str) -> str | int:
     if method == "uppercase":
-        return await endpoints.uppercase(s)
-    return await endpoints.count(s)
+        return await svc.uppercase(ctx, s)
+    return await svc.count(ctx, s)
 
 
 def _signer(jwt_secret: str | None) -> GenericMiddleware | None:
@@ -69,7 +68,7 @@ async def call(
 
         async with grpc.aio.insecure_channel(addr) as channel:
             grpc_client = make_grpc_client(channel, before=[context_to_grpc], middleware=signer)
-            return await _invoke(replace(grpc_client, ctx=ctx), method, s)
+            return await _invoke(grpc_client, ctx, method, s)
 
     import aiohttp
 
@@ -81,7 +80,7 @@ async def call(
         http_client = make_http_client(
             session, f"http://{addr}", before=[context_to_http], middleware=signer
         )
-        return await _invoke(replace(http_client, ctx=ctx), method, s)
+        return await _invoke(http_client, ctx, method, s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -161,6 +161,13 @@ class Config:
         "gRPC listen address, host:port (port 0 picks a free port)",
         parse=parse_addr,
     )
+    grpc_reflection: bool = option(
+        True,
+        "--grpc-reflection",
+        "STRINGSVC_GRPC_REFLECTION",
+        "serve gRPC server reflection, so grpcurl can list and describe the service (true/false)",
+        parse=parse_bool,
+    )
     shutdown_grace: float = option(
         10.0,
         "--shutdown-grace",
@@ -356,5 +363,4 @@ def parse_config(
     Invalid values exit with status 2 and a message naming the flag, as argparse does.
     """
     parser = _parser(os.environ if environ is None else environ)
-    args = parser.parse_args(argv)
-    return Config(**vars(args))
+    return Config(**vars(parser.parse_args(argv)))

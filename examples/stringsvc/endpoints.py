@@ -2,8 +2,14 @@
 
 ``make_endpoints(svc)`` turns a service into an :class:`Endpoints` set; the set
 implements :class:`~examples.stringsvc.service.StringService` again by calling
-its endpoints, so the same class serves as the server-side bundle and, with
-client endpoints inside, as a client library.
+its endpoints with the Context it is given, so the same class serves as the
+server-side bundle and, with client endpoints inside, as a client library::
+
+    eps = make_endpoints(BasicStringService())
+    await eps.uppercase(Context().with_timeout(1.0), "hi")     # "HI"
+
+Each endpoint carries its operation name (``named("uppercase")``), so logs,
+metrics and spans name it whatever middleware is stacked on it.
 
 The request and response types are frozen ``msgspec.Struct`` classes: typed and
 immutable like a frozen dataclass, but built in C (~30 ns against ~300 ns for a
@@ -13,11 +19,11 @@ A dataclass works everywhere a Struct does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
-from kitpy import Context, Endpoint, GenericMiddleware
+from kitpy import Context, Endpoint, GenericMiddleware, named
 
 from .service import StringService
 
@@ -50,40 +56,44 @@ class CountResponse(msgspec.Struct, frozen=True):
 
 
 def make_uppercase_endpoint(svc: StringService) -> Endpoint[UppercaseRequest, UppercaseResponse]:
-    """Wrap ``svc.uppercase`` as an endpoint."""
+    """Wrap ``svc.uppercase`` as the endpoint named ``uppercase``."""
 
+    @named("uppercase")
     async def uppercase(ctx: Context, request: UppercaseRequest) -> UppercaseResponse:
-        return UppercaseResponse(v=await svc.uppercase(request.s))
+        return UppercaseResponse(v=await svc.uppercase(ctx, request.s))
 
     return uppercase
 
 
 def make_count_endpoint(svc: StringService) -> Endpoint[CountRequest, CountResponse]:
-    """Wrap ``svc.count`` as an endpoint."""
+    """Wrap ``svc.count`` as the endpoint named ``count``."""
 
+    @named("count")
     async def count(ctx: Context, request: CountRequest) -> CountResponse:
-        return CountResponse(v=await svc.count(request.s))
+        return CountResponse(v=await svc.count(ctx, request.s))
 
     return count
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
-    """All of stringsvc's endpoints; also a ``StringService`` that calls them.
-
-    ``ctx`` is the Context the service methods pass to the endpoints (a client
-    can set a deadline or credentials there).
-    """
+    """All of stringsvc's endpoints; also a ``StringService`` that calls them."""
 
     uppercase_endpoint: Endpoint[UppercaseRequest, UppercaseResponse]
     count_endpoint: Endpoint[CountRequest, CountResponse]
-    ctx: Context = field(default_factory=Context)
 
-    async def uppercase(self, s: str) -> str:
-        return (await self.uppercase_endpoint(self.ctx, UppercaseRequest(s=s))).v
+    async def uppercase(self, ctx: Context, s: str) -> str:
+        return (await self.uppercase_endpoint(ctx, UppercaseRequest(s=s))).v
 
-    async def count(self, s: str) -> int:
-        return (await self.count_endpoint(self.ctx, CountRequest(s=s))).v
+    async def count(self, ctx: Context, s: str) -> int:
+        return (await self.count_endpoint(ctx, CountRequest(s=s))).v
+
+    def wrap(self, middleware: GenericMiddleware) -> Endpoints:
+        """This set with ``middleware`` around each endpoint."""
+        return Endpoints(
+            uppercase_endpoint=middleware(self.uppercase_endpoint),
+            count_endpoint=middleware(self.count_endpoint),
+        )
 
 
 def make_endpoints(svc: StringService, *, middleware: GenericMiddleware | None = None) -> Endpoints:
@@ -91,11 +101,9 @@ def make_endpoints(svc: StringService, *, middleware: GenericMiddleware | None =
 
     Example::
 
-        eps = make_endpoints(BasicStringService(), middleware=chain(logging, metrics))
+        eps = make_endpoints(BasicStringService(), middleware=obs.server_middleware())
     """
-    uppercase = make_uppercase_endpoint(svc)
-    count = make_count_endpoint(svc)
-    if middleware is not None:
-        uppercase = middleware(uppercase)
-        count = middleware(count)
-    return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
+    endpoints = Endpoints(
+        uppercase_endpoint=make_uppercase_endpoint(svc), count_endpoint=make_count_endpoint(svc)
+    )
+    return endpoints if middleware is None else endpoints.wrap(middleware)

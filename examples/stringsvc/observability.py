@@ -41,11 +41,11 @@ from opentelemetry.util.types import AttributeValue
 from structlog.typing import FilteringBoundLogger
 
 from kitpy import GenericMiddleware, chain
-from kitpy.context import REQUEST_ID
-from kitpy.log import logging_middleware, make_logger
-from kitpy.metrics import instrumenting_middleware
+from kitpy.log import call_logging, make_logger
+from kitpy.metrics import call_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
 from kitpy.tracing import (
+    call_tracing,
     grpc_client_before,
     grpc_server_before,
     grpc_server_finalizer,
@@ -54,7 +54,6 @@ from kitpy.tracing import (
     http_server_finalizer,
     log_fields,
     rpc_attributes,
-    tracing_middleware,
 )
 from kitpy.transport import grpc as grpc_transport
 from kitpy.transport import http as http_transport
@@ -66,9 +65,6 @@ __all__ = ["Observability", "build_observability", "otlp_exporter"]
 GRPC_SERVICE = "stringsvc.v1.StringService"
 HTTP_ROUTES = {"uppercase": "/uppercase", "count": "/count"}
 GRPC_METHODS = {"uppercase": "Uppercase", "count": "Count"}
-
-# Every transport's request-id key, so log lines carry it whichever transport served the call.
-_REQUEST_ID_KEYS = (REQUEST_ID, http_transport.REQUEST_ID, grpc_transport.REQUEST_ID)
 
 
 @dataclass
@@ -101,27 +97,24 @@ class Observability:
         self.grpc_client_before = (grpc_client_before(),)
         self.metrics_handler = metrics_handler(self.registry)
 
-    def server_middleware(self, method: str | None = None) -> GenericMiddleware:
-        """Span + log line + metrics around a server endpoint (method: its ``__name__``).
+    def server_middleware(self, name: str | None = None) -> GenericMiddleware:
+        """Span + log line + metrics around a server endpoint.
 
-        The span is a child of the transport's SERVER span, or with
-        ``endpoint_spans=False`` the SERVER span itself (one span per request).
+        The operation is ``name``, else the endpoint's own name (``named(...)``
+        in ``endpoints.py``).  The span is a child of the transport's SERVER
+        span, or with ``endpoint_spans=False`` the SERVER span itself (one span
+        per request).
         """
         requests, latency = self._server_metrics
-        span_name = None if method is None else f"{self.service_name}.{method}"
         return chain(
-            tracing_middleware(
-                self.tracer, name=span_name, join_server_span=not self.endpoint_spans
-            ),
-            logging_middleware(
-                self.logger, method=method, request_id_keys=_REQUEST_ID_KEYS, fields=log_fields
-            ),
-            instrumenting_middleware(requests, latency, method=method),
+            call_tracing(self.tracer, name=name, join_server_span=not self.endpoint_spans),
+            call_logging(self.logger, name=name, fields=log_fields),
+            call_metrics(requests, latency, name=name),
         )
 
     def client_middleware(
         self,
-        method: str,
+        name: str,
         *,
         span_name: str | None = None,
         attributes: dict[str, AttributeValue] | None = None,
@@ -129,11 +122,11 @@ class Observability:
         """A CLIENT span + log line + ``kitpy_client_*`` metrics around a client endpoint."""
         requests, latency = self._client_metrics
         return chain(
-            tracing_middleware(
-                self.tracer, name=span_name or method, kind=SpanKind.CLIENT, attributes=attributes
+            call_tracing(
+                self.tracer, name=span_name or name, kind=SpanKind.CLIENT, attributes=attributes
             ),
-            logging_middleware(self.logger, method=method, event="client call", fields=log_fields),
-            instrumenting_middleware(requests, latency, method=method),
+            call_logging(self.logger, name=name, event="client call", fields=log_fields),
+            call_metrics(requests, latency, name=name),
         )
 
     def instrument_http_client(self, endpoints: Endpoints) -> Endpoints:
@@ -150,7 +143,6 @@ class Observability:
         return Endpoints(
             uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
             count_endpoint=mw("count")(endpoints.count_endpoint),
-            ctx=endpoints.ctx,
         )
 
     def instrument_grpc_client(self, endpoints: Endpoints) -> Endpoints:
@@ -163,7 +155,6 @@ class Observability:
         return Endpoints(
             uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
             count_endpoint=mw("count")(endpoints.count_endpoint),
-            ctx=endpoints.ctx,
         )
 
     def shutdown(self) -> None:
@@ -208,7 +199,7 @@ def build_observability(
 
     ``endpoint_spans`` (default True): each server endpoint call gets its own
     INTERNAL span under the transport's SERVER span.  False traces it with the
-    SERVER span alone (``tracing_middleware(..., join_server_span=True)``):
+    SERVER span alone (``call_tracing(..., join_server_span=True)``):
     one span per request instead of two, which saves ~10-15 us of CPU per
     request even when the request is sampled out.
     """

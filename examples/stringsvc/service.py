@@ -1,9 +1,15 @@
-"""The business logic of stringsvc: no transport, no middleware, just the service."""
+"""The business logic of stringsvc: no transport, no middleware, just the service.
+
+Every method takes the call's :class:`~kitpy.Context` first, as in Go kit: the
+deadline, the caller's identity, the trace and the request id reach the logic,
+and travel on when it calls another service (see ``proxy.py``).
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from kitpy import Context
 from kitpy.errors import InvalidArgument
 
 __all__ = ["BasicStringService", "EmptyString", "StringService"]
@@ -19,11 +25,11 @@ class EmptyString(InvalidArgument):
 class StringService(Protocol):
     """Operations on strings."""
 
-    async def uppercase(self, s: str) -> str:
+    async def uppercase(self, ctx: Context, s: str) -> str:
         """Return ``s`` in upper case; raise :class:`EmptyString` for ``""``."""
         ...
 
-    async def count(self, s: str) -> int:
+    async def count(self, ctx: Context, s: str) -> int:
         """Return the number of characters in ``s``."""
         ...
 
@@ -31,10 +37,10 @@ class StringService(Protocol):
 class BasicStringService:
     """The plain implementation of :class:`StringService`."""
 
-    async def uppercase(self, s: str) -> str:
+    async def uppercase(self, ctx: Context, s: str) -> str:
         if not s:
             raise EmptyString()
         return s.upper()
 
-    async def count(self, s: str) -> int:
+    async def count(self, ctx: Context, s: str) -> int:
         return len(s)

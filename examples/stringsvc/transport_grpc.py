@@ -1,4 +1,4 @@
-"""stringsvc over gRPC: the servicer, a client ``Endpoints`` set, and server start/stop.
+"""stringsvc over gRPC: the servicer, the server, and a client ``Endpoints`` set.
 
 The servicer binds the same :class:`~examples.stringsvc.endpoints.Endpoints`
 the HTTP transport serves; each generated method is a kitpy ``Server`` that
@@ -6,11 +6,12 @@ converts between protobuf messages and the endpoint types.
 ``make_grpc_client`` builds the mirror image: an ``Endpoints`` set whose
 endpoints call a remote stringsvc, so it is a ``StringService`` too.
 
-Run beside HTTP in one process::
+Run beside HTTP in one process, under the lifecycle (see ``__main__``)::
 
-    server, port = await start_grpc_server(endpoints, host="127.0.0.1", port=8081)
-    ...
-    await stop_grpc_server(server, grace=5.0)
+    port = await serve_grpc(life, make_grpc_server(endpoints), address="127.0.0.1:8081")
+
+The server has the standard health service and, unless ``reflection=False``,
+server reflection, so ``grpcurl -plaintext 127.0.0.1:8081 list`` works.
 
 The protobuf modules in ``pb/`` are generated from ``stringsvc.proto`` by
 ``make proto``.
@@ -47,8 +48,8 @@ __all__ = [
     "SERVICE",
     "StringServicer",
     "make_grpc_client",
+    "make_grpc_server",
     "start_grpc_server",
-    "stop_grpc_server",
 ]
 
 SERVICE = "stringsvc.v1.StringService"
@@ -140,31 +141,50 @@ class StringServicer(pb_grpc.StringServiceServicer):
         )
 
 
+def make_grpc_server(
+    endpoints: Endpoints,
+    *,
+    before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
+    finalizer: Sequence[ServerFinalizer] = (),
+    reflection: bool = True,
+) -> GrpcServer:
+    """A gRPC server (not yet started) serving ``endpoints``, with health and reflection.
+
+    ``before``, ``error_handler`` and ``finalizer`` go to every method's Server.
+    Start it with ``await server.start("127.0.0.1:8081")`` (it returns the bound
+    port) or hand it to ``kitpy.lifecycle.grpc.serve_grpc``.
+    """
+    server = GrpcServer(reflection=reflection)
+    servicer = StringServicer(
+        endpoints, before=before, error_handler=error_handler, finalizer=finalizer
+    )
+    server.add_service(SERVICE, pb_grpc.add_StringServiceServicer_to_server, servicer)
+    return server
+
+
 async def start_grpc_server(
     endpoints: Endpoints,
     *,
     host: str = "127.0.0.1",
     port: int = 8081,
-    error_handler: ErrorHandler | None = None,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
+    reflection: bool = True,
 ) -> tuple[GrpcServer, int]:
-    """Serve ``endpoints`` over gRPC (with health) on ``host:port``; return the server and port.
+    """:func:`make_grpc_server`, started on ``host:port``; return it and the bound port.
 
-    ``port=0`` picks a free port; the bound one is returned.
+    ``port=0`` picks a free port.  Stop it with ``await server.stop(grace=...)``.
     """
-    server = GrpcServer()
-    servicer = StringServicer(
-        endpoints, before=before, error_handler=error_handler, finalizer=finalizer
+    server = make_grpc_server(
+        endpoints,
+        before=before,
+        error_handler=error_handler,
+        finalizer=finalizer,
+        reflection=reflection,
     )
-    server.add_service(SERVICE, pb_grpc.add_StringServiceServicer_to_server, servicer)
-    bound = await server.start(f"{host}:{port}")
-    return server, bound
-
-
-async def stop_grpc_server(server: GrpcServer, *, grace: float = 5.0, drain: float = 0.0) -> None:
-    """Stop gracefully: health NOT_SERVING, wait ``drain`` s, refuse new calls, ``grace`` s."""
-    await server.stop(grace=grace, drain=drain)
+    return server, await server.start(f"{host}:{port}")
 
 
 # -- client -------------------------------------------------------------------------
@@ -185,7 +205,7 @@ def make_grpc_client(
 
         async with grpc.aio.insecure_channel("127.0.0.1:8081") as channel:
             svc = make_grpc_client(channel)
-            assert await svc.uppercase("hi") == "HI"
+            assert await svc.uppercase(Context().with_timeout(1.0), "hi") == "HI"
     """
     uppercase = Client(
         channel,
@@ -205,6 +225,5 @@ def make_grpc_client(
         pb.CountResponse,
         before=before,
     )
-    if middleware is not None:
-        return Endpoints(uppercase_endpoint=middleware(uppercase), count_endpoint=middleware(count))
-    return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
+    endpoints = Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
+    return endpoints if middleware is None else endpoints.wrap(middleware)

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from kitpy import GenericMiddleware
+from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
     ClientBefore,
@@ -44,30 +45,7 @@ from .endpoints import (
     UppercaseResponse,
 )
 
-__all__ = ["Health", "make_http_app", "make_http_client"]
-
-
-class Health:
-    """The ``GET /healthz`` handler: SERVING (200) until :meth:`set_serving` (False) -> 503.
-
-    Flip it to not serving at the start of shutdown so load balancers stop
-    sending new requests while the ones in flight finish.
-    """
-
-    __slots__ = ("serving",)
-
-    def __init__(self, *, serving: bool = True) -> None:
-        self.serving = serving
-
-    def set_serving(self, serving: bool) -> None:
-        """Report SERVING (True) or NOT_SERVING (False) from now on."""
-        self.serving = serving
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """The aiohttp handler."""
-        if self.serving:
-            return web.json_response({"status": "SERVING"})
-        return web.json_response({"status": "NOT_SERVING"}, status=503)
+__all__ = ["make_http_app", "make_http_client"]
 
 
 def make_http_app(
@@ -79,8 +57,9 @@ def make_http_app(
 ) -> web.Application:
     """An aiohttp application serving ``endpoints`` (and ``/healthz``).
 
-    ``before`` and ``finalizer`` hooks are given to every route's Server (e.g.
-    tracing's header extraction, or metrics by status).
+    ``health`` answers ``/healthz``; the lifecycle turns it to 503 when shutdown
+    starts (see ``__main__``).  ``before`` and ``finalizer`` hooks are given to
+    every route's Server (e.g. tracing's header extraction, or metrics by status).
     """
     app = web.Application()
     add_routes(
@@ -126,7 +105,7 @@ def make_http_client(
 
         async with aiohttp.ClientSession() as session:
             svc = make_http_client(session, "http://127.0.0.1:8080")
-            await svc.uppercase("hello")      # "HELLO"
+            await svc.uppercase(Context().with_timeout(1.0), "hello")    # "HELLO"
     """
     base = base_url.rstrip("/")
     uppercase = Client(
@@ -145,6 +124,5 @@ def make_http_client(
         decode_json_response(CountResponse),
         before=before,
     )
-    if middleware is None:
-        return Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
-    return Endpoints(uppercase_endpoint=middleware(uppercase), count_endpoint=middleware(count))
+    endpoints = Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
+    return endpoints if middleware is None else endpoints.wrap(middleware)

@@ -20,7 +20,7 @@ from typing import Any
 
 from kitpy.auth.context import CLAIMS
 from kitpy.context import Context, Key
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import PermissionDenied, Unauthenticated
 
 __all__ = ["claim_values", "require_claim_values", "require_roles", "require_scopes"]
@@ -68,7 +68,7 @@ def require_claim_values(
                 raise PermissionDenied(message, headers=_INSUFFICIENT)
             return next(ctx, request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware
 

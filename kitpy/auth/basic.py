@@ -29,7 +29,7 @@ from types import MappingProxyType
 
 from kitpy.auth.bearer import HasHeaders
 from kitpy.context import Context, Key
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import Unauthenticated
 
 __all__ = ["BASIC_CREDENTIALS", "BASIC_USER", "basic_auth", "basic_http_to_context"]
@@ -101,6 +101,6 @@ def basic_auth(username: str, password: str, *, realm: str = "kitpy") -> Generic
                 raise reject()
             return next(ctx.with_value(BASIC_USER, username), request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

@@ -6,11 +6,14 @@
 * :func:`circuit_breaker` -- the middleware; raises :class:`~kitpy.errors.CircuitOpen`
   (UNAVAILABLE, HTTP 503) without calling the endpoint while the breaker is open.
 * :func:`export_state` -- the state as a gauge (0 closed, 1 half-open, 2 open).
+* :func:`circuit_open` -- the ``CircuitOpen`` a breaker raises, naming the refused
+  call (for writers of a :class:`Breaker`).
 * ``kitpy.circuitbreaker.pybreaker_adapter.PyBreakerAdapter`` -- drive an existing
   ``pybreaker.CircuitBreaker`` correctly (needs ``kitpy[breaker]``).
 
-Failures are decided by :func:`kitpy.resilience.is_failure` unless a classifier is
-given: client faults never trip a breaker; cancellation records nothing.
+Failures are decided by :func:`kitpy.errors.is_server_fault` unless a ``classifier=``
+is given: client faults never trip a breaker; cancellation records nothing.
+The package depends on the core only (it does not import :mod:`kitpy.resilience`).
 
 Example::
 
@@ -28,6 +31,7 @@ from kitpy.circuitbreaker.policy import (
     FailureTracker,
     TripPolicy,
 )
+from kitpy.circuitbreaker.rejection import circuit_open
 
 __all__ = [
     "Breaker",
@@ -40,5 +44,6 @@ __all__ = [
     "State",
     "TripPolicy",
     "circuit_breaker",
+    "circuit_open",
     "export_state",
 ]

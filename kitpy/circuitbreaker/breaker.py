@@ -8,8 +8,11 @@
   the others fail fast with ``CircuitOpen``.  Any counted failure re-opens the
   breaker; once ``half_open_max_calls`` trials succeed it closes.
 
-What counts: the classifier decides (default :func:`kitpy.resilience.is_failure`,
+What counts: the ``classifier`` decides (default :func:`kitpy.errors.is_server_fault`,
 so client faults such as NOT_FOUND are successes -- the dependency answered).
+A breaker without a ``name`` names a refused call in its ``CircuitOpen`` by the
+guarded endpoint's name or the transport's operation (see
+:mod:`~kitpy.circuitbreaker.rejection`), never by a placeholder.
 A cancelled call records nothing (a half-open trial slot is freed).  Results of
 calls admitted before a state change are ignored, so a slow call that started
 while closed cannot close a breaker that has since opened.
@@ -20,17 +23,16 @@ Single event loop only (no locks): admission and recording never await.
 from __future__ import annotations
 
 import enum
-import math
 import time
 from collections.abc import Callable, Iterable
 
-from kitpy.context import Clock
-from kitpy.errors import CircuitOpen
-from kitpy.resilience.classifier import ErrorClassifier, is_cancellation, is_failure
+from kitpy.context import Clock, Context
+from kitpy.errors import Classifier, is_cancellation, is_server_fault
 
 from .policy import ConsecutiveFailures, TripPolicy
+from .rejection import circuit_open
 
-__all__ = ["CircuitBreaker", "Listener", "State"]
+__all__ = ["UNNAMED", "CircuitBreaker", "Listener", "State"]
 
 
 class State(enum.IntEnum):
@@ -48,11 +50,22 @@ _HALF_OPEN = State.HALF_OPEN
 _OPEN = State.OPEN
 
 Listener = Callable[[str, State, State], None]
-"""``listener(breaker_name, old_state, new_state)``, called on every transition."""
+"""``listener(breaker_name, old_state, new_state)``, called on every transition.
+
+The name is the breaker's own, or ``"circuit breaker"`` for one created without
+a name: a transition is not one call's doing, and one breaker may guard several
+endpoints, so name a breaker whose transitions you log.
+"""
+
+UNNAMED = "circuit breaker"
+"""What listeners are told a breaker created without a ``name`` is called."""
 
 
 class CircuitBreaker:
     """An asyncio circuit breaker; wrap endpoints with :func:`circuit_breaker`.
+
+    ``name`` (optional) names it in ``CircuitOpen`` messages and to listeners;
+    without one a refused call is named by the endpoint or operation it was for.
 
     Example::
 
@@ -81,10 +94,10 @@ class CircuitBreaker:
         policy: TripPolicy | None = None,
         reset_timeout: float = 30.0,
         half_open_max_calls: int = 1,
-        classifier: ErrorClassifier = is_failure,
+        classifier: Classifier = is_server_fault,
         clock: Clock = time.monotonic,
         listeners: Iterable[Listener] = (),
-        name: str = "circuit",
+        name: str | None = None,
     ) -> None:
         if reset_timeout < 0:
             raise ValueError("reset_timeout must be >= 0")
@@ -128,20 +141,21 @@ class CircuitBreaker:
 
     # -- the Breaker protocol used by the middleware ---------------------------------
 
-    def before(self) -> int:
-        """Admit a call or raise ``CircuitOpen``; returns a token for the outcome methods."""
+    def before(self, ctx: Context | None = None, operation: str | None = None) -> int:
+        """Admit a call or raise ``CircuitOpen``; returns a token for the outcome methods.
+
+        ``ctx`` and ``operation`` (the guarded endpoint's name) only name a
+        refused call when the breaker has no name of its own.
+        """
         if self._state is _CLOSED:
             return self._generation
         if self._state is _OPEN:
             wait = self._opened_at + self._reset_timeout - self._clock()
             if wait > 0:
-                raise CircuitOpen(
-                    f"circuit {self.name!r} is open",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
+                raise circuit_open(self.name, ctx=ctx, operation=operation, retry_after=wait)
             self._transition(_HALF_OPEN)
         if self._trials >= self._max_trials:
-            raise CircuitOpen(f"circuit {self.name!r} is half-open and its trial calls are busy")
+            raise circuit_open(self.name, ctx=ctx, operation=operation, half_open=True)
         self._trials += 1
         return self._generation
 
@@ -189,8 +203,11 @@ class CircuitBreaker:
             self._opened_at = self._clock()
         elif new is _CLOSED:
             self._tracker.reset()
+        name = UNNAMED if self.name is None else self.name
         for listener in self._listeners:
-            listener(self.name, old, new)
+            listener(name, old, new)
 
     def __repr__(self) -> str:
+        if self.name is None:
+            return f"CircuitBreaker({self._state.name})"
         return f"CircuitBreaker({self.name!r}, {self._state.name})"

@@ -7,6 +7,10 @@
 A policy object is immutable configuration; the breaker asks it for a fresh
 :class:`FailureTracker` (bound to the breaker's clock), so one policy can serve
 many breakers.  Write your own by implementing :class:`TripPolicy`.
+
+The thresholds (``n``; ``threshold`` and ``min_calls``) may be live settings
+(:class:`~kitpy.config.Live`): every tracker follows a change at once, and a
+value out of range is rejected by the setting, which keeps the old one.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from kitpy.config.live import Live, follow
 from kitpy.context import Clock
-from kitpy.resilience.window import RollingCounter
+from kitpy.window import RollingCounter
 
 __all__ = ["ConsecutiveFailures", "FailureRate", "FailureTracker", "TripPolicy"]
 
@@ -46,22 +51,40 @@ class TripPolicy(Protocol):
 class ConsecutiveFailures:
     """Trip after ``n`` consecutive failures."""
 
-    n: int = 5
+    n: int | Live[int] = 5
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError("n must be at least 1")
+        _check_n(self.n.value if isinstance(self.n, Live) else self.n)
 
     def tracker(self, clock: Clock) -> FailureTracker:
         return _ConsecutiveTracker(self.n)
 
 
-class _ConsecutiveTracker:
-    __slots__ = ("_count", "_n")
+def _check_n(n: int) -> None:
+    if n < 1:
+        raise ValueError("n must be at least 1")
 
-    def __init__(self, n: int) -> None:
-        self._n = n
+
+def _check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
+
+
+def _check_min_calls(min_calls: int) -> None:
+    if min_calls < 1:
+        raise ValueError("min_calls must be at least 1")
+
+
+class _ConsecutiveTracker:
+    __slots__ = ("__weakref__", "_count", "_n")
+
+    def __init__(self, n: int | Live[int]) -> None:
+        self._n = follow(n, self._set_n)
         self._count = 0
+
+    def _set_n(self, n: int) -> None:
+        _check_n(n)
+        self._n = n
 
     def success(self) -> None:
         self._count = 0
@@ -82,30 +105,37 @@ class FailureRate:
     failure cannot open the breaker.
     """
 
-    threshold: float = 0.5
+    threshold: float | Live[float] = 0.5
     window: float = 10.0
-    min_calls: int = 20
+    min_calls: int | Live[int] = 20
     slots: int = 10
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold <= 1:
-            raise ValueError("threshold must be in (0, 1]")
-        if self.min_calls < 1:
-            raise ValueError("min_calls must be at least 1")
+        t, m = self.threshold, self.min_calls
+        _check_threshold(t.value if isinstance(t, Live) else t)
+        _check_min_calls(m.value if isinstance(m, Live) else m)
 
     def tracker(self, clock: Clock) -> FailureTracker:
         return _RateTracker(self, clock)
 
 
 class _RateTracker:
-    __slots__ = ("_calls", "_clock", "_failures", "_min_calls", "_threshold")
+    __slots__ = ("__weakref__", "_calls", "_clock", "_failures", "_min_calls", "_threshold")
 
     def __init__(self, policy: FailureRate, clock: Clock) -> None:
-        self._threshold = policy.threshold
-        self._min_calls = policy.min_calls
+        self._threshold = follow(policy.threshold, self._set_threshold)
+        self._min_calls = follow(policy.min_calls, self._set_min_calls)
         self._clock = clock
         self._calls = RollingCounter(window=policy.window, slots=policy.slots)
         self._failures = RollingCounter(window=policy.window, slots=policy.slots)
+
+    def _set_threshold(self, threshold: float) -> None:
+        _check_threshold(threshold)
+        self._threshold = threshold
+
+    def _set_min_calls(self, min_calls: int) -> None:
+        _check_min_calls(min_calls)
+        self._min_calls = min_calls
 
     def success(self) -> None:
         self._calls.add(self._clock())

@@ -42,14 +42,11 @@ from typing import Any, NoReturn
 
 import pybreaker
 
-from kitpy.errors import CircuitOpen
-from kitpy.resilience.classifier import (
-    ErrorClassifier,
-    is_cancellation,
-    is_failure,
-)
+from kitpy.context import Context
+from kitpy.errors import Classifier, is_cancellation, is_server_fault
 
-from .breaker import Listener, State
+from .breaker import UNNAMED, Listener, State
+from .rejection import circuit_open
 
 __all__ = ["PyBreakerAdapter"]
 
@@ -101,7 +98,7 @@ class PyBreakerAdapter:
         breaker: pybreaker.CircuitBreaker,
         *,
         half_open_max_calls: int = 1,
-        classifier: ErrorClassifier = is_failure,
+        classifier: Classifier = is_server_fault,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         if half_open_max_calls < 1:
@@ -114,7 +111,7 @@ class PyBreakerAdapter:
         self._trials = 0
         self._opened_at: datetime | None = None
         self._listeners: list[Listener] = []
-        self.name = breaker.name or "circuit"
+        self.name: str | None = breaker.name or None
         breaker.add_listener(_Relay(self))
 
     @property
@@ -136,13 +133,17 @@ class PyBreakerAdapter:
         self._trials = 0
         self._opened_at = self._now() if new == pybreaker.STATE_OPEN else None
         old_state = _STATES.get(old or "", State.CLOSED)
+        name = UNNAMED if self.name is None else self.name
         for listener in self._listeners:
-            listener(self.name, old_state, _STATES[new])
+            listener(name, old_state, _STATES[new])
 
     # -- the Breaker protocol ----------------------------------------------------------
 
-    def before(self) -> int:
-        """Admit a call or raise ``CircuitOpen`` (open, or half-open with trials busy)."""
+    def before(self, ctx: Context | None = None, operation: str | None = None) -> int:
+        """Admit a call or raise ``CircuitOpen`` (open, or half-open with trials busy).
+
+        ``ctx`` and ``operation`` name a refused call when pybreaker's breaker has no name.
+        """
         cb = self._cb
         name = cb.state.name
         if name == pybreaker.STATE_CLOSED:
@@ -156,13 +157,10 @@ class PyBreakerAdapter:
                 reopen_at = opened_at + timedelta(seconds=cb.reset_timeout)
                 wait = (reopen_at - self._now()).total_seconds()
                 if wait > 0:
-                    raise CircuitOpen(
-                        f"circuit {self.name!r} is open",
-                        headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-                    )
+                    raise circuit_open(self.name, ctx=ctx, operation=operation, retry_after=wait)
             cb.half_open()
         if self._trials >= self._max_trials:
-            raise CircuitOpen(f"circuit {self.name!r} is half-open and its trial calls are busy")
+            raise circuit_open(self.name, ctx=ctx, operation=operation, half_open=True)
         self._trials += 1
         return self._generation
 
@@ -204,4 +202,6 @@ class PyBreakerAdapter:
             self._end_trial()
 
     def __repr__(self) -> str:
+        if self.name is None:
+            return f"PyBreakerAdapter({self._cb.current_state})"
         return f"PyBreakerAdapter({self.name!r}, {self._cb.current_state})"

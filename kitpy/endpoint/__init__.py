@@ -70,7 +70,7 @@ endpoint (logging, metrics, breakers, ...) are typed :class:`GenericMiddleware`.
 class GenericMiddleware(Protocol):
     """A middleware that wraps an endpoint of any type and keeps its type.
 
-    Factories such as ``logging_middleware(logger)`` return one, so the same
+    Factories such as ``call_logging(logger)`` return one, so the same
     value can wrap ``Endpoint[A, B]`` and ``Endpoint[C, D]`` and mypy still
     knows each result's type.  A plain generic function fits it::
 
@@ -157,9 +157,10 @@ def keep_name(endpoint: E, wrapped: object) -> E:
 def named(name: str) -> GenericMiddleware:
     """A middleware that gives an endpoint the operation name ``name``.
 
-    The endpoint itself is returned, named, when it can hold the name (any
-    function can); other callables are wrapped in a one-line forwarding layer.
-    Every kitpy middleware keeps the name of the endpoint it wraps.
+    The result is a one-line forwarding layer that carries the name (a plain
+    function returning the endpoint's awaitable: no extra coroutine), so naming
+    never changes the endpoint object itself -- the same function can be served
+    under two names.  Every kitpy middleware keeps the name of the endpoint it wraps.
 
     Example::
 
@@ -173,16 +174,11 @@ def named(name: str) -> GenericMiddleware:
         raise ValueError("an endpoint name must not be empty")
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        try:
-            setattr(next, _NAME, name)
-            return next
-        except (AttributeError, TypeError):  # a bound method, a class with __slots__, ...
+        def forward(ctx: Context, request: Req) -> Awaitable[Resp]:
+            return next(ctx, request)
 
-            def forward(ctx: Context, request: Req) -> Awaitable[Resp]:
-                return next(ctx, request)
-
-            setattr(forward, _NAME, name)
-            return forward
+        setattr(forward, _NAME, name)
+        return forward
 
     return middleware
 

@@ -1,13 +1,13 @@
 """Structured logging for endpoints with structlog.
 
-* :func:`logging_middleware` -- one structured line per endpoint call.
+* :func:`call_logging` -- one structured line per endpoint call.
 * :func:`make_logger` -- a JSON or console structlog logger built without
   touching structlog's global configuration.
 
 Example::
 
     logger = make_logger(format="json")
-    endpoint = logging_middleware(logger)(make_uppercase_endpoint(svc))
+    endpoint = call_logging(logger)(make_uppercase_endpoint(svc))
 """
 
 from kitpy._extras import require
@@ -15,6 +15,6 @@ from kitpy._extras import require
 require("structlog", extra="log")
 
 from kitpy.log.factory import make_logger
-from kitpy.log.middleware import Fields, Logger, logging_middleware
+from kitpy.log.middleware import Fields, Logger, call_logging
 
-__all__ = ["Fields", "Logger", "logging_middleware", "make_logger"]
+__all__ = ["Fields", "Logger", "call_logging", "make_logger"]

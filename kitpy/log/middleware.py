@@ -1,4 +1,4 @@
-"""The logging middleware: one structured log line per endpoint call.
+"""Call logging: one structured log line per endpoint call.
 
 A successful call logs at info; a client fault (bad input, not found, ...) or a
 cancellation at warning with the error code and message; a server fault at
@@ -10,14 +10,14 @@ and cost several times more.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from kitpy.context import REQUEST_ID, Clock, Context, Key
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.context import OPERATION, REQUEST_ID, Clock, Context
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import error_code, is_server_fault
 
-__all__ = ["Fields", "Logger", "logging_middleware"]
+__all__ = ["Fields", "Logger", "call_logging"]
 
 
 class Logger(Protocol):
@@ -32,48 +32,45 @@ Fields = Callable[[Context], Mapping[str, Any]]
 """Extra fields for a call's log line, read from its Context (e.g. the trace id)."""
 
 
-def logging_middleware(
+def call_logging(
     logger: Logger,
     *,
-    method: str | None = None,
+    name: str | None = None,
     event: str = "endpoint call",
-    request_id_keys: Sequence[Key[str]] = (REQUEST_ID,),
     fields: Fields | None = None,
     clock: Clock = time.perf_counter,
 ) -> GenericMiddleware:
     """Log one line per call of the wrapped endpoint to ``logger`` (any structlog logger).
 
-    The line carries ``method`` (default: the wrapped endpoint's ``__name__``),
-    ``took`` (seconds, float), ``code`` (``"OK"`` or the error's
-    :class:`~kitpy.errors.Code` name) and, on failure, ``error`` (the message).
-    ``request_id`` is added when the Context holds one of ``request_id_keys``;
-    ``fields(ctx)`` adds more, e.g. ``kitpy.tracing.log_fields`` for the trace id.
+    The line carries ``method`` (the operation name: ``name``, else the wrapped
+    endpoint's name from :func:`~kitpy.endpoint.named`, else the Context's
+    :data:`~kitpy.context.OPERATION` -- the route or gRPC method -- else
+    ``"unknown"``), ``took`` (seconds, float), ``code`` (``"OK"`` or the
+    error's :class:`~kitpy.errors.Code` name) and, on failure, ``error`` (the
+    message).  ``request_id`` is added when the Context has a
+    :data:`~kitpy.context.REQUEST_ID`; ``fields(ctx)`` adds more, e.g.
+    ``kitpy.tracing.log_fields`` for the trace id.  The wrapped endpoint keeps
+    (or, with ``name``, gets) the operation name.
 
     Example::
 
-        @logging_middleware(logger, method="uppercase")
-        async def uppercase(ctx: Context, request: str) -> str:
-            return request.upper()
+        endpoint = call_logging(logger)(named("uppercase")(make_uppercase_endpoint(svc)))
     """
     info = logger.info
     warning = logger.warning
     error = logger.error
-    keys = tuple(request_id_keys)
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        name = method if method is not None else getattr(next, "__name__", "endpoint")
+        known = name if name is not None else endpoint_name(next)
 
-        def context_fields(ctx: Context) -> Mapping[str, Any]:
-            """``fields(ctx)`` plus the request id (which wins over a field of that name)."""
-            request_id = None
-            for key in keys:
-                request_id = ctx.get(key)
-                if request_id is not None:
-                    break
-            if fields is None:
-                return {} if request_id is None else {"request_id": request_id}
-            extra = fields(ctx)
-            return extra if request_id is None else {**extra, "request_id": request_id}
+        def line_fields(ctx: Context) -> dict[str, Any]:
+            """``method``, ``fields(ctx)`` and the request id (which wins over a field)."""
+            out: dict[str, Any] = dict(fields(ctx)) if fields is not None else {}
+            out["method"] = known if known is not None else ctx.get(OPERATION) or "unknown"
+            request_id = ctx.get(REQUEST_ID)
+            if request_id is not None:
+                out["request_id"] = request_id
+            return out
 
         def failed(ctx: Context, exc: BaseException, took: float) -> None:
             code = error_code(exc)
@@ -81,22 +78,14 @@ def logging_middleware(
             if is_server_fault(code):
                 error(
                     event,
-                    method=name,
                     took=took,
                     code=code.name,
                     error=message,
                     exc_info=exc,
-                    **context_fields(ctx),
+                    **line_fields(ctx),
                 )
             else:
-                warning(
-                    event,
-                    method=name,
-                    took=took,
-                    code=code.name,
-                    error=message,
-                    **context_fields(ctx),
-                )
+                warning(event, took=took, code=code.name, error=message, **line_fields(ctx))
 
         async def endpoint(ctx: Context, request: Req) -> Resp:
             start = clock()
@@ -106,32 +95,18 @@ def logging_middleware(
                 failed(ctx, exc, clock() - start)
                 raise
             took = clock() - start
-            request_id = None
-            for key in keys:
-                request_id = ctx.get(key)
-                if request_id is not None:
-                    break
-            if fields is not None:  # one call, no dict built beyond fields' own
-                extra = fields(ctx)
+            if known is not None and fields is None:  # the common case: no dict beyond kwargs
+                request_id = ctx.get(REQUEST_ID)
                 if request_id is None:
-                    info(event, method=name, took=took, code="OK", **extra)
-                elif "request_id" in extra:  # the Context's request id wins
-                    info(
-                        event,
-                        method=name,
-                        took=took,
-                        code="OK",
-                        **{**extra, "request_id": request_id},
-                    )
+                    info(event, method=known, took=took, code="OK")
                 else:
-                    info(event, method=name, took=took, code="OK", request_id=request_id, **extra)
-            elif request_id is not None:
-                info(event, method=name, took=took, code="OK", request_id=request_id)
+                    info(event, method=known, took=took, code="OK", request_id=request_id)
             else:
-                info(event, method=name, took=took, code="OK")
+                info(event, took=took, code="OK", **line_fields(ctx))
             return response
 
-        endpoint.__name__ = endpoint.__qualname__ = name  # so outer layers see the name
-        return endpoint
+        if name is not None:
+            return named(name)(endpoint)
+        return keep_name(endpoint, next)
 
     return middleware

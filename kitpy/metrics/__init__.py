@@ -1,8 +1,8 @@
-"""Metrics for endpoints: small instrument protocols and the instrumenting middleware.
+"""Metrics for endpoints: small instrument protocols and the call-metrics middleware.
 
 * :class:`Counter`, :class:`Gauge`, :class:`Histogram` -- what kitpy needs from
   a metrics library, with labels (``labels(**values)``).
-* :func:`instrumenting_middleware` -- counts calls by method and outcome code
+* :func:`call_metrics` -- counts calls by method and outcome code
   and observes their latency in seconds.
 
 Two implementations: ``kitpy.metrics.prometheus`` (prometheus-client, with a
@@ -11,6 +11,6 @@ readable values, for tests).  This package itself imports no third-party code.
 """
 
 from kitpy.metrics.instruments import Counter, Gauge, Histogram
-from kitpy.metrics.middleware import instrumenting_middleware
+from kitpy.metrics.middleware import call_metrics
 
-__all__ = ["Counter", "Gauge", "Histogram", "instrumenting_middleware"]
+__all__ = ["Counter", "Gauge", "Histogram", "call_metrics"]

@@ -1,70 +1,95 @@
-"""The instrumenting middleware: a request counter and a latency histogram per endpoint.
+"""Call metrics: a request counter and a latency histogram per endpoint.
 
 Both instruments are labelled ``method`` and ``code`` (``"OK"`` or the error's
-:class:`~kitpy.errors.Code` name).  The children are resolved once per wrapped
-endpoint: the ``OK`` pair when the middleware is applied, each error code's
-pair the first time that code occurs; a call then costs one ``inc`` and one
-``observe`` on pre-bound children.
+:class:`~kitpy.errors.Code` name).  The children are resolved once per
+operation and code: for an endpoint with a known name the ``OK`` pair when the
+middleware is applied, every other pair the first time it occurs; a call then
+costs one ``inc`` and one ``observe`` on pre-bound children.
 """
 
 from __future__ import annotations
 
 import time
 
-from kitpy.context import Clock, Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.context import OPERATION, Clock, Context
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import Code, error_code
 from kitpy.metrics.instruments import Counter, Histogram
 
-__all__ = ["instrumenting_middleware"]
+__all__ = ["call_metrics"]
 
 
-def instrumenting_middleware(
+def call_metrics(
     requests: Counter,
     latency: Histogram,
     *,
-    method: str | None = None,
+    name: str | None = None,
     clock: Clock = time.perf_counter,
 ) -> GenericMiddleware:
     """Count each call in ``requests`` and observe its duration (seconds) in ``latency``.
 
     Both instruments must have exactly the labels ``method`` and ``code``.
-    ``method`` defaults to the wrapped endpoint's ``__name__``.
+    ``method`` is the operation name: ``name``, else the wrapped endpoint's name
+    (:func:`~kitpy.endpoint.named`), else per call the Context's
+    :data:`~kitpy.context.OPERATION` (the route or gRPC method), else
+    ``"unknown"``.  The wrapped endpoint keeps (or, with ``name``, gets) the name.
 
     Example::
 
         requests = prometheus.counter(registry, "requests_total", "Requests.", ("method", "code"))
         latency = prometheus.histogram(registry, "request_seconds", "Latency.", ("method", "code"))
-        endpoint = instrumenting_middleware(requests, latency)(make_uppercase_endpoint(svc))
+        endpoint = call_metrics(requests, latency)(named("uppercase")(uppercase_endpoint))
     """
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        name = method if method is not None else getattr(next, "__name__", "endpoint")
-        ok_inc = requests.labels(method=name, code="OK").inc
-        ok_observe = latency.labels(method=name, code="OK").observe
-        failed: dict[Code, tuple[Counter, Histogram]] = {}
+        known = name if name is not None else endpoint_name(next)
+        children: dict[tuple[str, Code], tuple[Counter, Histogram]] = {}
 
-        async def endpoint(ctx: Context, request: Req) -> Resp:
-            start = clock()
-            try:
-                response = await next(ctx, request)
-            except BaseException as exc:
-                took = clock() - start
-                code = error_code(exc)
-                children = failed.get(code)
-                if children is None:
-                    children = failed[code] = (
-                        requests.labels(method=name, code=code.name),
-                        latency.labels(method=name, code=code.name),
-                    )
-                children[0].inc()
-                children[1].observe(took)
-                raise
-            ok_inc()
-            ok_observe(clock() - start)
-            return response
+        def pair(method: str, code: Code) -> tuple[Counter, Histogram]:
+            """The (counter, histogram) children for one name and code, resolved once."""
+            found = children.get((method, code))
+            if found is None:
+                found = children[(method, code)] = (
+                    requests.labels(method=method, code=code.name),
+                    latency.labels(method=method, code=code.name),
+                )
+            return found
 
-        endpoint.__name__ = endpoint.__qualname__ = name  # so outer layers see the name
-        return endpoint
+        def record(ctx: Context, code: Code, took: float) -> None:
+            method = known if known is not None else ctx.get(OPERATION) or "unknown"
+            counter, histogram = pair(method, code)
+            counter.inc()
+            histogram.observe(took)
+
+        if known is not None:  # the common case: the OK pair is bound up front
+            ok_counter, ok_histogram = pair(known, Code.OK)
+            ok_inc, ok_observe = ok_counter.inc, ok_histogram.observe
+
+            async def endpoint(ctx: Context, request: Req) -> Resp:
+                start = clock()
+                try:
+                    response = await next(ctx, request)
+                except BaseException as exc:
+                    record(ctx, error_code(exc), clock() - start)
+                    raise
+                ok_inc()
+                ok_observe(clock() - start)
+                return response
+
+        else:
+
+            async def endpoint(ctx: Context, request: Req) -> Resp:
+                start = clock()
+                try:
+                    response = await next(ctx, request)
+                except BaseException as exc:
+                    record(ctx, error_code(exc), clock() - start)
+                    raise
+                record(ctx, Code.OK, clock() - start)
+                return response
+
+        if name is not None:
+            return named(name)(endpoint)
+        return keep_name(endpoint, next)
 
     return middleware

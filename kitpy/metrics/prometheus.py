@@ -9,7 +9,7 @@ Example::
 
     registry = CollectorRegistry()
     requests, latency = request_metrics(registry)          # kitpy_server_requests_total, ...
-    endpoint = instrumenting_middleware(requests, latency)(endpoint)
+    endpoint = call_metrics(requests, latency)(endpoint)
     app.router.add_get("/metrics", metrics_handler(registry))
 """
 
@@ -113,7 +113,7 @@ def request_metrics(
     subsystem: str = "server",
     buckets: Sequence[float] = LATENCY_BUCKETS,
 ) -> tuple[prometheus_client.Counter, prometheus_client.Histogram]:
-    """The pair :func:`~kitpy.metrics.instrumenting_middleware` takes, labelled method and code.
+    """The pair :func:`~kitpy.metrics.call_metrics` takes, labelled method and code.
 
     With the defaults: ``kitpy_server_requests_total`` and
     ``kitpy_server_request_duration_seconds``; use ``subsystem="client"`` for

@@ -1,37 +1,48 @@
-"""Rate limiting for endpoints: erroring and delaying middleware, in-process and Redis-shared.
+"""Rate and concurrency limits for endpoints, in-process and Redis-shared.
 
-* :func:`erroring_limiter` -- reject at once with :class:`~kitpy.errors.RateLimited` (429).
-* :func:`delaying_limiter` -- wait for a permit, never past the Context deadline
+* :func:`rate_limit` -- ``rate_limit(limiter)`` rejects the excess at once with
+  :class:`~kitpy.errors.RateLimited` (429); ``rate_limit(limiter, wait=True)``
+  waits for a permit, never past the Context deadline
   (:class:`~kitpy.errors.DeadlineExceeded` at once when it would).
-* :class:`TokenBucket` -- rate + burst, serves both; :class:`KeyedTokenBuckets` --
+* :class:`TokenBucket` -- rate + burst, serves both modes; :class:`KeyedTokenBuckets` --
   one per key with an LRU bound on the number of keys.
+* :func:`concurrency_limit` + :class:`ConcurrencyLimiter` -- a bulkhead: at most
+  ``n`` calls in flight, the excess shed or queued within the deadline.
 * ``kitpy.ratelimit.distributed.RedisRateLimiter`` -- one limit shared by many
   processes through Redis (needs ``kitpy[redis]``), fail-open or fail-closed.
 
 Example::
 
-    limited = erroring_limiter(TokenBucket(rate=100.0, burst=20))(endpoint)
+    limited = chain(
+        concurrency_limit(64, max_waiting=128),
+        rate_limit(TokenBucket(rate=100.0, burst=20)),
+    )(endpoint)
 """
 
 from kitpy.ratelimit.bucket import KeyedTokenBuckets, TokenBucket
+from kitpy.ratelimit.concurrency import ConcurrencyLimiter, concurrency_limit
 from kitpy.ratelimit.middleware import (
     Allower,
     AsyncAllower,
+    AsyncLimiter,
     AsyncWaiter,
     KeyFunc,
+    Limiter,
     Waiter,
-    delaying_limiter,
-    erroring_limiter,
+    rate_limit,
 )
 
 __all__ = [
     "Allower",
     "AsyncAllower",
+    "AsyncLimiter",
     "AsyncWaiter",
+    "ConcurrencyLimiter",
     "KeyFunc",
     "KeyedTokenBuckets",
+    "Limiter",
     "TokenBucket",
     "Waiter",
-    "delaying_limiter",
-    "erroring_limiter",
+    "concurrency_limit",
+    "rate_limit",
 ]

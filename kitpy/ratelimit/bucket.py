@@ -1,16 +1,20 @@
 """In-process token buckets: one shared bucket, or one per key with bounded memory.
 
 A :class:`TokenBucket` refills at ``rate`` tokens per second up to ``burst``.
-``allow()`` takes a token if there is one (for :func:`~kitpy.ratelimit.erroring_limiter`);
+``allow()`` takes a token if there is one (for :func:`~kitpy.ratelimit.rate_limit`);
 ``reserve(max_wait)`` takes one now or books the next one, returning how long to
-wait, unless that wait would exceed ``max_wait`` (for
-:func:`~kitpy.ratelimit.delaying_limiter`), and ``refund()`` gives a booked token
-back when its caller is cancelled while waiting.  A check costs a few hundred
+wait, unless that wait would exceed ``max_wait`` (for ``rate_limit(..., wait=True)``),
+and ``refund()`` gives a booked token back when its caller is cancelled while
+waiting.  A check costs a few hundred
 nanoseconds: one clock read and a little float arithmetic, no allocation.
 
 :class:`KeyedTokenBuckets` keeps one bucket per key (caller, tenant, peer) in an
 LRU of at most ``max_keys`` buckets; the least recently used is forgotten first
 (a forgotten key starts again with a full burst).
+
+Both take their ``rate`` and ``burst`` as numbers or as live settings
+(:class:`~kitpy.config.Live`): a new value is applied through
+:meth:`TokenBucket.configure`, so the check itself still reads plain attributes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from kitpy.config.live import Live, follow
 from kitpy.context import Clock
 
 __all__ = ["KeyedTokenBuckets", "TokenBucket"]
@@ -29,21 +34,47 @@ class TokenBucket:
     Example::
 
         bucket = TokenBucket(rate=100.0, burst=20)
-        limited = erroring_limiter(bucket)(endpoint)
+        limited = rate_limit(bucket)(endpoint)
+
+        live_rate = Live(100.0, name="rate")       # changed at run time by a config source
+        bucket = TokenBucket(rate=live_rate, burst=20)
     """
 
-    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
+    __slots__ = ("__weakref__", "_burst", "_clock", "_last", "_rate", "_tokens")
 
-    def __init__(self, rate: float, burst: int = 1, *, clock: Clock = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
-        self._rate = float(rate)
-        self._burst = float(burst)
+    def __init__(
+        self,
+        rate: float | Live[float],
+        burst: int | Live[int] = 1,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._clock = clock
-        self._tokens = float(burst)
         self._last = clock()
+        self._rate = self._burst = self._tokens = 1.0
+        self.configure(rate=follow(rate, self._set_rate), burst=follow(burst, self._set_burst))
+        self._tokens = self._burst
+
+    def _set_rate(self, rate: float) -> None:
+        self.configure(rate=rate)
+
+    def _set_burst(self, burst: int) -> None:
+        self.configure(burst=burst)
+
+    def configure(self, *, rate: float | None = None, burst: int | None = None) -> None:
+        """Change the rate and/or burst now; tokens already saved stay (up to the new burst)."""
+        if rate is not None and not rate > 0:
+            raise ValueError("rate must be positive")
+        if burst is not None and burst < 1:
+            raise ValueError("burst must be at least 1")
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if rate is not None:
+            self._rate = float(rate)
+        if burst is not None:
+            self._burst = float(burst)
+            self._tokens = min(self._tokens, self._burst)
 
     @property
     def rate(self) -> float:
@@ -112,27 +143,43 @@ class KeyedTokenBuckets:
     Use with a key function on the limiter middleware::
 
         per_user = KeyedTokenBuckets(rate=5.0, burst=10, max_keys=50_000)
-        limited = erroring_limiter(per_user, key=lambda ctx, req: ctx[CLAIMS]["sub"])(ep)
+        limited = rate_limit(per_user, key=lambda ctx, req: ctx[CLAIMS]["sub"])(ep)
     """
 
-    __slots__ = ("_buckets", "_burst", "_clock", "_max_keys", "_rate")
+    __slots__ = ("__weakref__", "_buckets", "_burst", "_clock", "_max_keys", "_rate")
 
     def __init__(
         self,
-        rate: float,
-        burst: int = 1,
+        rate: float | Live[float],
+        burst: int | Live[int] = 1,
         *,
         max_keys: int = 10_000,
         clock: Clock = time.monotonic,
     ) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
-        TokenBucket(rate, burst, clock=clock)  # validate the numbers once
-        self._rate = rate
-        self._burst = burst
         self._max_keys = max_keys
         self._clock = clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._rate = 1.0
+        self._burst = 1
+        self.configure(rate=follow(rate, self._set_rate), burst=follow(burst, self._set_burst))
+
+    def _set_rate(self, rate: float) -> None:
+        self.configure(rate=rate)
+
+    def _set_burst(self, burst: int) -> None:
+        self.configure(burst=burst)
+
+    def configure(self, *, rate: float | None = None, burst: int | None = None) -> None:
+        """Change the rate and/or burst of every bucket, and of those made from now on."""
+        TokenBucket(rate or self._rate, burst or self._burst, clock=self._clock)  # validate
+        if rate is not None:
+            self._rate = rate
+        if burst is not None:
+            self._burst = burst
+        for bucket in self._buckets.values():
+            bucket.configure(rate=rate, burst=burst)
 
     def __len__(self) -> int:
         return len(self._buckets)

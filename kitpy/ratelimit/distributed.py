@@ -4,15 +4,15 @@
 process that builds one with the same Redis, ``limit`` and ``namespace`` shares
 one budget per key, counted atomically by ``limits``' async Redis storage
 (moving window by default: exact; ``"fixed-window"`` and ``"sliding-window"`` are
-cheaper).  Use it with :func:`~kitpy.ratelimit.erroring_limiter`::
+cheaper).  Use it with :func:`~kitpy.ratelimit.rate_limit`::
 
     limiter = RedisRateLimiter.from_url("redis://10.0.0.5:6379", "100/second")
-    limited = erroring_limiter(limiter, key=lambda ctx, req: ctx[PEER])(endpoint)
+    limited = rate_limit(limiter, key=lambda ctx, req: ctx[PEER])(endpoint)
     ...
     await limiter.aclose()
 
 It is also an :class:`~kitpy.ratelimit.AsyncWaiter` (:meth:`RedisRateLimiter.acquire`),
-so :func:`~kitpy.ratelimit.delaying_limiter` can make callers across the fleet
+so ``rate_limit(limiter, wait=True)`` can make callers across the fleet
 wait their turn instead of being refused.
 
 When Redis is unreachable, slow (past ``timeout``) or errors, the outcome is your
@@ -166,7 +166,7 @@ class RedisRateLimiter:
         permit, sleeps until then (plus up to 10% jitter, at most 50 ms, so the
         processes that wait do not all retry at once) and tries again.  It raises
         ``DeadlineExceeded`` at once, taking nothing, when the next permit is
-        ``max_wait`` seconds or more away (:func:`~kitpy.ratelimit.delaying_limiter`
+        ``max_wait`` seconds or more away (``rate_limit(..., wait=True)``
         passes the Context's remaining time).  On a storage error it returns
         (fail open) or raises ``RateLimited`` (fail closed).  Unlike an in-process
         bucket it books nothing ahead: waiters race for each freed permit, and one
@@ -174,7 +174,7 @@ class RedisRateLimiter:
 
         Example::
 
-            smoothed = delaying_limiter(RedisRateLimiter.from_url(url, "50/second"))(client)
+            smoothed = rate_limit(RedisRateLimiter.from_url(url, "50/second"), wait=True)(client)
         """
         deadline = None if max_wait is None else time.monotonic() + max_wait
         item, namespace, limiter = self._item, self._namespace, self._limiter

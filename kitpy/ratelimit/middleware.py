@@ -1,13 +1,17 @@
-"""Rate-limiting middleware, as Go kit has it: erroring and delaying.
+"""``rate_limit``: the rate-limiting middleware, rejecting or waiting.
 
-* :func:`erroring_limiter` -- rejects at once with :class:`~kitpy.errors.RateLimited`
-  (RESOURCE_EXHAUSTED, HTTP 429) when the allower says no; the endpoint is not called.
-* :func:`delaying_limiter` -- waits for its turn, but never past the Context deadline:
-  when the wait would reach it, fails at once with :class:`~kitpy.errors.DeadlineExceeded`.
+* ``rate_limit(limiter)`` rejects at once with :class:`~kitpy.errors.RateLimited`
+  (RESOURCE_EXHAUSTED, HTTP 429) when the limiter has no permit; the endpoint
+  is not called.  The limiter is an :class:`Allower` (or :class:`AsyncAllower`).
+* ``rate_limit(limiter, wait=True)`` waits for its turn, but never past the
+  Context deadline: when the wait would reach it, the call fails at once with
+  :class:`~kitpy.errors.DeadlineExceeded`.  The limiter is a :class:`Waiter`
+  (or :class:`AsyncWaiter`).
 
-Both take an optional ``key`` function ``(ctx, request) -> str`` (per-caller limits,
-e.g. by JWT subject or peer address) passed to the allower / waiter; without one
-every call uses the key ``""``.
+A :class:`~kitpy.ratelimit.TokenBucket` and the Redis limiter serve both modes.
+An optional ``key`` function ``(ctx, request) -> str`` picks the limit a call
+counts against (per-caller limits, e.g. by JWT subject or peer address);
+without one every call uses the key ``""``.
 """
 
 from __future__ import annotations
@@ -15,20 +19,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, Protocol, cast
+from typing import Any, Literal, NoReturn, Protocol, cast, overload
 
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import DeadlineExceeded, KitError, RateLimited
 
 __all__ = [
     "Allower",
     "AsyncAllower",
+    "AsyncLimiter",
     "AsyncWaiter",
     "KeyFunc",
+    "Limiter",
     "Waiter",
-    "delaying_limiter",
-    "erroring_limiter",
+    "rate_limit",
 ]
 
 KeyFunc = Callable[[Context, Any], str]
@@ -56,9 +61,10 @@ class AsyncAllower(Protocol):
 class Waiter(Protocol):
     """Books the next permit and says how long to wait for it (e.g. :class:`TokenBucket`).
 
-    A waiter may also have a ``refund(key)`` method: :func:`delaying_limiter` calls it
-    when a caller is cancelled while waiting, so an abandoned booking does not use up
-    a permit (:class:`TokenBucket` and :class:`KeyedTokenBuckets` have one).
+    A waiter may also have a ``refund(key)`` method: ``rate_limit(..., wait=True)``
+    calls it when a caller is cancelled while waiting, so an abandoned booking
+    does not use up a permit (:class:`TokenBucket` and :class:`KeyedTokenBuckets`
+    have one).
     """
 
     def reserve(self, key: str, max_wait: float | None, /) -> float | None:
@@ -74,22 +80,99 @@ class AsyncWaiter(Protocol):
         ...
 
 
+class Limiter(Allower, Waiter, Protocol):
+    """Serves both modes in process: an :class:`Allower` and a :class:`Waiter` (a token bucket)."""
+
+
+class AsyncLimiter(AsyncAllower, AsyncWaiter, Protocol):
+    """Serves both modes doing I/O: an :class:`AsyncAllower` and an :class:`AsyncWaiter`."""
+
+
 async def _fail(error: KitError) -> NoReturn:
     raise error
 
 
-def erroring_limiter(
-    allower: Allower | AsyncAllower, *, key: KeyFunc | None = None
-) -> GenericMiddleware:
-    """Reject calls the ``allower`` refuses with ``RateLimited`` (429), without calling on.
+@overload
+def rate_limit(
+    limiter: Allower | AsyncAllower,
+    *,
+    wait: Literal[False] = False,
+    key: KeyFunc | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> GenericMiddleware: ...
 
-    ``allower.allow`` may be a plain method (in-process buckets, checked with no
-    await on the success path) or a coroutine method (Redis).
+
+@overload
+def rate_limit(
+    limiter: Waiter | AsyncWaiter,
+    *,
+    wait: Literal[True],
+    key: KeyFunc | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> GenericMiddleware: ...
+
+
+@overload
+def rate_limit(
+    limiter: Limiter | AsyncLimiter,
+    *,
+    wait: bool,
+    key: KeyFunc | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> GenericMiddleware: ...
+
+
+def rate_limit(
+    limiter: Allower | AsyncAllower | Waiter | AsyncWaiter,
+    *,
+    wait: bool = False,
+    key: KeyFunc | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> GenericMiddleware:
+    """Limit how often the wrapped endpoint runs: reject the excess, or make it wait.
+
+    ``wait=False`` (the default, for servers protecting themselves): a call the
+    limiter refuses raises ``RateLimited`` (429) without calling on.  The
+    limiter's ``allow`` may be a plain method (in-process buckets, checked with
+    no await on the success path) or a coroutine method (Redis).
+
+    ``wait=True`` (for clients smoothing their own traffic): a call waits for
+    the next permit, but if the wait would reach the Context deadline it fails
+    at once with ``DeadlineExceeded`` and books nothing.  A call cancelled while
+    it waits gives its permit back when the limiter has a ``refund`` method, so
+    abandoned waits do not starve the callers behind them.  An
+    :class:`AsyncWaiter` (the Redis limiter) does the waiting itself, bounded
+    by the same remaining time; ``sleep`` (injectable for tests, e.g.
+    ``FakeClock.sleep``) is for waiters that book ahead.
+
+    A limiter that cannot serve the chosen mode is a type error for mypy and a
+    ``TypeError`` when the middleware is built.  The wrapped endpoint keeps the
+    inner one's name.
 
     Example::
 
-        limited = erroring_limiter(TokenBucket(rate=100, burst=20))(endpoint)
+        protected = rate_limit(TokenBucket(rate=100.0, burst=20))(endpoint)
+        smoothed = rate_limit(TokenBucket(rate=50.0, burst=1), wait=True)(client)
+        per_user = rate_limit(KeyedTokenBuckets(5.0, burst=10), key=user_of)(endpoint)
     """
+    if not wait:
+        if not callable(getattr(limiter, "allow", None)):
+            raise TypeError(
+                f"rate_limit(wait=False) needs a limiter with allow(key), not {limiter!r}"
+            )
+        return _rejecting(cast(Allower | AsyncAllower, limiter), key)
+    if callable(getattr(limiter, "reserve", None)):
+        return _delaying(cast(Waiter, limiter), key, sleep)
+    if callable(getattr(limiter, "acquire", None)):
+        return _waiting_itself(cast(AsyncWaiter, limiter), key)
+    raise TypeError(
+        f"rate_limit(wait=True) needs a limiter with reserve(key, max_wait) or "
+        f"acquire(key, max_wait), not {limiter!r}"
+    )
+
+
+def _rejecting(allower: Allower | AsyncAllower, key: KeyFunc | None) -> GenericMiddleware:
+    """``rate_limit(wait=False)``: refuse with ``RateLimited`` when no permit is left."""
     if inspect.iscoroutinefunction(allower.allow):
         allow_async = cast(AsyncAllower, allower).allow
 
@@ -99,7 +182,7 @@ def erroring_limiter(
                     raise RateLimited("rate limit exceeded")
                 return await next(ctx, request)
 
-            return endpoint
+            return keep_name(endpoint, next)
 
         return async_middleware
 
@@ -115,7 +198,7 @@ def erroring_limiter(
                     return next(ctx, request)
                 return _fail(RateLimited("rate limit exceeded"))
 
-            return endpoint
+            return keep_name(endpoint, next)
 
         key_of = key
 
@@ -124,35 +207,14 @@ def erroring_limiter(
                 return next(ctx, request)
             return _fail(RateLimited("rate limit exceeded"))
 
-        return keyed_endpoint
+        return keep_name(keyed_endpoint, next)
 
     return middleware
 
 
-def delaying_limiter(
-    waiter: Waiter | AsyncWaiter,
-    *,
-    key: KeyFunc | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> GenericMiddleware:
-    """Delay calls until the ``waiter`` has a permit, never past the Context deadline.
-
-    If the wait would reach the deadline the call fails at once with
-    ``DeadlineExceeded`` and books nothing.  A call cancelled while it waits (its
-    caller went away) gives its permit back when the waiter has a ``refund``
-    method, so abandoned waits do not starve the callers behind them.  ``sleep``
-    is injectable for tests (``FakeClock.sleep``).
-
-    An :class:`AsyncWaiter` (the Redis limiter) does the waiting itself, bounded
-    by the same remaining time (``sleep`` here is for waiters that book ahead).
-
-    Example::
-
-        smoothed = delaying_limiter(TokenBucket(rate=50, burst=1))(endpoint)
-    """
-    if not hasattr(waiter, "reserve"):
-        return _async_delaying(waiter, key)
-    reserve = cast(Waiter, waiter).reserve
+def _delaying(waiter: Waiter, key: KeyFunc | None, sleep: Sleep) -> GenericMiddleware:
+    """``rate_limit(wait=True)`` for a waiter that books ahead: sleep, then call."""
+    reserve = waiter.reserve
     refund: Callable[[str], None] | None = getattr(waiter, "refund", None)
 
     async def delayed(
@@ -176,13 +238,13 @@ def delaying_limiter(
                 return next(ctx, request)
             return delayed(delay, name, next, ctx, request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware
 
 
-def _async_delaying(waiter: AsyncWaiter, key: KeyFunc | None) -> GenericMiddleware:
-    """``delaying_limiter`` for a waiter that waits itself (awaited before every call)."""
+def _waiting_itself(waiter: AsyncWaiter, key: KeyFunc | None) -> GenericMiddleware:
+    """``rate_limit(wait=True)`` for a waiter that waits itself (awaited before every call)."""
     acquire = waiter.acquire
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
@@ -190,6 +252,6 @@ def _async_delaying(waiter: AsyncWaiter, key: KeyFunc | None) -> GenericMiddlewa
             await acquire("" if key is None else key(ctx, request), ctx.time_remaining())
             return await next(ctx, request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

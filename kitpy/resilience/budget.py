@@ -17,7 +17,7 @@ import math
 import time
 
 from kitpy.context import Clock
-from kitpy.resilience.window import RollingCounter
+from kitpy.window import RollingCounter
 
 __all__ = ["RetryBudget"]
 

@@ -1,10 +1,11 @@
 """Fallback middleware: answer with a degraded response when the call fails.
 
 ``fallback(handler)`` calls ``handler(ctx, request, error)`` instead of raising
-when the classifier counts the error as a failure (default: server faults and
-connection errors) and, unless ``rejections=False``, when a resilience layer
-rejected the call (:class:`~kitpy.errors.CircuitOpen`, :class:`~kitpy.errors.RateLimited`).
-Client faults and cancellation always propagate.
+when the classifier counts the error as a failure (default
+:func:`~kitpy.errors.is_server_fault`: server faults and connection errors) and,
+unless ``rejections=False``, when a resilience layer rejected the call
+(:class:`~kitpy.errors.CircuitOpen`, :class:`~kitpy.errors.RateLimited`).
+Client faults and cancellation propagate unless the classifier says otherwise.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, Req, Resp
-from kitpy.errors import CircuitOpen, RateLimited
-from kitpy.resilience.classifier import ErrorClassifier, is_failure
+from kitpy.endpoint import Endpoint, Middleware, Req, Resp, keep_name
+from kitpy.errors import CircuitOpen, Classifier, RateLimited, is_server_fault
 
 __all__ = ["FallbackHandler", "fallback"]
 
@@ -26,13 +26,18 @@ FallbackHandler = Callable[[Context, Any, BaseException], Awaitable[Any]]
 def fallback(
     handler: Callable[[Context, Req, BaseException], Awaitable[Resp]],
     *,
-    on: ErrorClassifier = is_failure,
+    classifier: Classifier = is_server_fault,
     rejections: bool = True,
-) -> Callable[[Endpoint[Req, Resp]], Endpoint[Req, Resp]]:
+) -> Middleware[Req, Resp]:
     """Return ``await handler(ctx, request, error)`` when the call fails.
 
-    ``on`` picks the errors that trigger it; ``rejections`` adds (True) or removes
-    (False) ``CircuitOpen`` and ``RateLimited`` whatever ``on`` says.
+    ``classifier`` picks the errors that trigger it; ``rejections`` adds (True)
+    or removes (False) ``CircuitOpen`` and ``RateLimited`` whatever the
+    classifier says.  The wrapped endpoint keeps the inner one's name.
+
+    The one kitpy middleware factory typed ``Middleware[Req, Resp]`` rather than
+    ``GenericMiddleware``: the degraded answer must have the endpoint's response
+    type, so the handler fixes ``Req`` and ``Resp``.
 
     Example::
 
@@ -45,7 +50,7 @@ def fallback(
     def triggers(exc: BaseException) -> bool:
         if isinstance(exc, CircuitOpen | RateLimited):
             return rejections
-        return on(exc)
+        return classifier(exc)
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         async def endpoint(ctx: Context, request: Req) -> Resp:
@@ -56,6 +61,6 @@ def fallback(
                     raise
                 return await handler(ctx, request, exc)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

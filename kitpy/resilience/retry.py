@@ -5,8 +5,9 @@ a fresh instance per call (``kitpy.sd``) gives per-attempt load balancing.
 Between attempts it sleeps an exponential backoff with full jitter,
 ``uniform(0, min(max_delay, base_delay * 2**(attempt - 1)))``, and it stops early:
 
-* when the error is not retryable (the classifier; default: UNAVAILABLE,
-  DEADLINE_EXCEEDED and connection errors -- never a client fault);
+* when the error is not retryable (the ``classifier``; default
+  :func:`kitpy.errors.is_retryable`: UNAVAILABLE, DEADLINE_EXCEEDED and
+  connection errors -- never a client fault);
 * when the backoff would end at or past the Context deadline (it never sleeps
   or attempts past it);
 * when the :class:`~kitpy.resilience.budget.RetryBudget` is spent.
@@ -29,11 +30,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from kitpy.config.live import Live, follow
 from kitpy.context import Clock, Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
-from kitpy.errors import KitError, error_code
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
+from kitpy.errors import Classifier, KitError, error_code, is_retryable
 from kitpy.resilience.budget import RetryBudget
-from kitpy.resilience.classifier import ErrorClassifier, is_retryable_error
 
 __all__ = ["RetryError", "retry"]
 
@@ -69,13 +70,18 @@ class RetryError(KitError):
         return self.errors[-1]
 
 
+def _check_attempts(max_attempts: int) -> None:
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+
+
 def retry(
     *,
-    max_attempts: int = 3,
+    max_attempts: int | Live[int] = 3,
     budget: RetryBudget | None = None,
     base_delay: float = 0.05,
     max_delay: float = 1.0,
-    classifier: ErrorClassifier = is_retryable_error,
+    classifier: Classifier = is_retryable,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
@@ -86,13 +92,17 @@ def retry(
     (20 % of requests + 10 retries/s over 10 s, measured on ``clock``); pass a
     shared one to cap retries across several endpoints.  ``sleep`` and ``rng``
     are injectable for tests (``FakeClock.sleep``, ``random.Random(seed)``).
+    ``classifier`` decides which errors are worth another attempt (default
+    :func:`~kitpy.errors.is_retryable`).  ``max_attempts`` may be a live
+    setting (:class:`~kitpy.config.Live`), read at each failure.  The wrapped
+    endpoint keeps the inner one's name.
 
     Example::
 
         client = chain(breaker_mw, retry(max_attempts=3, base_delay=0.02))(http_client)
     """
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
+    attempts = max_attempts if isinstance(max_attempts, Live) else Live(max_attempts, name="")
+    _check_attempts(follow(attempts, _check_attempts))
     if base_delay < 0 or max_delay < 0:
         raise ValueError("delays must be >= 0")
     the_budget = RetryBudget(clock=clock) if budget is None else budget
@@ -109,7 +119,7 @@ def retry(
             except Exception as first:
                 errors: list[BaseException] = [first]
             attempt = 1
-            while attempt < max_attempts and classifier(errors[-1]):
+            while attempt < attempts.value and classifier(errors[-1]):
                 delay = uniform(0.0, min(max_delay, base_delay * (1 << (attempt - 1))))
                 remaining = ctx.time_remaining()
                 if remaining is not None and delay >= remaining:
@@ -125,6 +135,6 @@ def retry(
                     errors.append(exc)
             raise RetryError(errors) from errors[-1]
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

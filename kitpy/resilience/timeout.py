@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import DeadlineExceeded
 
 __all__ = ["timeout"]
@@ -24,7 +24,8 @@ def timeout(seconds: float) -> GenericMiddleware:
     The deadline is measured on the Context's clock; the call is interrupted on
     the event loop's clock after the remaining time.  Only the interruption this
     middleware caused becomes ``DeadlineExceeded``; a ``TimeoutError`` raised by
-    the endpoint itself passes through unchanged.
+    the endpoint itself passes through unchanged.  The wrapped endpoint keeps
+    the inner one's name.
 
     Example::
 
@@ -50,6 +51,6 @@ def timeout(seconds: float) -> GenericMiddleware:
                     raise DeadlineExceeded(f"timed out after {seconds:g}s") from None
                 raise
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

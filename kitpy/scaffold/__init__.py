@@ -10,15 +10,24 @@ placeholder package name ``svcname`` is replaced when rendering.
 Example::
 
     project = generate("greeter", directory=Path("~/src").expanduser())
-    # ~/src/greeter/{Makefile, pyproject.toml, greeter/...}
+    # ~/src/greeter/{Makefile, pyproject.toml, greeter/...}; project.kitpy says where
+    # its Makefile gets kitpy: this checkout or local file, else the package index
 """
 
 from kitpy.scaffold.generate import (
     Scaffolded,
     ScaffoldError,
     generate,
+    kitpy_requirement,
     render_names,
     validate_name,
 )
 
-__all__ = ["ScaffoldError", "Scaffolded", "generate", "render_names", "validate_name"]
+__all__ = [
+    "ScaffoldError",
+    "Scaffolded",
+    "generate",
+    "kitpy_requirement",
+    "render_names",
+    "validate_name",
+]

@@ -2,7 +2,10 @@
 
 Rendering is plain text substitution of three spellings of the placeholder
 name -- ``svcname`` (package), ``Svcname`` (gRPC service) and ``SVCNAME``
-(environment variables) -- plus ``KITPY_VERSION``.  File names ending in
+(environment variables) -- plus ``KITPY_VERSION`` and ``KITPY_REQUIREMENT``:
+the pip requirement that installs the kitpy doing the generating (see
+:func:`kitpy_requirement`), so a service generated from a checkout installs
+that checkout.  File names ending in
 ``.tmpl`` lose the suffix (they are not Python, or would confuse tools while
 inside kitpy), and ``gitignore`` becomes ``.gitignore``.  The protobuf modules
 are generated with ``grpc_tools`` when it is installed; otherwise the
@@ -11,12 +14,15 @@ project's ``make run`` / ``make test`` generate them first.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import keyword
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -24,9 +30,18 @@ from pathlib import Path
 
 from kitpy import __version__
 
-__all__ = ["ScaffoldError", "Scaffolded", "generate", "render_names", "validate_name"]
+__all__ = [
+    "ScaffoldError",
+    "Scaffolded",
+    "generate",
+    "kitpy_requirement",
+    "render_names",
+    "validate_name",
+]
 
 PLACEHOLDER = "svcname"
+EXTRAS = "http,grpc,prometheus,otel,log"
+"""The kitpy extras a generated service installs."""
 MAX_NAME_LENGTH = 24
 """Longer names could push template lines past the 100-column lint limit."""
 _SKIP = frozenset({"ruff.toml", "__pycache__"})  # kitpy-side files, never copied
@@ -47,11 +62,15 @@ class ScaffoldError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Scaffolded:
-    """What :func:`generate` made: the project folder, its files, and whether pb code exists."""
+    """What :func:`generate` made: the project folder, its files, and whether pb code exists.
+
+    ``kitpy`` is the requirement its Makefile installs kitpy with.
+    """
 
     path: Path
     files: tuple[Path, ...]
     protobuf_generated: bool
+    kitpy: str
 
 
 def validate_name(name: str) -> None:
@@ -86,14 +105,51 @@ def validate_name(name: str) -> None:
         )
 
 
+def kitpy_source() -> str | None:
+    """The ``file://`` URL this kitpy was installed from, or None if from a package index.
+
+    A checkout (this package's parent folder holds kitpy's ``pyproject.toml``,
+    as with ``pip install -e .``) gives that folder; a wheel or folder
+    installed by path gives the URL pip recorded (``direct_url.json``).
+    """
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        with pyproject.open("rb") as file:
+            if tomllib.load(file).get("project", {}).get("name") == "kitpy":
+                return root.as_uri()
+    try:
+        recorded = importlib.metadata.distribution("kitpy").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    url = json.loads(recorded).get("url", "") if recorded else ""
+    return url if isinstance(url, str) and url.startswith("file://") else None
+
+
+def kitpy_requirement() -> str:
+    """The pip requirement that installs this kitpy with the extras a service needs.
+
+    ``kitpy[...] @ file:///path/to/checkout`` when this kitpy came from a
+    checkout or a local file, else ``kitpy[...]>=VERSION`` from the index.
+    """
+    source = kitpy_source()
+    if source is None:
+        return f"kitpy[{EXTRAS}]>={__version__}"
+    return f"kitpy[{EXTRAS}] @ {source}"
+
+
 def render_names(name: str) -> dict[str, str]:
-    """The placeholder spellings and what they become for ``name`` (longest first)."""
+    """The placeholders and what they become for ``name``, in the order they are replaced.
+
+    The requirement goes last, so a path in it is never taken for a placeholder.
+    """
     camel = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
     return {
         "KITPY_VERSION": __version__,
         "SVCNAME": name.upper(),
         "Svcname": camel,
         PLACEHOLDER: name,
+        "KITPY_REQUIREMENT": kitpy_requirement(),
     }
 
 
@@ -173,4 +229,9 @@ def generate(name: str, *, directory: Path | None = None, protobuf: bool = True)
         raise
     if generated:
         written.extend(sorted((project / name / "pb").glob(f"{name}_pb2*")))
-    return Scaffolded(path=project, files=tuple(written), protobuf_generated=generated)
+    return Scaffolded(
+        path=project,
+        files=tuple(written),
+        protobuf_generated=generated,
+        kitpy=names["KITPY_REQUIREMENT"],
+    )

@@ -16,13 +16,14 @@ The pieces, each replaceable:
   requests or peak EWMA latency); all raise ``Unavailable("no endpoints")`` on
   an empty set.
 * :func:`balanced` and :func:`lb_retry` -- endpoints that pick per call, the
-  latter with :func:`kitpy.resilience.retry` so each attempt may land elsewhere.
+  latter with :func:`kitpy.resilience.retry` so each attempt may land elsewhere
+  (the one use of :mod:`kitpy.resilience` in ``kitpy.sd``).
 
 Putting it together for an HTTP upstream::
 
     instancer = EtcdInstancer(etcd, "/services/stringsvc/")
     endpointer = Endpointer(instancer, http_factory)     # factory builds a client per instance
-    uppercase = lb_retry(P2C(endpointer), max_attempts=3)
+    uppercase = lb_retry(P2C(endpointer), max_attempts=3, name="uppercase")
     await uppercase(Context().with_timeout(1.0), UppercaseRequest("hi"))
 
 Importing ``kitpy.sd`` pulls in no third-party package; the etcd and DNS

@@ -17,7 +17,7 @@ so an idle instance gets probed again.  A new endpoint starts at
 Failure accrual: an instance that fails fast (connection refused after a
 crash) has nothing in flight and a tiny latency, so plain least-loaded would
 *prefer* it.  So a call that fails (``classifier``, by default
-:func:`kitpy.resilience.is_failure`: server faults and connection errors,
+:func:`kitpy.errors.is_server_fault`: server faults and connection errors,
 never client faults or cancellation) sidelines its instance for
 ``failure_penalty`` seconds: a sidelined endpoint loses every comparison with
 one that is not.  Together with :func:`~kitpy.sd.lb_retry` a dead instance
@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from typing import Any, Generic
 
 from kitpy.context import Clock, Context
-from kitpy.endpoint import Endpoint, Req, Resp
-from kitpy.resilience.classifier import ErrorClassifier, is_failure
+from kitpy.endpoint import Endpoint, Req, Resp, keep_name
+from kitpy.errors import Classifier, is_server_fault
 from kitpy.sd.balancer import EndpointSource, no_endpoints
 
 __all__ = ["P2C"]
@@ -61,7 +61,7 @@ class _Penalty:
 
     __slots__ = ("classifier", "clock", "seconds")
 
-    def __init__(self, seconds: float, classifier: ErrorClassifier, clock: Clock) -> None:
+    def __init__(self, seconds: float, classifier: Classifier, clock: Clock) -> None:
         self.seconds = seconds
         self.classifier = classifier
         self.clock = clock
@@ -84,7 +84,7 @@ def _count_inflight(node: _Node[Req, Resp], penalty: _Penalty) -> Endpoint[Req, 
         finally:
             node.inflight -= 1
 
-    return call
+    return keep_name(call, endpoint)
 
 
 def _measure_latency(
@@ -112,7 +112,7 @@ def _measure_latency(
                 node.cost = node.cost * keep + rtt * (1.0 - keep)
             node.stamp = now
 
-    return call
+    return keep_name(call, endpoint)
 
 
 class P2C(Generic[Req, Resp]):
@@ -138,7 +138,7 @@ class P2C(Generic[Req, Resp]):
         decay: float = 10.0,
         default_rtt: float = 0.05,
         failure_penalty: float = 1.0,
-        classifier: ErrorClassifier = is_failure,
+        classifier: Classifier = is_server_fault,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
     ) -> None:

@@ -30,9 +30,9 @@ class CapturedLogs:
     Example::
 
         logs = CapturedLogs()
-        endpoint = logging_middleware(logs.logger)(make_uppercase_endpoint(svc))
+        endpoint = call_logging(logs.logger, name="uppercase")(make_uppercase_endpoint(svc))
         await endpoint(Context(), UppercaseRequest("hi"))
-        logs.assert_logged("endpoint call", method="uppercase", code="OK")
+        logs.assert_logged_once("endpoint call", method="uppercase", code="OK")
     """
 
     def __init__(self, *, level: int = logging.DEBUG) -> None:
@@ -58,12 +58,22 @@ class CapturedLogs:
             and all(k in entry and entry[k] == v for k, v in fields.items())
         ]
 
-    def assert_logged(self, event: str | None = None, **fields: Any) -> EventDict:
+    def assert_logged_once(self, event: str | None = None, **fields: Any) -> EventDict:
         """Assert exactly one entry matches and return it (the message lists all entries)."""
         found = self.find(event, **fields)
         if len(found) != 1:
             raise AssertionError(
-                f"expected one log entry matching event={event!r} {fields}, found {len(found)}; "
+                f"expected exactly one log entry matching event={event!r} {fields}, "
+                f"found {len(found)}; captured: {self._capture.entries}"
+            )
+        return found[0]
+
+    def assert_logged_at_least_once(self, event: str | None = None, **fields: Any) -> EventDict:
+        """Assert one or more entries match and return the first (the message lists all)."""
+        found = self.find(event, **fields)
+        if not found:
+            raise AssertionError(
+                f"expected a log entry matching event={event!r} {fields}, found none; "
                 f"captured: {self._capture.entries}"
             )
         return found[0]

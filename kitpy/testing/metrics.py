@@ -1,7 +1,7 @@
 """In-memory request metrics with assertion helpers, for testing instrumented endpoints.
 
 :class:`RequestMetrics` is the counter + histogram pair that
-:func:`kitpy.metrics.instrumenting_middleware` takes, kept in memory, with
+:func:`kitpy.metrics.call_metrics` takes, kept in memory, with
 helpers to read and assert what was recorded.
 """
 
@@ -18,7 +18,7 @@ class RequestMetrics:
     Example::
 
         metrics = RequestMetrics()
-        endpoint = instrumenting_middleware(metrics.requests, metrics.latency)(endpoint)
+        endpoint = call_metrics(metrics.requests, metrics.latency)(endpoint)
         await endpoint(Context(), request)
         metrics.assert_count(1, method="uppercase", code="OK")
     """

@@ -32,7 +32,7 @@ class SpanRecorder:
     Example::
 
         spans = SpanRecorder()
-        endpoint = tracing_middleware(spans.tracer)(make_uppercase_endpoint(svc))
+        endpoint = call_tracing(spans.tracer)(make_uppercase_endpoint(svc))
         await endpoint(Context(), UppercaseRequest("hi"))
         span = spans.one("uppercase")
         assert span.status.is_ok

@@ -1,6 +1,6 @@
 """Tracing with OpenTelemetry: a span per endpoint call and W3C propagation.
 
-* :func:`tracing_middleware` -- a span per call; ERROR status on server faults only.
+* :func:`call_tracing` -- a span per call; ERROR status on server faults only.
 * Transport hooks that continue a trace across processes (W3C Trace Context
   and baggage): :func:`http_server_before` / :func:`http_server_finalizer` /
   :func:`http_client_before` and :func:`grpc_server_before` /
@@ -40,7 +40,7 @@ from kitpy.tracing.http import (
     http_server_before,
     http_server_finalizer,
 )
-from kitpy.tracing.middleware import record_error, tracing_middleware
+from kitpy.tracing.middleware import call_tracing, record_error
 from kitpy.tracing.propagation import extract, inject, w3c_propagator
 
 __all__ = [
@@ -60,7 +60,7 @@ __all__ = [
     "otel_context",
     "record_error",
     "rpc_attributes",
-    "tracing_middleware",
+    "call_tracing",
     "w3c_propagator",
     "with_baggage",
     "with_span",

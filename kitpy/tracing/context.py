@@ -43,7 +43,7 @@ OTEL_CONTEXT: Key[OtelContext] = Key("otel.context")
 SERVER_SPAN: Key[Span | None] = Key("otel.server_span")
 """The SERVER span a transport hook started for this request, until an endpoint span joins it.
 
-The server hooks end it in their finalizer; ``tracing_middleware(...,
+The server hooks end it in their finalizer; ``call_tracing(...,
 join_server_span=True)`` uses it instead of starting a child span and then
 sets this key to None, so a nested endpoint gets a span of its own.
 """
@@ -87,7 +87,7 @@ def with_baggage(ctx: Context, name: str, value: str) -> Context:
 def log_fields(ctx: Context) -> dict[str, str]:
     """``trace_id`` and ``span_id`` (hex) of the current span, for log lines.
 
-    Pass it as ``logging_middleware(logger, fields=log_fields)``; it returns an
+    Pass it as ``call_logging(logger, fields=log_fields)``; it returns an
     empty dict when the Context has no valid span.
     """
     span = ctx.get(SPAN)

@@ -6,7 +6,7 @@ route template, e.g. ``POST /users/{id}``) with the OpenTelemetry HTTP
 semantic-convention attributes; :func:`http_server_finalizer` sets the status
 code and ends it (status ERROR for 5xx only).  Client: :func:`http_client_before`
 injects the Context's current span (usually the CLIENT span of a
-``tracing_middleware(..., kind=SpanKind.CLIENT)``) into the outgoing headers.
+``call_tracing(..., kind=SpanKind.CLIENT)``) into the outgoing headers.
 
 Example::
 

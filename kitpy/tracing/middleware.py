@@ -1,4 +1,4 @@
-"""The tracing middleware: one span per endpoint call, parented from the kitpy Context.
+"""Call tracing: one span per endpoint call, parented from the kitpy Context.
 
 Status policy (shared with logging and the breaker through ``kitpy.errors``):
 a server-fault code (UNKNOWN, INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED,
@@ -20,12 +20,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from kitpy.context import Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.context import OPERATION, Context
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import error_code, is_server_fault
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 
-__all__ = ["record_error", "tracing_middleware"]
+__all__ = ["call_tracing", "record_error"]
 
 _JOINS = (SpanKind.INTERNAL, SpanKind.SERVER)  # kinds that may join a transport's SERVER span
 
@@ -43,7 +43,7 @@ def record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, message))
 
 
-def tracing_middleware(
+def call_tracing(
     tracer: Tracer,
     *,
     name: str | None = None,
@@ -51,7 +51,11 @@ def tracing_middleware(
     attributes: Mapping[str, AttributeValue] | None = None,
     join_server_span: bool = False,
 ) -> GenericMiddleware:
-    """Wrap each call of the endpoint in a span named ``name`` (default: its ``__name__``).
+    """Wrap each call of the endpoint in a span named for its operation.
+
+    The span name is ``name``, else the wrapped endpoint's name
+    (:func:`~kitpy.endpoint.named`), else per call the Context's
+    :data:`~kitpy.context.OPERATION` (the route or gRPC method), else ``"unknown"``.
 
     The span's parent is the Context's current span, else the remote parent a
     server hook extracted, else none (a new trace); the ambient OpenTelemetry
@@ -70,16 +74,17 @@ def tracing_middleware(
 
     Example::
 
-        endpoint = tracing_middleware(tracer, name="stringsvc.uppercase")(endpoint)
-        endpoint = tracing_middleware(tracer, join_server_span=True)(endpoint)
+        endpoint = call_tracing(tracer, name="stringsvc.uppercase")(endpoint)
+        endpoint = call_tracing(tracer, join_server_span=True)(endpoint)
     """
     start_span = tracer.start_span
     set_span_in_context = trace.set_span_in_context
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        span_name = name if name is not None else getattr(next, "__name__", "endpoint")
+        known = name if name is not None else endpoint_name(next)
         joined_attributes: dict[str, AttributeValue] = {**(attributes or {})}
-        joined_attributes["kitpy.endpoint"] = span_name
+        if known is not None:
+            joined_attributes["kitpy.endpoint"] = known
 
         async def joined(ctx: Context, request: Req) -> Resp:
             span = ctx.get(SPAN)
@@ -87,6 +92,8 @@ def tracing_middleware(
                 return await endpoint(ctx, request)
             if span.is_recording():
                 span.set_attributes(joined_attributes)
+                if known is None:
+                    span.set_attribute("kitpy.endpoint", ctx.get(OPERATION) or "unknown")
             try:  # a nested traced endpoint must start its own span: the SERVER span is taken
                 return await next(ctx.with_value(SERVER_SPAN, None), request)
             except BaseException as exc:
@@ -99,7 +106,7 @@ def tracing_middleware(
             if parent_span is not None:
                 parent = set_span_in_context(parent_span, parent)
             span = start_span(
-                span_name,
+                known if known is not None else ctx.get(OPERATION) or "unknown",
                 parent,
                 kind,
                 attributes,
@@ -116,9 +123,9 @@ def tracing_middleware(
             span.end()
             return response
 
-        # outer layers (logging, metrics) see the endpoint's own name, or else the span's
         outer = joined if join_server_span and kind in _JOINS else endpoint
-        outer.__name__ = outer.__qualname__ = getattr(next, "__name__", span_name)
-        return outer
+        if name is not None:
+            return named(name)(outer)
+        return keep_name(outer, next)
 
     return middleware

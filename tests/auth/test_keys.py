@@ -26,8 +26,14 @@ def test_algorithms_follow_the_key_type(algos: dict[str, Algo]) -> None:
 
 
 def test_weak_and_wrong_keys_are_refused() -> None:
-    with pytest.raises(ValueError, match="cannot verify"):
+    with pytest.raises(ValueError, match="an HMAC secret") as short:
         VerificationKey.from_key(b"short")
+    assert str(short.value) == (
+        "an HMAC secret for HS256 must be at least 32 bytes (HS256 32, HS384 48, HS512 64); "
+        "this one has 5"
+    )
+    with pytest.raises(ValueError, match="an HMAC secret for HS512 must be at least 64 bytes"):
+        VerificationKey.from_key(b"k" * 40, algorithm="HS512")
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
     with pytest.raises(ValueError, match="cannot verify"):
         VerificationKey.from_key(weak)

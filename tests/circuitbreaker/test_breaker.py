@@ -82,7 +82,8 @@ def test_state_reads_half_open_after_the_timeout_and_manual_control() -> None:
     assert state_of(breaker) is State.HALF_OPEN
     breaker.reset()
     assert state_of(breaker) is State.CLOSED
-    assert repr(breaker) == "CircuitBreaker('circuit', CLOSED)"
+    assert repr(breaker) == "CircuitBreaker(CLOSED)"
+    assert repr(CircuitBreaker(name="users")) == "CircuitBreaker('users', CLOSED)"
 
 
 def test_custom_classifier() -> None:

@@ -34,9 +34,9 @@ from kitpy.errors import (
     is_server_fault,
     to_kit_error,
 )
-from kitpy.resilience import RetryError, is_failure, is_retryable_error
+from kitpy.resilience import RetryError
 from kitpy.transport.grpc import code_from_grpc_status, grpc_status
-from kitpy.transport.http import decode_error, encode_error
+from kitpy.transport.http import decode_error, default_error_encoder
 
 from .harness import fuzz_settings
 
@@ -123,7 +123,7 @@ def test_any_error_response_decodes_to_a_non_ok_kit_error(
 def test_any_exception_encodes_to_a_proper_error_response(exc: BaseException) -> None:
     code = error_code(exc)
     assert to_kit_error(exc).code is code
-    response = encode_error(Context(), exc)
+    response = default_error_encoder(Context(), exc)
     assert response.status >= 400
     assert response.body is not None
     assert isinstance(response.body, bytes)
@@ -134,8 +134,8 @@ def test_any_exception_encodes_to_a_proper_error_response(exc: BaseException) ->
     else:
         assert response.status == (500 if code is Code.OK else http_status(code))
     # every policy question has an answer, none raises
-    assert isinstance(is_failure(exc), bool)
-    assert isinstance(is_retryable_error(exc), bool)
+    assert isinstance(is_server_fault(exc), bool)
+    assert isinstance(is_retryable(exc), bool)
     if isinstance(exc, RetryError):
         assert code is error_code(exc.last)
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from kitpy import Context
 from kitpy.context import REQUEST_ID
 from kitpy.errors import Code, is_client_fault
-from kitpy.log import logging_middleware, make_logger
+from kitpy.log import call_logging, make_logger
 from kitpy.transport.http import Server, add_routes, decode_json, encode_json
 
 from .harness import fuzz_settings, loop_thread
@@ -46,7 +46,7 @@ async def echo(ctx: Context, request: Echo) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     log = make_logger(stream=io.StringIO())
-    endpoint = logging_middleware(log)(echo)
+    endpoint = call_logging(log)(echo)
 
     async def start() -> web.AppRunner:
         app = web.Application()

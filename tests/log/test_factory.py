@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from kitpy import Context, Internal
-from kitpy.log import logging_middleware, make_logger
+from kitpy.log import call_logging, make_logger
 
 
 def test_json_lines_on_a_text_stream() -> None:
@@ -38,7 +38,7 @@ async def test_server_fault_renders_a_structured_traceback_without_locals() -> N
         password = "hunter2"  # a local that must not reach the log
         raise Internal(f"broken {len(password)}")
 
-    endpoint = logging_middleware(logger)(broken)
+    endpoint = call_logging(logger)(broken)
     with pytest.raises(Internal):
         await endpoint(Context(), "x")
     line = json.loads(stream.getvalue())

@@ -1,4 +1,4 @@
-"""logging_middleware: one structured line per call, levels by fault, context fields."""
+"""call_logging: one structured line per call, levels by fault, context fields."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import asyncio
 
 import pytest
 
-from kitpy import Code, Context, InvalidArgument, Key, Unavailable, chain
-from kitpy.context import REQUEST_ID
-from kitpy.log import logging_middleware
-from kitpy.metrics import instrumenting_middleware
+from kitpy import Code, Context, InvalidArgument, Unavailable, chain, named
+from kitpy.context import OPERATION, REQUEST_ID
+from kitpy.endpoint import endpoint_name
+from kitpy.log import call_logging
+from kitpy.metrics import call_metrics
 from kitpy.testing import CapturedLogs, FakeClock, RequestMetrics, SpanRecorder
-from kitpy.tracing import tracing_middleware
+from kitpy.tracing import call_tracing
 
 
 async def uppercase(ctx: Context, request: str) -> str:
@@ -32,9 +33,9 @@ async def test_success_logs_one_info_line_with_method_took_and_code() -> None:
         clock.advance(0.25)
         return request
 
-    endpoint = logging_middleware(logs.logger, clock=clock)(slow)
+    endpoint = call_logging(logs.logger, clock=clock)(named("slow")(slow))
     assert await endpoint(Context(), "hi") == "hi"
-    entry = logs.assert_logged("endpoint call", method="slow", code="OK")
+    entry = logs.assert_logged_once("endpoint call", method="slow", code="OK")
     assert entry["log_level"] == "info"
     assert entry["took"] == pytest.approx(0.25)
     assert isinstance(entry["took"], float)
@@ -44,10 +45,10 @@ async def test_success_logs_one_info_line_with_method_took_and_code() -> None:
 
 async def test_client_fault_logs_warning_with_code_and_message_no_traceback() -> None:
     logs = CapturedLogs()
-    endpoint = logging_middleware(logs.logger, method="uppercase")(uppercase)
+    endpoint = call_logging(logs.logger, name="uppercase")(uppercase)
     with pytest.raises(InvalidArgument):
         await endpoint(Context(), "")
-    entry = logs.assert_logged(method="uppercase", code="INVALID_ARGUMENT")
+    entry = logs.assert_logged_once(method="uppercase", code="INVALID_ARGUMENT")
     assert entry["log_level"] == "warning"
     assert entry["error"] == "empty string"
     assert "exc_info" not in entry
@@ -64,10 +65,10 @@ async def test_server_fault_logs_error_with_exception(
     request_value: str, code: str, message: str, exc_type: type[BaseException]
 ) -> None:
     logs = CapturedLogs()
-    endpoint = logging_middleware(logs.logger)(uppercase)
+    endpoint = call_logging(logs.logger)(uppercase)
     with pytest.raises(exc_type):
         await endpoint(Context(), request_value)
-    entry = logs.assert_logged(code=code)
+    entry = logs.assert_logged_once(code=code)
     assert entry["log_level"] == "error"
     assert entry["error"] == message
     assert isinstance(entry["exc_info"], exc_type)
@@ -83,7 +84,7 @@ async def test_cancellation_is_logged_and_propagates() -> None:
         await asyncio.sleep(3600)
         return request
 
-    endpoint = logging_middleware(logs.logger)(hang)
+    endpoint = call_logging(logs.logger)(hang)
 
     async def call() -> str:
         return await endpoint(Context(), "x")
@@ -94,28 +95,24 @@ async def test_cancellation_is_logged_and_propagates() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    entry = logs.assert_logged(code=Code.CANCELLED.name)
+    entry = logs.assert_logged_once(code=Code.CANCELLED.name)
     assert entry["log_level"] == "warning"
 
 
-async def test_request_id_from_core_key_and_custom_keys_and_fields() -> None:
+async def test_request_id_from_the_context_and_extra_fields() -> None:
     logs = CapturedLogs()
-    other: Key[str] = Key("other_request_id")
-    endpoint = logging_middleware(
-        logs.logger,
-        request_id_keys=(REQUEST_ID, other),
-        fields=lambda ctx: {"tenant": "acme"},
+    endpoint = call_logging(
+        logs.logger, fields=lambda ctx: {"tenant": "acme", "request_id": "from fields"}
     )(uppercase)
     await endpoint(Context().with_value(REQUEST_ID, "r-1"), "a")
-    await endpoint(Context().with_value(other, "r-2"), "b")
     await endpoint(Context(), "c")
-    assert [e.get("request_id") for e in logs.entries] == ["r-1", "r-2", None]
+    assert [e.get("request_id") for e in logs.entries] == ["r-1", "from fields"]
     assert all(e["tenant"] == "acme" for e in logs.entries)
 
 
 async def test_filtered_level_drops_lines() -> None:
     logs = CapturedLogs(level=40)  # logging.ERROR
-    endpoint = logging_middleware(logs.logger)(uppercase)
+    endpoint = call_logging(logs.logger)(uppercase)
     await endpoint(Context(), "ok")
     with pytest.raises(InvalidArgument):
         await endpoint(Context(), "")
@@ -127,12 +124,12 @@ async def test_filtered_level_drops_lines() -> None:
 async def test_works_as_a_decorator() -> None:
     logs = CapturedLogs()
 
-    @logging_middleware(logs.logger, method="shout")
+    @call_logging(logs.logger, name="shout")
     async def shout(ctx: Context, request: str) -> str:
         return request.upper() + "!"
 
     assert await shout(Context(), "hey") == "HEY!"
-    logs.assert_logged(method="shout", code="OK")
+    logs.assert_logged_once(method="shout", code="OK")
 
 
 async def test_stacked_layers_keep_the_endpoint_name() -> None:
@@ -140,21 +137,39 @@ async def test_stacked_layers_keep_the_endpoint_name() -> None:
     metrics = RequestMetrics()
     spans = SpanRecorder()
     stack = chain(
-        tracing_middleware(spans.tracer, name="span-name"),
-        logging_middleware(logs.logger),
-        instrumenting_middleware(metrics.requests, metrics.latency),
+        call_tracing(spans.tracer, name="span-name"),
+        call_logging(logs.logger),
+        call_metrics(metrics.requests, metrics.latency),
     )
-    endpoint = stack(uppercase)
-    assert endpoint.__name__ == "uppercase"  # type: ignore[attr-defined]
+    endpoint = stack(named("uppercase")(uppercase))
+    assert endpoint_name(endpoint) == "span-name"  # the outermost explicit name is carried out
     await endpoint(Context(), "x")
-    logs.assert_logged(method="uppercase")
+    logs.assert_logged_once(method="uppercase")
     metrics.assert_count(1, method="uppercase")
     spans.one("span-name")
 
 
+async def test_without_a_name_the_context_operation_is_used_never_a_function_name() -> None:
+    logs = CapturedLogs()
+    metrics = RequestMetrics()
+    spans = SpanRecorder()
+    endpoint = chain(
+        call_tracing(spans.tracer),
+        call_logging(logs.logger),
+        call_metrics(metrics.requests, metrics.latency),
+    )(uppercase)
+    await endpoint(Context().with_value(OPERATION, "POST /uppercase"), "x")
+    await endpoint(Context(), "y")  # no name anywhere: "unknown", not "uppercase" or "endpoint"
+    logs.assert_logged_once(method="POST /uppercase")
+    metrics.assert_count(1, method="POST /uppercase")
+    spans.one("POST /uppercase")
+    logs.assert_logged_once(method="unknown")
+    metrics.assert_count(1, method="unknown")
+
+
 async def test_the_context_request_id_wins_over_a_field_of_that_name() -> None:
     logs = CapturedLogs()
-    endpoint = logging_middleware(
+    endpoint = call_logging(
         logs.logger, fields=lambda ctx: {"request_id": "from-fields", "tenant": "acme"}
     )(uppercase)
     await endpoint(Context().with_value(REQUEST_ID, "r-1"), "a")

@@ -1,4 +1,4 @@
-"""instrumenting_middleware: counts by method and code, latency in seconds, children reused."""
+"""call_metrics: counts by method and code, latency in seconds, children reused."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import contextlib
 
 import pytest
 
-from kitpy import Context, InvalidArgument, NotFound
-from kitpy.metrics import instrumenting_middleware
+from kitpy import Context, InvalidArgument, NotFound, named
+from kitpy.metrics import call_metrics
 from kitpy.metrics.memory import MemoryCounter, MemoryHistogram
 from kitpy.testing import FakeClock, RequestMetrics
 
@@ -27,7 +27,7 @@ async def test_counts_and_latency_by_method_and_code() -> None:
             raise RuntimeError("too big")
         return request * 2
 
-    endpoint = instrumenting_middleware(metrics.requests, metrics.latency, clock=clock)(lookup)
+    endpoint = call_metrics(metrics.requests, metrics.latency, clock=clock)(named("lookup")(lookup))
     assert await endpoint(Context(), 2) == 4
     assert await endpoint(Context(), 3) == 6
     for bad, exc in ((-1, InvalidArgument), (-2, InvalidArgument), (0, NotFound)):
@@ -55,7 +55,7 @@ async def test_explicit_method_name_and_cancellation() -> None:
         await asyncio.sleep(3600)
         return request
 
-    endpoint = instrumenting_middleware(metrics.requests, metrics.latency, method="Hang")(hang)
+    endpoint = call_metrics(metrics.requests, metrics.latency, name="Hang")(hang)
 
     async def call() -> int:
         return await endpoint(Context(), 1)
@@ -90,7 +90,7 @@ async def test_label_children_resolved_once_per_code() -> None:
             raise NotFound("odd")
         return request
 
-    endpoint = instrumenting_middleware(requests, latency)(flaky)
+    endpoint = call_metrics(requests, latency)(named("flaky")(flaky))
     assert requests.lookups == 1  # the OK child, at wrap time
     for i in range(10):
         with contextlib.suppress(NotFound):

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from kitpy import Context, InvalidArgument
-from kitpy.metrics import Counter, Gauge, Histogram, instrumenting_middleware
+from kitpy.metrics import Counter, Gauge, Histogram, call_metrics
 from kitpy.metrics.prometheus import gauge, metrics_handler, request_metrics
 
 
@@ -25,7 +25,7 @@ async def echo(ctx: Context, request: str) -> str:
 async def test_instrumented_endpoint_records_on_the_given_registry() -> None:
     registry = CollectorRegistry()
     requests, latency = request_metrics(registry)
-    endpoint = instrumenting_middleware(requests, latency)(echo)
+    endpoint = call_metrics(requests, latency, name="echo")(echo)
     await endpoint(Context(), "a")
     await endpoint(Context(), "b")
     with pytest.raises(InvalidArgument):
@@ -75,7 +75,7 @@ async def test_metrics_handler_serves_the_registry(
 ) -> None:
     url, registry = metrics_url
     requests, latency = request_metrics(registry)
-    endpoint = instrumenting_middleware(requests, latency, method="Echo")(echo)
+    endpoint = call_metrics(requests, latency, name="Echo")(echo)
     for word in ("a", "b", "c"):
         await endpoint(Context(), word)
     timeout = aiohttp.ClientTimeout(total=10)

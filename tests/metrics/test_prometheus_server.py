@@ -21,6 +21,7 @@ from examples.stringsvc.endpoints import make_endpoints
 from examples.stringsvc.observability import Observability, build_observability
 from examples.stringsvc.service import BasicStringService
 from examples.stringsvc.transport_http import make_http_app, make_http_client
+from kitpy import Context
 
 from .conftest import PrometheusServer
 
@@ -62,8 +63,8 @@ async def test_prometheus_scrapes_the_request_counter(
     async with aiohttp.ClientSession(timeout=timeout) as session:
         svc = make_http_client(session, f"http://127.0.0.1:{prometheus_server.target_port}")
         for word in ("a", "b", "c"):
-            assert await svc.uppercase(word) == word.upper()
-        assert await svc.count("four") == 4
+            assert await svc.uppercase(Context(), word) == word.upper()
+        assert await svc.count(Context(), "four") == 4
         promql = 'kitpy_server_requests_total{job="kitpy",method="uppercase",code="OK"}'
         async with asyncio.timeout(30):  # a scrape every 250 ms; bounded all the same
             while True:

@@ -11,7 +11,7 @@ from typing import cast
 
 from kitpy import Context
 from kitpy.errors import RateLimited
-from kitpy.ratelimit import erroring_limiter
+from kitpy.ratelimit import rate_limit
 from kitpy.ratelimit.distributed import RedisRateLimiter, Strategy
 
 
@@ -23,7 +23,7 @@ async def main(url: str, limit: str, namespace: str, strategy: str, n: int) -> i
     async def work(ctx: Context, request: int) -> int:
         return request
 
-    ep = erroring_limiter(limiter, key=lambda ctx, req: "shared")(work)
+    ep = rate_limit(limiter, key=lambda ctx, req: "shared")(work)
     admitted = 0
     try:
         for i in range(n):

@@ -12,7 +12,7 @@ import pytest
 
 from kitpy import Context, Endpoint
 from kitpy.errors import DeadlineExceeded, RateLimited
-from kitpy.ratelimit import delaying_limiter, erroring_limiter
+from kitpy.ratelimit import rate_limit
 from kitpy.ratelimit.distributed import RedisRateLimiter
 from tests.servers import ServerProcess, free_port
 
@@ -85,7 +85,7 @@ async def test_in_process_limit_remaining_and_clear(redis_server: ServerProcess)
             calls += 1
             return request
 
-        ep = erroring_limiter(limiter, key=lambda ctx, req: req)(work)
+        ep = rate_limit(limiter, key=lambda ctx, req: req)(work)
         for _ in range(3):
             await ep(Context(), "ada")
         with pytest.raises(RateLimited):
@@ -118,7 +118,7 @@ async def test_unreachable_redis_fails_open_or_closed(fail_open: bool, admitted:
         calls += 1
         return request
 
-    ep = erroring_limiter(limiter)(work)
+    ep = rate_limit(limiter)(work)
     try:
         async with asyncio.timeout(10):
             for i in range(5):
@@ -151,7 +151,7 @@ async def test_delaying_mode_waits_for_the_shared_window_and_keeps_the_limit(
         admitted.append(time.time())
         return request
 
-    ep = delaying_limiter(limiter)(work)
+    ep = rate_limit(limiter, wait=True)(work)
     try:
         async with asyncio.timeout(20):
             results = await asyncio.gather(*(ep(Context().with_timeout(10.0), i) for i in range(5)))
@@ -176,7 +176,7 @@ async def test_delaying_mode_fails_at_once_when_the_wait_would_outlast_the_deadl
         url_of(redis_server), "1/minute", namespace=f"d-{uuid.uuid4().hex}", sleep=sleep
     )
     calls, work = recording()
-    ep = delaying_limiter(limiter)(work)
+    ep = rate_limit(limiter, wait=True)(work)
     try:
         assert await ep(Context().with_timeout(5.0), 1) == 1
         with pytest.raises(DeadlineExceeded, match="outlast the deadline"):
@@ -199,7 +199,7 @@ async def test_delaying_mode_with_redis_unreachable(fail_open: bool) -> None:
         timeout=1.0,
     )
     calls, work = recording()
-    ep = delaying_limiter(limiter)(work)
+    ep = rate_limit(limiter, wait=True)(work)
     try:
         async with asyncio.timeout(10):
             if fail_open:

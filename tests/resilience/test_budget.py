@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kitpy.resilience import RetryBudget, RollingCounter
+from kitpy.resilience import RetryBudget
 from kitpy.testing import FakeClock
+from kitpy.window import RollingCounter
 
 
 def test_rolling_counter_forgets_old_slots() -> None:

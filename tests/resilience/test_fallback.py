@@ -46,8 +46,8 @@ async def test_rejections_can_be_excluded() -> None:
     assert await ep(Context(), "k") == "cached:k:Unavailable"
 
 
-async def test_custom_on_and_success_path() -> None:
-    ep = fallback(degraded, on=lambda e: isinstance(e, NotFound))(failing(NotFound()))
+async def test_custom_classifier_and_success_path() -> None:
+    ep = fallback(degraded, classifier=lambda e: isinstance(e, NotFound))(failing(NotFound()))
     assert await ep(Context(), "k") == "cached:k:NotFound"
 
     async def fine(ctx: Context, request: str) -> str:

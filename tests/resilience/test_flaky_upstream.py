@@ -19,7 +19,7 @@ from aiohttp import web
 from kitpy import Context, Endpoint, chain
 from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, State, circuit_breaker
 from kitpy.errors import CircuitOpen, RateLimited, Unavailable
-from kitpy.ratelimit import TokenBucket, erroring_limiter
+from kitpy.ratelimit import TokenBucket, rate_limit
 from kitpy.resilience import RetryBudget, RetryError, retry
 from kitpy.testing import FakeClock
 from kitpy.transport.http import Client, decode_json_response, encode_json_request
@@ -155,7 +155,7 @@ async def test_rate_limit_breaker_retry_stack_counts(
     limiter_clock = FakeClock()
     breaker = CircuitBreaker(policy=ConsecutiveFailures(2), reset_timeout=10.0, clock=breaker_clock)
     stack = chain(
-        erroring_limiter(TokenBucket(rate=1.0, burst=5, clock=limiter_clock)),
+        rate_limit(TokenBucket(rate=1.0, burst=5, clock=limiter_clock)),
         circuit_breaker(breaker),
         retry(
             max_attempts=2,

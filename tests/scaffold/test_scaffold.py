@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from kitpy.scaffold import ScaffoldError, generate, render_names, validate_name
+from kitpy.scaffold import (
+    ScaffoldError,
+    generate,
+    kitpy_requirement,
+    render_names,
+    validate_name,
+)
 from kitpy.scaffold.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +70,28 @@ def test_generated_project_passes_its_own_lint_typecheck_and_tests(tmp_path: Pat
         result = run(command, project)
         assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
     assert " passed" in result.stdout
+
+
+def test_a_project_generated_from_a_checkout_installs_that_checkout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requirement = f"kitpy[http,grpc,prometheus,otel,log] @ {ROOT.as_uri()}"
+    assert kitpy_requirement() == requirement  # this kitpy runs from the checkout
+    assert main(["new", "greeter", "--dir", str(tmp_path)]) == 0
+    project = tmp_path / "greeter"
+    makefile = (project / "Makefile").read_text()
+    assert f"KITPY_SPEC ?= {requirement}\n" in makefile
+    assert '$(BIN)/pip install --quiet "$(KITPY_SPEC)"' in makefile
+    out = capsys.readouterr().out.splitlines()
+    assert f"Its Makefile installs kitpy as: {requirement}" in out
+    assert out[-4:] == [
+        "Next:",
+        f"  cd {project}",
+        "  make run     # create .venv, install, start it (HTTP :8080, gRPC :8081)",
+        "  make test    # create .venv, install, then ruff, mypy --strict and the tests",
+    ]
+    readme = (project / "README.md").read_text()
+    assert ".venv/bin/python -m greeter --help" in readme
 
 
 @pytest.mark.parametrize("name", ["ab", "a_very_long_service_name1"[:24]])

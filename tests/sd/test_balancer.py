@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from kitpy import Context, Endpoint, Unavailable
+from kitpy.endpoint import endpoint_name
+from kitpy.endpoint import named as give_name
 from kitpy.errors import InvalidArgument
 from kitpy.resilience import RetryError
 from kitpy.sd import (
@@ -228,3 +230,18 @@ async def test_lb_retry_gives_up_with_a_retry_error_when_nothing_is_left() -> No
         await endpoint(Context(), 1)
     assert [str(e) for e in info.value.errors] == ["no endpoints"] * 3
     assert isinstance(info.value.last, Unavailable)
+
+
+async def test_balanced_and_lb_retry_carry_the_name_they_are_given() -> None:
+    pool = Pool.of("a", "b")
+    assert endpoint_name(balanced(RoundRobin(pool))) is None
+    assert endpoint_name(balanced(RoundRobin(pool), name="uppercase")) == "uppercase"
+    ep = lb_retry(RoundRobin(pool), name="uppercase", max_attempts=2)
+    assert endpoint_name(ep) == "uppercase"
+    assert await ep(Context(), 1) in ("a", "b")
+
+
+@pytest.mark.parametrize("peak_ewma", [False, True])
+def test_p2c_keeps_the_name_of_the_endpoints_it_picks(peak_ewma: bool) -> None:
+    pool = Pool((give_name("upper@a")(named("a")),))
+    assert endpoint_name(P2C(pool, peak_ewma=peak_ewma).pick()) == "upper@a"

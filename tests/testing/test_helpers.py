@@ -11,9 +11,9 @@ from opentelemetry.trace import SpanKind
 
 import kitpy.testing
 from kitpy import Context, chain
-from kitpy.metrics import instrumenting_middleware
+from kitpy.metrics import call_metrics
 from kitpy.testing import CapturedLogs, RequestMetrics, SpanRecorder
-from kitpy.tracing import tracing_middleware
+from kitpy.tracing import call_tracing
 
 
 def test_public_names() -> None:
@@ -48,11 +48,11 @@ def test_captured_logs_find_and_assert() -> None:
     logs.logger.warning("b", n=1)
     assert [e["n"] for e in logs.find("a")] == [1, 2]
     assert logs.find(n=1)[1]["log_level"] == "warning"
-    assert logs.assert_logged("a", n=2)["log_level"] == "info"
+    assert logs.assert_logged_once("a", n=2)["log_level"] == "info"
     with pytest.raises(AssertionError, match="found 2"):
-        logs.assert_logged("a")
+        logs.assert_logged_once("a")
     with pytest.raises(AssertionError, match="found 0"):
-        logs.assert_logged("c")
+        logs.assert_logged_once("c")
     logs.clear()
     assert logs.entries == []
 
@@ -63,7 +63,7 @@ async def test_request_metrics_assertion_reports_what_it_saw() -> None:
     async def ping(ctx: Context, request: None) -> str:
         return "pong"
 
-    endpoint = instrumenting_middleware(metrics.requests, metrics.latency)(ping)
+    endpoint = call_metrics(metrics.requests, metrics.latency, name="ping")(ping)
     await endpoint(Context(), None)
     metrics.assert_count(1, method="ping")
     assert metrics.count(method="ping") == 1
@@ -77,10 +77,10 @@ async def test_span_recorder_assertions() -> None:
     async def leaf(ctx: Context, request: None) -> None:
         return None
 
-    a = tracing_middleware(spans.tracer, name="a", kind=SpanKind.SERVER)
-    b = tracing_middleware(spans.tracer, name="b")
+    a = call_tracing(spans.tracer, name="a", kind=SpanKind.SERVER)
+    b = call_tracing(spans.tracer, name="b")
     await chain(a, b)(leaf)(Context(), None)
-    await tracing_middleware(spans.tracer, name="c")(leaf)(Context(), None)
+    await call_tracing(spans.tracer, name="c")(leaf)(Context(), None)
     span_a, span_b = spans.assert_chain(["a", "b"])
     with pytest.raises(AssertionError, match="not a child"):
         spans.assert_child_of(span_a, span_b)

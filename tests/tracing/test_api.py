@@ -10,7 +10,7 @@ def test_public_names() -> None:
         "OTEL_CONTEXT", "SPAN", "baggage", "current_span", "extract", "grpc_client_before",
         "grpc_server_before", "grpc_server_finalizer", "http_client_before", "http_server_before",
         "http_server_finalizer", "inject", "log_fields", "otel_context", "record_error",
-        "rpc_attributes", "tracing_middleware", "w3c_propagator", "with_baggage", "with_span",
+        "rpc_attributes", "call_tracing", "w3c_propagator", "with_baggage", "with_span",
     }  # fmt: skip
     for name in kitpy.tracing.__all__:
         assert hasattr(kitpy.tracing, name)

@@ -1,7 +1,7 @@
 """One trace across HTTP client -> HTTP server -> gRPC client -> gRPC server, over real sockets.
 
 Everything is kitpy: the transports' Clients and Servers with the tracing hooks,
-and ``tracing_middleware`` around each endpoint.  The spans go to one in-memory
+and ``call_tracing`` around each endpoint.  The spans go to one in-memory
 exporter; the test checks every parent/child link and that baggage set by the
 first caller reaches the last server.
 """
@@ -22,6 +22,7 @@ from kitpy import Context, Endpoint, Unavailable
 from kitpy.testing import SpanRecorder
 from kitpy.tracing import (
     baggage,
+    call_tracing,
     grpc_client_before,
     grpc_server_before,
     grpc_server_finalizer,
@@ -29,7 +30,6 @@ from kitpy.tracing import (
     http_server_before,
     http_server_finalizer,
     rpc_attributes,
-    tracing_middleware,
     with_baggage,
 )
 from kitpy.transport import grpc as kgrpc
@@ -68,7 +68,7 @@ async def say(ctx: Context, request: str) -> str:
 @pytest.fixture
 async def grpc_target(spans: SpanRecorder) -> AsyncIterator[str]:
     server = kgrpc.Server(
-        tracing_middleware(spans.tracer, name="say")(say),
+        call_tracing(spans.tracer, name="say")(say),
         text,
         data,
         method=FULL_METHOD,
@@ -97,7 +97,7 @@ async def http_base(spans: SpanRecorder, grpc_target: str) -> AsyncIterator[str]
     """An HTTP server whose endpoint calls the gRPC server through a kitpy gRPC Client."""
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         name, attributes = rpc_attributes(FULL_METHOD)
-        grpc_client: Endpoint[str, str] = tracing_middleware(
+        grpc_client: Endpoint[str, str] = call_tracing(
             spans.tracer, name=name, kind=SpanKind.CLIENT, attributes=attributes
         )(
             kgrpc.Client(
@@ -112,7 +112,7 @@ async def http_base(spans: SpanRecorder, grpc_target: str) -> AsyncIterator[str]
             )
         )
 
-        @tracing_middleware(spans.tracer, name="relay")
+        @call_tracing(spans.tracer, name="relay")
         async def relay(ctx: Context, request: Relay) -> Relayed:
             return Relayed(v=await grpc_client(ctx, request.s))
 
@@ -145,7 +145,7 @@ def spans() -> SpanRecorder:
 
 async def test_one_trace_across_http_and_grpc(spans: SpanRecorder, http_base: str) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        client = tracing_middleware(spans.tracer, name="POST /relay/{hop}", kind=SpanKind.CLIENT)(
+        client = call_tracing(spans.tracer, name="POST /relay/{hop}", kind=SpanKind.CLIENT)(
             khttp.Client(
                 session,
                 "POST",

@@ -1,4 +1,4 @@
-"""tracing_middleware(join_server_span=True): one span per request behind a server hook.
+"""call_tracing(join_server_span=True): one span per request behind a server hook.
 
 Real kitpy HTTP Servers on 127.0.0.1 with the tracing hooks, called over
 aiohttp; spans recorded in memory.
@@ -18,10 +18,10 @@ from kitpy import Context, Endpoint, InvalidArgument, Unavailable
 from kitpy.testing import SpanRecorder
 from kitpy.tracing import (
     SPAN,
+    call_tracing,
     current_span,
     http_server_before,
     http_server_finalizer,
-    tracing_middleware,
 )
 from kitpy.transport.http import Server, decode_json, encode_json
 
@@ -89,7 +89,7 @@ async def test_joined_endpoint_is_traced_by_the_server_span_alone(
 ) -> None:
     start, spans = serve
     url = await start(
-        tracing_middleware(
+        call_tracing(
             spans.tracer, name="svc.echo", attributes={"app.kind": "t"}, join_server_span=True
         )
     )
@@ -105,7 +105,7 @@ async def test_joined_endpoint_is_traced_by_the_server_span_alone(
 
 async def test_default_still_starts_a_child_span(serve: tuple[Serve, SpanRecorder]) -> None:
     start, spans = serve
-    url = await start(tracing_middleware(spans.tracer, name="svc.echo"))
+    url = await start(call_tracing(spans.tracer, name="svc.echo"))
     assert await post(url, "hi") == 200
     server_span, inner = spans.assert_chain(["POST /echo", "svc.echo"])
     assert inner.kind is SpanKind.INTERNAL
@@ -117,7 +117,7 @@ async def test_joined_errors_follow_the_status_policy_on_the_server_span(
     serve: tuple[Serve, SpanRecorder],
 ) -> None:
     start, spans = serve
-    url = await start(tracing_middleware(spans.tracer, join_server_span=True))
+    url = await start(call_tracing(spans.tracer, join_server_span=True))
     assert await post(url, "bad") == 400
     client_fault = spans.one("POST /echo")
     assert client_fault.status.status_code is StatusCode.UNSET
@@ -136,14 +136,14 @@ async def test_a_nested_joined_endpoint_gets_its_own_span(
     serve: tuple[Serve, SpanRecorder],
 ) -> None:
     start, spans = serve
-    inner = tracing_middleware(spans.tracer, name="inner", join_server_span=True)(echo)
+    inner = call_tracing(spans.tracer, name="inner", join_server_span=True)(echo)
 
     def outer(next: Endpoint[Echo, Echo]) -> Endpoint[Echo, Echo]:
         async def endpoint(ctx: Context, request: Echo) -> Echo:
             await next(ctx, request)
             return await inner(ctx, request)  # an in-process call with the same Context
 
-        return tracing_middleware(spans.tracer, name="outer", join_server_span=True)(endpoint)
+        return call_tracing(spans.tracer, name="outer", join_server_span=True)(endpoint)
 
     url = await start(outer)
     assert await post(url, "hi") == 200
@@ -160,7 +160,7 @@ async def test_join_without_a_server_span_starts_a_span() -> None:
         seen.append(ctx[SPAN])
         return request
 
-    endpoint = tracing_middleware(spans.tracer, name="direct", join_server_span=True)(leaf)
+    endpoint = call_tracing(spans.tracer, name="direct", join_server_span=True)(leaf)
     assert await endpoint(Context(), "x") == "x"
     span = spans.one("direct")
     assert span.parent is None
@@ -171,7 +171,7 @@ async def test_a_client_span_never_joins(serve: tuple[Serve, SpanRecorder]) -> N
     start, spans = serve
 
     url = await start(
-        tracing_middleware(
+        call_tracing(
             spans.tracer, name="call upstream", kind=SpanKind.CLIENT, join_server_span=True
         )
     )

@@ -1,4 +1,4 @@
-"""tracing_middleware: a span per call, fault-aware status, explicit Context as the parent."""
+"""call_tracing: a span per call, fault-aware status, explicit Context as the parent."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from kitpy import Context, InvalidArgument, Unavailable, chain
+from kitpy import Context, InvalidArgument, Unavailable, chain, named
 from kitpy.testing import SpanRecorder
 from kitpy.tracing import (
     SPAN,
     baggage,
+    call_tracing,
     current_span,
     inject,
     log_fields,
     otel_context,
-    tracing_middleware,
     w3c_propagator,
     with_baggage,
 )
@@ -34,7 +34,7 @@ async def work(ctx: Context, request: str) -> str:
 
 async def test_one_span_per_call_named_after_the_endpoint() -> None:
     spans = SpanRecorder()
-    endpoint = tracing_middleware(spans.tracer, attributes={"app.kind": "test"})(work)
+    endpoint = call_tracing(spans.tracer, attributes={"app.kind": "test"})(named("work")(work))
     assert await endpoint(Context(), "a") == "A"
     span = spans.one("work")
     assert span.kind is SpanKind.INTERNAL
@@ -45,7 +45,7 @@ async def test_one_span_per_call_named_after_the_endpoint() -> None:
 
 async def test_server_fault_sets_error_status_and_records_the_exception() -> None:
     spans = SpanRecorder()
-    endpoint = tracing_middleware(spans.tracer, name="Work")(work)
+    endpoint = call_tracing(spans.tracer, name="Work")(work)
     with pytest.raises(Unavailable):
         await endpoint(Context(), "down")
     span = spans.one("Work")
@@ -58,7 +58,7 @@ async def test_server_fault_sets_error_status_and_records_the_exception() -> Non
 
 async def test_client_fault_is_an_attribute_not_an_error() -> None:
     spans = SpanRecorder()
-    endpoint = tracing_middleware(spans.tracer)(work)
+    endpoint = call_tracing(spans.tracer)(named("work")(work))
     with pytest.raises(InvalidArgument):
         await endpoint(Context(), "bad")
     span = spans.one("work")
@@ -77,8 +77,8 @@ async def test_nested_layers_make_parent_and_child_spans() -> None:
         return request
 
     stack = chain(
-        tracing_middleware(spans.tracer, name="outer", kind=SpanKind.SERVER),
-        tracing_middleware(spans.tracer, name="inner"),
+        call_tracing(spans.tracer, name="outer", kind=SpanKind.SERVER),
+        call_tracing(spans.tracer, name="inner"),
     )
     await stack(inner)(Context(), "x")
     outer_span, inner_span = spans.assert_chain(["outer", "inner"])
@@ -89,7 +89,7 @@ async def test_nested_layers_make_parent_and_child_spans() -> None:
 async def test_the_ambient_otel_context_is_ignored() -> None:
     spans = SpanRecorder()
     other = SpanRecorder()
-    endpoint = tracing_middleware(spans.tracer)(work)
+    endpoint = call_tracing(spans.tracer)(named("work")(work))
     with trace.use_span(other.tracer.start_span("ambient"), end_on_exit=True):
         await endpoint(Context(), "a")
     span = spans.one("work")
@@ -105,7 +105,7 @@ async def test_sampled_out_calls_export_nothing_but_still_propagate() -> None:
         contexts.append(ctx)
         return request
 
-    endpoint = tracing_middleware(spans.tracer)(inner)
+    endpoint = call_tracing(spans.tracer)(named("inner")(inner))
     assert await endpoint(Context(), "x") == "x"
     assert spans.spans == ()
     span = contexts[0][SPAN]
@@ -122,8 +122,8 @@ async def test_sampled_out_calls_export_nothing_but_still_propagate() -> None:
 async def test_parent_based_ratio_sampling_follows_the_parent() -> None:
     spans = SpanRecorder(sampler=ParentBased(TraceIdRatioBased(0.0)))
     stack = chain(
-        tracing_middleware(spans.tracer, name="outer"),
-        tracing_middleware(spans.tracer, name="inner"),
+        call_tracing(spans.tracer, name="outer"),
+        call_tracing(spans.tracer, name="inner"),
     )
     await stack(work)(Context(), "x")
     assert spans.spans == ()  # the root was dropped, so was its child
@@ -139,7 +139,7 @@ async def test_log_fields_and_baggage() -> None:
         bags.append(dict(baggage(ctx)))
         return request
 
-    endpoint = tracing_middleware(spans.tracer)(inner)
+    endpoint = call_tracing(spans.tracer)(named("inner")(inner))
     await endpoint(with_baggage(Context(), "tenant", "acme"), "x")
     span = spans.one("inner")
     assert span.context is not None
@@ -160,7 +160,7 @@ async def test_otel_context_combines_baggage_and_current_span() -> None:
         seen.append(ctx)
         return request
 
-    await tracing_middleware(spans.tracer)(inner)(with_baggage(Context(), "k", "v"), "x")
+    await call_tracing(spans.tracer)(named("inner")(inner))(with_baggage(Context(), "k", "v"), "x")
     combined = otel_context(seen[0])
     assert trace.get_current_span(combined) is seen[0][SPAN]
     assert otel_baggage.get_all(combined) == {"k": "v"}

@@ -18,6 +18,7 @@ from kitpy import Code, Context
 from kitpy.testing import SpanRecorder
 from kitpy.tracing import (
     baggage,
+    call_tracing,
     grpc_client_before,
     grpc_server_before,
     grpc_server_finalizer,
@@ -25,7 +26,6 @@ from kitpy.tracing import (
     http_server_before,
     http_server_finalizer,
     rpc_attributes,
-    tracing_middleware,
     with_baggage,
 )
 from kitpy.tracing.context import EMPTY
@@ -75,7 +75,7 @@ async def test_http_client_span_parents_the_server_span(
         ):
             return resp.status, await resp.text()
 
-    client = tracing_middleware(spans.tracer, name="client call", kind=SpanKind.CLIENT)(call)
+    client = call_tracing(spans.tracer, name="client call", kind=SpanKind.CLIENT)(call)
     status, body = await client(with_baggage(Context(), "tenant", "acme"), "42")
     assert (status, body) == (200, "tenant=acme")
     _, server_span = spans.assert_chain(["client call", "POST /users/{id}"])
@@ -162,9 +162,9 @@ async def test_grpc_client_span_parents_the_server_span(
             return response
 
     name, attributes = rpc_attributes(FULL_METHOD)
-    client = tracing_middleware(
-        spans.tracer, name=name, kind=SpanKind.CLIENT, attributes=attributes
-    )(call)
+    client = call_tracing(spans.tracer, name=name, kind=SpanKind.CLIENT, attributes=attributes)(
+        call
+    )
     assert await client(with_baggage(Context(), "tenant", "acme"), b"hi") == b"tenant=acme"
     assert await client(Context(), b"fail") == b""
     client_spans = [s for s in spans.named("kitpy.test.Echo/Say") if s.kind is SpanKind.CLIENT]

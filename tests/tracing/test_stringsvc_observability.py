@@ -32,7 +32,7 @@ from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.service import BasicStringService
 from examples.stringsvc.transport_grpc import start_grpc_server
 from examples.stringsvc.transport_http import make_http_app, make_http_client
-from kitpy import InvalidArgument
+from kitpy import Context, InvalidArgument
 from kitpy.testing import RequestMetrics
 from kitpy.transport import grpc as kgrpc
 from kitpy.transport import http as khttp
@@ -138,9 +138,10 @@ async def test_http_call_is_logged_counted_and_traced(harness: Harness) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             svc = traced_http_client(obs, session, base)
             svc_raw = make_http_client(session, base)
+            ctx = Context().with_timeout(10)
             with pytest.raises(InvalidArgument):  # untraced caller: its server span is a root
-                await svc_raw.uppercase("")
-            assert await svc.uppercase("hi") == "HI"  # the last spans of each name (below)
+                await svc_raw.uppercase(ctx, "")
+            assert await svc.uppercase(ctx, "hi") == "HI"  # the last spans of each name (below)
     finally:
         await runner.cleanup()
 
@@ -179,7 +180,7 @@ async def test_grpc_call_is_traced_from_client_to_server(harness: Harness) -> No
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             svc = traced_grpc_client(obs, channel)
-            assert await svc.count("four") == 4
+            assert await svc.count(Context().with_timeout(10), "four") == 4
     finally:
         await server.stop(grace=1)
     spans = harness.spans()

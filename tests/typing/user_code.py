@@ -18,12 +18,12 @@ from google.protobuf.struct_pb2 import Value
 from kitpy import Context, Endpoint, GenericMiddleware, InvalidArgument, Key, Middleware, chain
 from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, circuit_breaker
 from kitpy.endpoint import Req, Resp
-from kitpy.log import logging_middleware
-from kitpy.metrics import instrumenting_middleware
-from kitpy.ratelimit import TokenBucket, erroring_limiter
+from kitpy.log import call_logging
+from kitpy.metrics import call_metrics
+from kitpy.ratelimit import TokenBucket, rate_limit
 from kitpy.resilience import RetryBudget, retry, timeout
 from kitpy.testing import CapturedLogs, FakeClock, RequestMetrics, SpanRecorder
-from kitpy.tracing import tracing_middleware
+from kitpy.tracing import call_tracing
 from kitpy.transport import grpc as kgrpc
 from kitpy.transport.http import (
     Client,
@@ -49,7 +49,7 @@ class UppercaseResponse:
 
 
 class StringService:
-    async def uppercase(self, s: str) -> str:
+    async def uppercase(self, ctx: Context, s: str) -> str:
         if not s:
             raise InvalidArgument("empty string")
         return s.upper()
@@ -57,7 +57,7 @@ class StringService:
 
 def make_uppercase_endpoint(svc: StringService) -> Endpoint[UppercaseRequest, UppercaseResponse]:
     async def uppercase(ctx: Context, request: UppercaseRequest) -> UppercaseResponse:
-        return UppercaseResponse(await svc.uppercase(request.s))
+        return UppercaseResponse(await svc.uppercase(ctx, request.s))
 
     return uppercase
 
@@ -95,11 +95,11 @@ def compose(logs: CapturedLogs, metrics: RequestMetrics, spans: SpanRecorder) ->
     clock = FakeClock()
     breaker = CircuitBreaker(policy=ConsecutiveFailures(3), reset_timeout=5.0, clock=clock)
     generic: GenericMiddleware = chain(
-        tracing_middleware(spans.tracer),
-        logging_middleware(logs.logger),
-        instrumenting_middleware(metrics.requests, metrics.latency),
+        call_tracing(spans.tracer),
+        call_logging(logs.logger),
+        call_metrics(metrics.requests, metrics.latency),
         circuit_breaker(breaker),
-        erroring_limiter(TokenBucket(100.0, burst=10, clock=clock)),
+        rate_limit(TokenBucket(100.0, burst=10, clock=clock)),
         timeout(1.0),
         passthrough,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitpy import Code, Context, Endpoint, InvalidArgument, KitError
+from kitpy import Code, Context, Endpoint, InvalidArgument, KitError, endpoint_name, keep_name
 from kitpy.endpoint import Req, Resp
 
 from ..endpoints import (
@@ -54,18 +54,37 @@ class Recorder:
             self.calls.append((request, "OK"))
             return response
 
-        return endpoint
+        return keep_name(endpoint, next)
 
 
 async def test_endpoints_set_is_a_service_and_runs_middleware() -> None:
     recorder = Recorder()
     eps = make_endpoints(BasicStringService(), middleware=recorder)
-    assert await eps.uppercase("go kit") == "GO KIT"
-    assert await eps.count("four") == 4
+    ctx = Context()
+    assert await eps.uppercase(ctx, "go kit") == "GO KIT"
+    assert await eps.count(ctx, "four") == 4
     with pytest.raises(EmptyString):
-        await eps.uppercase("")
+        await eps.uppercase(ctx, "")
     assert recorder.calls == [
         (UppercaseRequest(s="go kit"), "OK"),
         (CountRequest(s="four"), "OK"),
         (UppercaseRequest(s=""), "INVALID_ARGUMENT"),
     ]
+
+
+async def test_endpoints_carry_their_names_and_pass_the_context_to_the_service() -> None:
+    seen: list[float | None] = []
+
+    class Service(BasicStringService):
+        async def count(self, ctx: Context, s: str) -> int:
+            seen.append(ctx.time_remaining())
+            return await super().count(ctx, s)
+
+    eps = make_endpoints(Service(), middleware=Recorder())
+    assert (endpoint_name(eps.uppercase_endpoint), endpoint_name(eps.count_endpoint)) == (
+        "uppercase",
+        "count",
+    )
+    assert await eps.count(Context().with_timeout(5.0), "abc") == 3
+    assert seen[0] is not None
+    assert 0 < seen[0] <= 5.0

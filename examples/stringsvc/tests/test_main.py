@@ -6,7 +6,7 @@ import aiohttp
 import grpc.aio
 import pytest
 
-from kitpy import Context, Unauthenticated
+from kitpy import Context, InvalidArgument, Unauthenticated
 
 from ..cli import call
 from ..transport_grpc import make_grpc_client
@@ -19,9 +19,10 @@ SECRET = "a-test-secret-that-is-at-least-32-bytes-long"
 async def test_serves_http_and_grpc_and_exposes_metrics() -> None:
     async with running_service() as svc:
         async with aiohttp.ClientSession() as session:
-            assert await make_http_client(session, svc.http_url).uppercase("hi") == "HI"
+            ctx = Context().with_timeout(10)
+            assert await make_http_client(session, svc.http_url).uppercase(ctx, "hi") == "HI"
             async with grpc.aio.insecure_channel(svc.grpc_addr) as channel:
-                assert await make_grpc_client(channel).count("four") == 4
+                assert await make_grpc_client(channel).count(ctx, "four") == 4
             async with session.get(f"{svc.http_url}/metrics") as response:
                 metrics = await response.text()
             async with session.get(f"{svc.http_url}/healthz") as response:
@@ -55,8 +56,11 @@ async def test_static_proxy_sends_uppercase_to_the_upstream(transport: str) -> N
         ) as proxy:
             async with aiohttp.ClientSession() as session:
                 client = make_http_client(session, proxy.http_url)
-                assert await client.uppercase("via proxy") == "VIA PROXY"
-                assert await client.count("local") == 5
+                ctx = Context().with_timeout(10)
+                assert await client.uppercase(ctx, "via proxy") == "VIA PROXY"
+                assert await client.count(ctx, "local") == 5
+                with pytest.raises(InvalidArgument, match="empty string"):  # the caller's fault
+                    await client.uppercase(ctx, "")
                 async with session.get(f"{upstream.http_url}/metrics") as response:
                     upstream_metrics = await response.text()
                 async with session.get(f"{proxy.http_url}/metrics") as response:
@@ -82,4 +86,4 @@ async def test_proxy_with_no_reachable_upstream_answers_503_not_500() -> None:
             status = response.status
         assert await proxy.stop() == 0
     assert status == 503
-    assert body["error"]["code"] == "UNAVAILABLE"
+    assert body["error"] == {"code": "UNAVAILABLE", "message": "uppercase is unavailable"}

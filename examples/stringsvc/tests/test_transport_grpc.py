@@ -8,12 +8,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import grpc
 import grpc.aio
 import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from kitpy import Code, Context, Endpoint, GenericMiddleware, KitError
 from kitpy.endpoint import Req, Resp
@@ -23,7 +26,7 @@ from kitpy.transport.http import start_app
 from .. import cli
 from ..endpoints import Endpoints, make_endpoints
 from ..service import BasicStringService
-from ..transport_grpc import make_grpc_client, start_grpc_server, stop_grpc_server
+from ..transport_grpc import SERVICE, make_grpc_client, make_grpc_server
 from ..transport_http import make_http_app, make_http_client
 
 EXAMPLE = Path(__file__).resolve().parents[1]
@@ -33,12 +36,13 @@ ROOT = EXAMPLE.parents[1]
 @asynccontextmanager
 async def grpc_stringsvc(endpoints: Endpoints) -> AsyncIterator[str]:
     """Serve ``endpoints`` over gRPC on 127.0.0.1 (port 0); yield ``host:port``."""
-    server, port = await start_grpc_server(endpoints, host="127.0.0.1", port=0)
+    server = make_grpc_server(endpoints)
+    port = await server.start("127.0.0.1:0")
     try:
         yield f"127.0.0.1:{port}"
     finally:
         async with asyncio.timeout(10):
-            await stop_grpc_server(server, grace=1.0)
+            await server.stop(grace=1.0)
 
 
 async def test_uppercase_and_count_over_grpc() -> None:
@@ -47,10 +51,11 @@ async def test_uppercase_and_count_over_grpc() -> None:
         grpc.aio.insecure_channel(target) as channel,
     ):
         svc = make_grpc_client(channel)
-        assert await svc.uppercase("hello") == "HELLO"
-        assert await svc.count("héllo") == 5
+        ctx = Context().with_timeout(5.0)
+        assert await svc.uppercase(ctx, "hello") == "HELLO"
+        assert await svc.count(ctx, "héllo") == 5
         with pytest.raises(InvalidArgument) as info:
-            await svc.uppercase("")
+            await svc.uppercase(ctx, "")
     assert info.value.message == "empty string"
 
 
@@ -69,8 +74,8 @@ async def test_client_middleware_wraps_each_endpoint() -> None:
         grpc.aio.insecure_channel(target) as channel,
     ):
         svc = make_grpc_client(channel, middleware=record)
-        await svc.uppercase("a")
-        await svc.count("bb")
+        await svc.uppercase(Context(), "a")
+        await svc.count(Context(), "bb")
     assert [type(r).__name__ for r in seen] == ["UppercaseRequest", "CountRequest"]
 
 
@@ -162,12 +167,13 @@ async def http_to_grpc_chain(seen: list[float | None]) -> AsyncIterator[Endpoint
 async def test_http_to_grpc_chain_keeps_every_error_code() -> None:
     seen: list[float | None] = []
     async with http_to_grpc_chain(seen) as client:
-        assert await client.uppercase("chain") == "CHAIN"
+        ctx = Context().with_timeout(10.0)
+        assert await client.uppercase(ctx, "chain") == "CHAIN"
         with pytest.raises(InvalidArgument, match="empty string"):
-            await client.uppercase("")
+            await client.uppercase(ctx, "")
         for code in (c for c in Code if c is not Code.OK):
             with pytest.raises(KitError) as info:
-                await client.uppercase(f"raise:{code.name}")
+                await client.uppercase(ctx, f"raise:{code.name}")
             assert type(info.value) is error_class(code), code
             assert info.value.message == f"backend says {code.name}"
 
@@ -175,19 +181,39 @@ async def test_http_to_grpc_chain_keeps_every_error_code() -> None:
 async def test_http_to_grpc_chain_carries_the_deadline() -> None:
     seen: list[float | None] = []
     async with http_to_grpc_chain(seen) as client:
-        budgeted = Endpoints(
-            client.uppercase_endpoint, client.count_endpoint, Context().with_timeout(0.3)
-        )
         async with asyncio.timeout(10):
             for _ in range(5):  # on a loaded machine the budget may run out before the backend
                 with pytest.raises(DeadlineExceeded):
-                    await budgeted.uppercase("slow")
+                    await client.uppercase(Context().with_timeout(0.3), "slow")
                 if seen:
                     break
-                budgeted = replace(budgeted, ctx=Context().with_timeout(0.3))
     backend_budget = seen[-1]
     assert backend_budget is not None
     # The HTTP budget, less the hops, reached the gRPC server.  Both hops round the budget
     # they send *up* (X-Timeout-Ms to a whole ms, grpc-timeout to a whole unit), which on
     # a fast machine can outweigh the time spent on the way: allow 2 ms for it.
     assert 0 < backend_budget < 0.3 + 0.002
+
+
+async def test_reflection_lists_the_service_and_can_be_turned_off() -> None:
+    endpoints = make_endpoints(BasicStringService())
+    listed: dict[bool, list[str] | str] = {}
+    for reflection in (True, False):
+        server = make_grpc_server(endpoints, reflection=reflection)
+        port = await server.start("127.0.0.1:0")
+        try:
+            listed[reflection] = await asyncio.to_thread(list_services, f"127.0.0.1:{port}")
+        finally:
+            await server.stop(grace=1.0)
+    assert SERVICE in listed[True]
+    assert listed[False] == "UNIMPLEMENTED"
+
+
+def list_services(target: str) -> list[str] | str:
+    """The services a server's reflection lists (as grpcurl does), or the error code's name."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+        except grpc.RpcError as err:
+            code: grpc.StatusCode = getattr(err, "code", lambda: grpc.StatusCode.UNKNOWN)()
+            return str(code.name)

@@ -16,12 +16,13 @@ from yarl import URL
 
 from kitpy import Context, Endpoint, InvalidArgument
 from kitpy.endpoint import Req, Resp
-from kitpy.transport.http import start_app
+from kitpy.lifecycle.http import Health
+from kitpy.transport.http import DEFAULT_MAX_BODY_SIZE, start_app
 
 from ..config import Config, parse_config
 from ..endpoints import make_endpoints
 from ..service import BasicStringService
-from ..transport_http import Health, make_http_app, make_http_client
+from ..transport_http import make_http_app, make_http_client
 
 ROOT = Path(__file__).resolve().parents[3]
 JSON = {"Content-Type": "application/json"}
@@ -48,6 +49,19 @@ async def test_routes(service: tuple[URL, Health, aiohttp.ClientSession]) -> Non
         assert await resp.json() == {
             "error": {"code": "INVALID_ARGUMENT", "message": "empty string"}
         }
+
+
+async def test_bad_bodies_get_json_4xx(
+    service: tuple[URL, Health, aiohttp.ClientSession],
+) -> None:
+    url, _, session = service
+    async with session.post(url / "count", data=b'{"s": "x"}', headers={}) as resp:
+        assert resp.status == 415
+        assert (await resp.json())["error"]["code"] == "INVALID_ARGUMENT"
+    big = b'{"s": "' + b"x" * DEFAULT_MAX_BODY_SIZE + b'"}'
+    async with session.post(url / "count", data=big, headers=JSON) as resp:
+        assert resp.status == 413
+        assert (await resp.json())["error"]["code"] == "INVALID_ARGUMENT"
 
 
 async def test_unmatched_requests_get_json_errors(
@@ -89,10 +103,11 @@ async def test_http_client_is_a_string_service(
         return endpoint
 
     svc = make_http_client(session, str(url) + "/", middleware=record)
-    assert await svc.uppercase("go kit") == "GO KIT"
-    assert await svc.count("héllo") == 5
+    ctx = Context().with_timeout(5.0)
+    assert await svc.uppercase(ctx, "go kit") == "GO KIT"
+    assert await svc.count(ctx, "héllo") == 5
     with pytest.raises(InvalidArgument) as info:
-        await svc.uppercase("")
+        await svc.uppercase(ctx, "")
     assert info.value.message == "empty string"
     assert len(calls) == 3
 
@@ -141,7 +156,7 @@ async def test_module_serves_until_sigterm() -> None:
             url = URL(line.rsplit(" ", 1)[1].strip())
             async with aiohttp.ClientSession() as session:
                 svc = make_http_client(session, str(url))
-                assert await svc.uppercase("up") == "UP"
+                assert await svc.uppercase(Context().with_timeout(5.0), "up") == "UP"
             proc.send_signal(signal.SIGTERM)
             rest = (await proc.stdout.read()).decode()
             assert await proc.wait() == 0

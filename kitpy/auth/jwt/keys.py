@@ -101,6 +101,9 @@ def _strong_enough(algorithm: str, key: Any) -> bool:
     return check is None or check(key) is None
 
 
+_HMAC_MINIMUM = {"HS256": 32, "HS384": 48, "HS512": 64}  # bytes: the hash's output size
+
+
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
     """A prepared verification key and the algorithms it may verify.
@@ -127,6 +130,12 @@ class VerificationKey:
         family = _family(loaded)
         candidates = family if algorithm is None else tuple(a for a in family if a == algorithm)
         fits = frozenset(a for a in candidates if _strong_enough(a, loaded))
+        if not fits and isinstance(loaded, bytes) and candidates:
+            minimum = min(_HMAC_MINIMUM.get(a, 0) for a in candidates)
+            raise ValueError(
+                f"an HMAC secret for {algorithm or 'HS256'} must be at least {minimum} bytes "
+                f"(HS256 32, HS384 48, HS512 64); this one has {len(loaded)}"
+            )
         if not fits:
             wanted = algorithm or "/".join(family) or "any algorithm"
             raise ValueError(

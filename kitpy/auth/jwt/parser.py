@@ -48,7 +48,7 @@ from kitpy.auth.jwt.cache import TokenCache
 from kitpy.auth.jwt.keys import KeySource, StaticKey, VerificationKey
 from kitpy.auth.jwt.rules import translate, validity_window
 from kitpy.context import Context, Key
-from kitpy.endpoint import Endpoint, Req, Resp
+from kitpy.endpoint import Endpoint, Req, Resp, keep_name
 
 import jwt  # isort: skip  # kitpy.auth.jwt.keys has checked that pyjwt is installed
 
@@ -245,7 +245,7 @@ class JWTParser(Generic[C]):
                     claims = await verify_with_refresh(ctx, token)
             return await next(ctx.with_value(key, claims), request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
 
 @overload

@@ -18,7 +18,7 @@ from typing import Any
 
 from kitpy.auth.context import TOKEN
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 
 import jwt  # isort: skip  # kitpy.auth.jwt.keys has checked that pyjwt is installed
 
@@ -131,6 +131,6 @@ def jwt_signer(
         def endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
             return next(ctx.with_value(TOKEN, token_for(ctx)), request)
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware

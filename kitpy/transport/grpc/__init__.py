@@ -20,13 +20,12 @@ from kitpy._extras import require
 
 require("grpc", "grpc_health", "google.protobuf", extra="grpc")
 
-from .client import Client, ClientAfter, ClientBefore, ClientFinalizer
+from .client import Client, ClientAfter, ClientBefore, ClientFinalizer, ErrorDecoder
 from .metadata import (
     INVOCATION_PAIRS,
     METADATA,
     METHOD,
     PEER,
-    REQUEST_ID,
     Metadata,
     MutableMetadata,
     OutgoingMetadata,
@@ -55,11 +54,11 @@ __all__ = [
     "METADATA",
     "METHOD",
     "PEER",
-    "REQUEST_ID",
     "Client",
     "ClientAfter",
     "ClientBefore",
     "ClientFinalizer",
+    "ErrorDecoder",
     "ErrorEncoder",
     "ErrorHandler",
     "GrpcServer",

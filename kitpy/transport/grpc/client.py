@@ -33,12 +33,12 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 import grpc.aio
 
 from kitpy.context import Context
-from kitpy.errors import DeadlineExceeded, Unavailable
+from kitpy.errors import DeadlineExceeded, KitError, Unavailable
 
 from .metadata import Metadata, MutableMetadata, metadata_from_pairs, metadata_to_pairs
 from .status import error_from_rpc_error
 
-__all__ = ["Client", "ClientAfter", "ClientBefore", "ClientFinalizer"]
+__all__ = ["Client", "ClientAfter", "ClientBefore", "ClientFinalizer", "ErrorDecoder"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -51,6 +51,8 @@ ClientAfter: TypeAlias = Callable[[Context, Metadata, Metadata], Context]
 """Runs after a successful call with the (initial, trailing) metadata received."""
 ClientFinalizer: TypeAlias = Callable[[Context, BaseException | None], None]
 """Runs last on every call with the exception raised, or None on success."""
+ErrorDecoder: TypeAlias = Callable[[grpc.aio.AioRpcError], KitError]
+"""Turns a failed call into the error the client raises."""
 
 _serialize: Callable[[Any], bytes] = methodcaller("SerializeToString")
 
@@ -67,9 +69,23 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
     response.  ``reply_type`` is the response message class (its ``FromString`` is used)
     or any ``bytes -> message`` deserializer.  ``request_serializer`` defaults
     to the message's ``SerializeToString``.
+
+    Options (the HTTP Client takes the same ones): ``before``, ``after``,
+    ``finalizer`` (hook functions run in order) and ``error_decoder`` (a failed
+    call -> the ``KitError`` raised; default
+    :func:`~kitpy.transport.grpc.error_from_rpc_error`).
     """
 
-    __slots__ = ("_after", "_before", "_call", "_decode", "_encode", "_finalizer", "path")
+    __slots__ = (
+        "_after",
+        "_before",
+        "_call",
+        "_decode",
+        "_decode_error",
+        "_encode",
+        "_finalizer",
+        "path",
+    )
 
     def __init__(
         self,
@@ -83,6 +99,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
         before: Sequence[ClientBefore] = (),
         after: Sequence[ClientAfter] = (),
         finalizer: Sequence[ClientFinalizer] = (),
+        error_decoder: ErrorDecoder = error_from_rpc_error,
         request_serializer: Callable[[PbReq], bytes] = _serialize,
     ) -> None:
         deserializer = cast(
@@ -98,6 +115,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
         self._before = tuple(before)
         self._after = tuple(after)
         self._finalizer = tuple(finalizer)
+        self._decode_error = error_decoder
 
     async def __call__(self, ctx: Context, request: Req) -> Resp:
         error: BaseException | None = None
@@ -119,7 +137,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
             try:
                 reply = await call
             except grpc.aio.AioRpcError as exc:
-                raise error_from_rpc_error(exc) from exc
+                raise self._decode_error(exc) from exc
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():

@@ -6,18 +6,19 @@ plain mapping (:data:`Metadata`); when a key repeats, the last value wins.
 
 Context keys set by :class:`~kitpy.transport.grpc.Server` before its ``before``
 funcs run: :data:`METHOD` (``"/package.Service/Method"``), :data:`METADATA`
-(the invocation metadata), :data:`PEER` (e.g. ``"ipv4:127.0.0.1:5123"``) and
-:data:`REQUEST_ID` (the ``x-request-id`` metadata, or a new id; this is
-``kitpy.context.REQUEST_ID``, the key every transport shares).  The Server
-stores the metadata as grpc.aio's pairs (:data:`INVOCATION_PAIRS`): METADATA
-and REQUEST_ID are derived from them when read (see :class:`~kitpy.context.Key`).
+(the invocation metadata) and :data:`PEER` (e.g. ``"ipv4:127.0.0.1:5123"``),
+besides the transport-neutral :data:`kitpy.context.REQUEST_ID` (the
+``x-request-id`` metadata, or a new id) and :data:`kitpy.context.OPERATION`
+(the method).  The Server stores the metadata as grpc.aio's pairs
+(:data:`INVOCATION_PAIRS`): METADATA and REQUEST_ID are derived from them when
+read (see :class:`~kitpy.context.Key`).
 The peer is read while the call runs: grpc.aio's context must not be touched
 after its call has ended.
 
 Helpers that build hook functions (each is resolved once, when built)::
 
     Server(..., before=[metadata_to_context("x-tenant", TENANT)])
-    Server(..., after=[context_to_response_metadata(REQUEST_ID, "x-request-id")])
+    Server(..., after=[context_to_response_metadata(TENANT, "x-tenant")])
     Client(..., before=[context_to_metadata(TENANT, "x-tenant")])
     Client(..., after=[response_metadata_to_context("x-request-id", UPSTREAM_ID)])
 """
@@ -27,14 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, TypeAlias
 
-from kitpy.context import REQUEST_ID, Context, Key
+from kitpy.context import Context, Key
 
 __all__ = [
     "INVOCATION_PAIRS",
     "METADATA",
     "METHOD",
     "PEER",
-    "REQUEST_ID",
     "Metadata",
     "MutableMetadata",
     "OutgoingMetadata",
@@ -69,8 +69,6 @@ METADATA: Key[Metadata] = Key("grpc.metadata", derive=_metadata)
 """The invocation metadata the client sent (a new dict from :data:`INVOCATION_PAIRS` per read)."""
 PEER: Key[str] = Key("grpc.peer")
 """The client's address as grpc reports it, e.g. ``"ipv4:127.0.0.1:5123"``."""
-# REQUEST_ID (the ``x-request-id`` metadata, or a new id made by the server) is
-# kitpy.context.REQUEST_ID, shared by every transport; re-exported here.
 
 
 def metadata_from_pairs(pairs: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str | bytes]:

@@ -4,7 +4,10 @@
 ``grpc.health.v1.Health`` service (from grpcio-health-checking) registered.
 Services are added with their generated ``add_XServicer_to_server`` function;
 each is reported SERVING once the server has started, and so is the overall
-health (service name ``""``).
+health (service name ``""``).  With ``reflection=True`` the standard server
+reflection service (``grpc.reflection.v1alpha.ServerReflection``, from
+grpcio-reflection) lists them too, so ``grpcurl`` and ``grpcui`` work without
+the .proto files.
 
 Bad request bytes are answered INVALID_ARGUMENT with a short message (plain
 grpc.aio answers UNKNOWN and the protobuf parser's text): ``add_service``
@@ -54,9 +57,17 @@ class GrpcServer:
     ``options``, ``interceptors`` and ``maximum_concurrent_rpcs`` go to
     ``grpc.aio.server``.  Unlike grpc's default, ``grpc.so_reuseport`` is off
     unless ``options`` turn it on, so a second process on a port in use fails
-    to start instead of silently sharing the port.  The underlying server is :attr:`server` and the
-    health servicer :attr:`health` (e.g. to report a dependency outage with
-    ``await server.health.set(name, NOT_SERVING)``).
+    to start instead of silently sharing the port.  The underlying server is
+    :attr:`server` and the health servicer :attr:`health` (e.g. to report a
+    dependency outage with ``await server.health.set(name, NOT_SERVING)``).
+
+    ``reflection=True`` serves gRPC server reflection for the services added,
+    health and reflection itself (off by default: it tells any caller the
+    whole API).
+
+    Example::
+
+        server = GrpcServer(reflection=True)
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class GrpcServer:
         options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         maximum_concurrent_rpcs: int | None = None,
+        reflection: bool = False,
     ) -> None:
         opts = tuple(options)
         if not any(name == "grpc.so_reuseport" for name, _ in opts):
@@ -81,6 +93,7 @@ class GrpcServer:
         self.server.add_generic_rpc_handlers((self._router,))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._registrar())
         self._services: list[str] = []
+        self._reflection = reflection
         self._started = False
 
     @property
@@ -108,6 +121,8 @@ class GrpcServer:
 
         Every added service and the overall health (``""``) then report SERVING.
         """
+        if self._reflection and not self._started:
+            self._add_reflection()
         try:
             port = self.server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc gives no reason; in use or not an address
@@ -117,6 +132,21 @@ class GrpcServer:
         for service in ("", *self._services):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
+
+    def _add_reflection(self) -> None:
+        """Serve reflection for every service added, health and reflection itself."""
+        from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+        names = (
+            *self._services,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        servicer = reflection.aio.ReflectionServicer(names)
+        # the stubs leave the generated registration function untyped
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+            servicer, self._registrar()
+        )
 
     async def stop(self, *, grace: float = 5.0, drain: float = 0.0) -> None:
         """Stop gracefully: NOT_SERVING, wait ``drain`` s, refuse new calls, give ``grace`` s.
@@ -172,7 +202,8 @@ class _Router(grpc.GenericRpcHandler):
         for inner in self.inner:
             handler = inner.service(handler_call_details)
             if handler is not None:
-                guarded = self._found[handler_call_details.method] = _guard(handler)
+                method = handler_call_details.method
+                guarded = self._found[method] = _guard(handler, method)
                 return guarded
         return None
 
@@ -197,7 +228,7 @@ class _Registrar:
     ) -> None:
         # grpc.aio (1.85) waits on one future per *registered* method for every call it
         # serves, whatever the service: each registered method makes every call dearer
-        # (the health service's alone added 27 Python calls to each stringsvc call).  So
+        # (docs/decisions.md has the figure for the health service's alone).  So
         # nothing is registered that way.  Generated code has already added a generic
         # handler for the same methods; only methods none answers are added, as generic.
         missing = {
@@ -224,7 +255,10 @@ def _is_async(behavior: object) -> bool:
     )
 
 
-def _guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def _guard(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The handler, made to answer bytes that do not parse with INVALID_ARGUMENT."""
     behavior = handler.unary_unary
     parse = handler.request_deserializer
     if (
@@ -243,8 +277,9 @@ def _guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[An
     if isinstance(kit_server, Server):
         # A kitpy Server (a servicer attribute) parses the bytes itself: no guard coroutine.
         # Its bound __call__ is an ``async def`` method, which grpc.aio awaits directly.
+        parsing = kit_server.with_request_parser(parse, invalid_message=message, method=method)
         return grpc.unary_unary_rpc_method_handler(
-            kit_server._parsing(parse, message).__call__,
+            parsing.__call__,
             request_deserializer=None,
             response_serializer=handler.response_serializer,
         )

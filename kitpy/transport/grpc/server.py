@@ -17,28 +17,35 @@ generated servicer's method::
                 method="/stringsvc.v1.StringService/Uppercase",
             )
 
-GrpcServer awaits it directly and has it parse the request bytes itself (one
-coroutine per call).  A bare ``grpc.aio`` server awaits only ``async def``
-handlers; there, delegate from one::
+Per call, in order (one path, :meth:`Server.__call__`): the Context is made
+from the Server's ``root`` with :data:`METHOD` and :data:`~kitpy.context.OPERATION`
+(the ``method``), :data:`METADATA`, :data:`PEER`,
+:data:`~kitpy.context.REQUEST_ID` and the client's deadline; the ``before``
+funcs run; an already-expired deadline is DEADLINE_EXCEEDED; the request is
+decoded and the endpoint called; the ``after`` funcs fill the initial and
+trailing metadata and the response is encoded.  An error anywhere in that goes
+one way: ``error_handler`` observes it, ``error_encoder`` turns it into a
+:class:`~kitpy.errors.KitError`, and the call aborts with that code, message
+and ``headers`` (as trailing metadata).  Every response carries the request id
+in the trailing metadata ``x-request-id``.  The ``finalizer`` funcs run last
+with the final status code, whatever happened.
+
+The default encoder (:func:`default_error_encoder`) passes a ``KitError``
+through and gives any other exception the code :func:`kitpy.errors.error_code`
+gives it (UNKNOWN for a plain exception, as grpc itself answers) with a generic
+message, so an exception's text never reaches the client.  A decoder failure
+that is not a ``KitError`` is INVALID_ARGUMENT, an encoder failure INTERNAL;
+the handler sees that error, with the original as its ``__cause__``.  When the
+client cancels (or its deadline passes) grpc cancels the handler task, which
+cancels the endpoint.
+
+Served through :class:`~kitpy.transport.grpc.GrpcServer`, a Server is awaited
+directly and parses the request bytes itself (:meth:`Server.with_request_parser`).
+A bare ``grpc.aio`` server awaits only ``async def`` handlers; there, delegate
+from one::
 
         async def Uppercase(self, request, context):
             return await self._uppercase(request, context)
-
-Per call, in order: the Context is built (:data:`METHOD`, :data:`METADATA`,
-:data:`PEER`, :data:`REQUEST_ID` and the client's deadline from
-``grpc_context.time_remaining()``), ``before`` funcs run, the request is
-decoded, the endpoint runs, the response is encoded, ``after`` funcs fill the
-initial and trailing metadata, and ``finalizer`` funcs run last with the final
-status code, whatever happened.
-
-Errors: ``error_handler`` observes every exception (with its traceback);
-``error_encoder`` turns it into a :class:`~kitpy.errors.KitError`, and the call
-aborts with that code, message and ``headers`` (as trailing metadata).  The
-default encoder passes a ``KitError`` through, maps ``TimeoutError`` to
-DEADLINE_EXCEEDED and anything else to INTERNAL with a generic message, so an
-exception's text never reaches the client.  A decoder failure that is not a
-``KitError`` is INVALID_ARGUMENT.  When the client cancels (or its deadline
-passes) grpc cancels the handler task, which cancels the endpoint.
 """
 
 from __future__ import annotations
@@ -53,9 +60,9 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import grpc.aio
 
-from kitpy.context import REQUEST_ID_SOURCE, Context, Key
+from kitpy.context import OPERATION, REQUEST_ID, REQUEST_ID_SOURCE, Context, Key
 from kitpy.endpoint import Endpoint
-from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError
+from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError, to_kit_error
 
 from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
 from .status import grpc_status
@@ -90,35 +97,36 @@ ErrorEncoder: TypeAlias = Callable[[Context, BaseException], KitError]
 
 
 def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
-    """``KitError`` as is; ``TimeoutError`` -> DEADLINE_EXCEEDED; else INTERNAL, generic message."""
-    if isinstance(exc, KitError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return DeadlineExceeded("deadline exceeded")
-    return Internal("internal error")
+    """The Server's default error encoder: a ``KitError`` as is, else one with a generic message.
+
+    The code is :func:`kitpy.errors.error_code`'s: DEADLINE_EXCEEDED for a
+    ``TimeoutError``, UNAVAILABLE for another ``OSError``, UNKNOWN for anything
+    else (what grpc answers for an exception it was not told about).
+
+    Example::
+
+        default_error_encoder(ctx, ValueError("secret")).code   # Code.UNKNOWN
+    """
+    return to_kit_error(exc)
 
 
 _MAX_REQUEST_ID = 128
+_REQUEST_ID_METADATA = "x-request-id"
 _NUMBER: Key[int] = Key("grpc.call_number")  # this Server's count, for new request ids
-
-_new_context = object.__new__  # builds a Context without its __init__, as Context._derive does
 
 _Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
 CALL_PAIRS: contextvars.ContextVar[_Pairs | None] = contextvars.ContextVar(
     "kitpy.grpc.call_pairs", default=None
 )
-"""The call's invocation metadata, set by GrpcServer's handler lookup (private to the package).
+"""The call's invocation metadata, set by GrpcServer's handler lookup (for this package).
 
 grpc.aio builds the metadata pairs for the lookup (``HandlerCallDetails``)
-and again on every ``invocation_metadata()`` call (~3 us: a namedtuple per
-entry).  The lookup runs in the call's own task just before the handler, so a
-parsing Server takes the lookup's pairs from here instead of building them again.
+and again on every ``invocation_metadata()`` call (a namedtuple per entry).
+The lookup runs in the call's own task just before the handler, so a Server
+made by :meth:`Server.with_request_parser` takes the lookup's pairs from here
+instead of building them again.
 """
-
-
-class _DecodeError(Exception):
-    """Marks a decoder failure that is not a KitError (becomes INVALID_ARGUMENT)."""
 
 
 class Server(Generic[Req, Resp, PbReq, PbResp]):
@@ -126,19 +134,34 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
 
     ``decode_request(ctx, message)`` turns the request message into the
     endpoint's request; ``encode_response(ctx, response)`` turns the endpoint's
-    response into the reply message.  Request ids not sent by the client are
-    ``<random prefix>-<counter>``: unique per Server, cheap to make.
-    ``method`` is the full method name put in the Context at :data:`METHOD`
-    (grpc.aio does not tell a handler which method it serves).
+    response into the reply message.
+
+    Options (the HTTP Server takes the same ones, except ``method``):
+
+    * ``method`` -- the full method name, ``"/package.Service/Method"``, put in
+      the Context at :data:`METHOD` and :data:`~kitpy.context.OPERATION`
+      (grpc.aio does not tell a handler which method it serves; GrpcServer
+      fills it in when left empty).
+    * ``root`` -- the Context every call's Context is made from (default ``Context()``).
+    * ``enforce_deadline`` -- bound decoding and the endpoint by the Context's
+      deadline when it is sooner than the call's own (from the root or a
+      ``before`` func); grpc itself cancels the call at the client's deadline.
+    * ``before`` / ``after`` / ``finalizer`` -- hook functions run in order.
+    * ``error_handler`` -- sees every error with its traceback (e.g. logs it).
+    * ``error_encoder`` -- turns an error into the ``KitError`` sent
+      (default :func:`default_error_encoder`).
+
+    Request ids not sent by the client are ``<random prefix>-<counter>``:
+    unique per Server, cheap to make.
     """
 
     __slots__ = (
         "_after",
-        "_bare_root",
         "_before",
         "_decode",
         "_encode",
         "_endpoint",
+        "_enforce_deadline",
         "_error_encoder",
         "_error_handler",
         "_finalizer",
@@ -158,51 +181,56 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         encode_response: Callable[[Context, Resp], PbResp],
         *,
         method: str = "",
+        root: Context | None = None,
+        enforce_deadline: bool = True,
         before: Sequence[ServerBefore] = (),
         after: Sequence[ServerAfter] = (),
         error_encoder: ErrorEncoder = default_error_encoder,
         error_handler: ErrorHandler | None = None,
         finalizer: Sequence[ServerFinalizer] = (),
-        root: Context | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._decode = decode_request
         self._encode = encode_response
         self._method = method
+        self._root = Context() if root is None else root
+        self._enforce_deadline = enforce_deadline
         self._before = tuple(before)
         self._after = tuple(after)
         self._error_encoder = error_encoder
         self._error_handler = error_handler
         self._finalizer = tuple(finalizer)
-        self._root = Context() if root is None else root
-        # the usual root (no values, no deadline): a call then builds one Context, not two
-        self._bare_root = self._root.deadline is None and not self._root._values
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         self._id_source = self._request_id  # one bound method, stored in every Context
         self._parse: Callable[[bytes], PbReq] | None = None
         self._invalid_message = ""
 
-    def _parsing(self, parse: Callable[[bytes], PbReq], invalid_message: str) -> Self:
-        """A copy that takes the request *bytes* and parses them itself (for GrpcServer).
+    @property
+    def method(self) -> str:
+        """The full method name this Server serves (``""`` when not given)."""
+        return self._method
 
-        A request that does not parse is aborted with INVALID_ARGUMENT and
-        ``invalid_message`` before anything else runs, as GrpcServer's guard does
-        for other handlers; this saves the guard's own coroutine per call.
+    def with_request_parser(
+        self, parse: Callable[[bytes], PbReq], *, invalid_message: str, method: str = ""
+    ) -> Self:
+        """A copy that takes the request *bytes* and parses them itself (GrpcServer uses it).
+
+        Bytes that do not parse are INVALID_ARGUMENT with ``invalid_message``,
+        through the usual error path; this saves a guard coroutine per call.
+        ``method`` names the method when this Server was built without one.
+        The copy shares the request id counter, so ids stay unique.
         """
-        server = copy.copy(self)  # shares the id counter and prefix: ids stay unique
+        server = copy.copy(self)
         server._id_source = server._request_id
         server._parse = parse
         server._invalid_message = invalid_message
+        server._method = self._method or method
         return server
 
     async def __call__(self, message: PbReq, context: grpc.aio.ServicerContext[Any, Any]) -> PbResp:
+        """Serve one call (grpc.aio awaits this)."""
         parse = self._parse
-        if parse is not None:
-            try:
-                message = parse(message)  # type: ignore[arg-type]  # bytes, from GrpcServer
-            except Exception:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._invalid_message)
         # under GrpcServer, its handler lookup (in this call's task) has set the pairs
         pairs: Any = CALL_PAIRS.get() if parse is not None else None
         if pairs is None:
@@ -215,53 +243,66 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             _NUMBER: next(self._ids),
             REQUEST_ID_SOURCE: self._id_source,
         }
-        remaining = context.time_remaining()
-        root = self._root
-        if self._bare_root:
-            # Context._derive, inlined: two Python calls fewer, ~0.8 us a call in a loaded server
-            ctx = _new_context(Context)
-            ctx._values = values
-            clock = ctx._clock = root._clock
-            ctx._deadline = None if remaining is None else clock() + remaining
-        else:
-            ctx = root.with_values(values)
-            if remaining is not None:
-                ctx = ctx.with_timeout(remaining)
+        if self._method:
+            values[OPERATION] = self._method
+        ctx = self._root.with_values(values, timeout=context.time_remaining())
+        # grpc cancels the call at the client's deadline by itself; a sooner one needs a timer
+        granted = ctx.deadline if self._root.deadline is None else None
         code = Code.OK
         try:
             if self._before:
                 metadata = ctx[METADATA]
                 for before in self._before:
                     ctx = before(ctx, metadata)
+            remaining = ctx.time_remaining()
+            if remaining is not None and remaining <= 0.0:
+                raise DeadlineExceeded("deadline exceeded before the call was handled")
+            if parse is not None:
+                try:
+                    message = parse(message)  # type: ignore[arg-type]  # bytes, from GrpcServer
+                except Exception as exc:
+                    raise InvalidArgument(self._invalid_message) from exc
             try:
                 request = self._decode(ctx, message)
             except KitError:
                 raise
             except Exception as exc:
-                raise _DecodeError() from exc
-            response = await self._endpoint(ctx, request)
-            reply = self._encode(ctx, response)
+                raise InvalidArgument(
+                    "invalid request: could not decode the request message"
+                ) from exc
+            if remaining is None or not self._enforce_deadline or ctx.deadline == granted:
+                response = await self._endpoint(ctx, request)
+            else:  # sooner than the call's own deadline: the root's or a before func's
+                async with asyncio.timeout(remaining):
+                    response = await self._endpoint(ctx, request)
+            request_id = ctx[REQUEST_ID]
             if self._after:
                 initial: dict[str, str | bytes] = {}
-                trailing: dict[str, str | bytes] = {}
+                trailing: dict[str, str | bytes] = {_REQUEST_ID_METADATA: request_id}
                 for after in self._after:
                     ctx = after(ctx, initial, trailing)
                 if initial:
                     await context.send_initial_metadata(metadata_to_pairs(initial))
-                if trailing:
-                    context.set_trailing_metadata(metadata_to_pairs(trailing))
+                trailers = metadata_to_pairs(trailing)
+            else:
+                trailers = ((_REQUEST_ID_METADATA, request_id),)
+            try:
+                reply = self._encode(ctx, response)
+            except Exception as exc:
+                raise Internal("could not encode the response") from exc
+            context.set_trailing_metadata(trailers)
             return reply
         except asyncio.CancelledError:
             code = Code.DEADLINE_EXCEEDED if ctx.expired else Code.CANCELLED
             raise
         except Exception as exc:
-            err = self._fail(ctx, exc)
+            if self._error_handler is not None:
+                self._error_handler(ctx, exc)
+            err = self._encoded_error(ctx, exc)
             code = err.code
-            await context.abort(
-                grpc_status(code),
-                err.message,
-                metadata_to_pairs(err.headers) if err.headers else (),
-            )
+            headers = dict(err.headers) if err.headers else {}
+            headers[_REQUEST_ID_METADATA] = ctx[REQUEST_ID]
+            await context.abort(grpc_status(code), err.message, metadata_to_pairs(headers))
         finally:
             for finalizer in self._finalizer:
                 finalizer(ctx, code)
@@ -270,24 +311,16 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         """The call's id: its ``x-request-id`` metadata, else ``<server prefix>-<number>``."""
         request_id = None
         for key, value in ctx[INVOCATION_PAIRS]:
-            if key == "x-request-id":
+            if key == _REQUEST_ID_METADATA:
                 request_id = value  # the last one wins, as in METADATA
         if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID:
             return request_id
         return f"{self._id_prefix}{ctx[_NUMBER]}"
 
-    def _fail(self, ctx: Context, exc: Exception) -> KitError:
-        """Let the error handler observe ``exc``, then encode it (off the hot path)."""
-        decode_failed = isinstance(exc, _DecodeError)
-        real: BaseException = (exc.__cause__ or exc) if decode_failed else exc
-        if self._error_handler is not None:
-            self._error_handler(ctx, real)
-        if decode_failed:
-            return InvalidArgument("invalid request: could not decode the request message")
+    def _encoded_error(self, ctx: Context, exc: Exception) -> KitError:
+        """What ``error_encoder`` makes of ``exc``; INTERNAL if it fails or says OK."""
         try:
             err = self._error_encoder(ctx, exc)
         except Exception:  # a broken encoder must not leak its text to the client
-            err = Internal("internal error")
-        if err.code is Code.OK:
-            err = Internal("internal error")
-        return err
+            return Internal("internal error")
+        return Internal("internal error") if err.code is Code.OK else err

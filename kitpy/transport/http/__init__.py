@@ -20,10 +20,11 @@ Call one (the Client is itself an Endpoint, so middleware stacks on it)::
   status from the code table (:mod:`kitpy.errors`); the client raises the same
   ``KitError`` subclass.  Bad input is a 400 (413 too large, 415 wrong
   Content-Type), never a 500; unexpected exceptions are a 500 whose body never
-  shows their text.  :func:`add_fallback` gives unmatched requests the same
+  shows their text (code UNKNOWN, as gRPC answers).  Every response carries
+  ``X-Request-Id``.  :func:`add_fallback` gives unmatched requests the same
   body (404 NOT_FOUND, 405 UNIMPLEMENTED) instead of aiohttp's plain text.
 * Deadlines travel in ``X-Timeout-Ms: <milliseconds>`` (see :mod:`.keys`).
-* JSON is msgspec (see :mod:`.codec` for the measurements behind the choice).
+* JSON is msgspec (see :mod:`.codec`).
 * Hook shapes: :mod:`.types`.
 """
 
@@ -34,22 +35,23 @@ require("aiohttp", "msgspec", extra="http")
 from kitpy.transport.http.client import Client
 from kitpy.transport.http.codec import (
     DEFAULT_MAX_BODY_SIZE,
+    READ_ERRORS,
     JsonRequestDecoder,
+    body_read_error,
     decode_json,
     decode_json_response,
     encode_json,
     encode_json_request,
     json_decoder,
-    read_buffered,
 )
 from kitpy.transport.http.errors import (
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     decode_error,
-    encode_error,
+    default_error_encoder,
     error_body,
-    http_status,
+    response_status,
 )
 from kitpy.transport.http.keys import (
     HEADERS,
@@ -57,11 +59,11 @@ from kitpy.transport.http.keys import (
     PATH,
     PEER,
     REQUEST,
-    REQUEST_ID,
     REQUEST_ID_HEADER,
     ROUTE,
     TIMEOUT_HEADER,
     format_timeout,
+    incoming_request_id,
     parse_timeout,
 )
 from kitpy.transport.http.routes import Handler, add_fallback, add_routes
@@ -90,8 +92,8 @@ __all__ = [
     "METHOD",
     "PATH",
     "PEER",
+    "READ_ERRORS",
     "REQUEST",
-    "REQUEST_ID",
     "REQUEST_ID_HEADER",
     "ROUTE",
     "TIMEOUT_HEADER",
@@ -119,18 +121,19 @@ __all__ = [
     "UnsupportedMediaType",
     "add_fallback",
     "add_routes",
+    "body_read_error",
     "decode_error",
     "decode_json",
     "decode_json_response",
-    "encode_error",
+    "default_error_encoder",
     "encode_json",
     "encode_json_request",
     "error_body",
     "format_timeout",
-    "http_status",
+    "incoming_request_id",
     "json_decoder",
-    "read_buffered",
     "parse_timeout",
+    "response_status",
     "run",
     "serve",
     "start_app",

@@ -4,21 +4,18 @@ Server side: :func:`decode_json` builds a request decoder for a dataclass (or
 any type msgspec understands) and :func:`encode_json` writes a response.
 Client side: :func:`encode_json_request` and :func:`decode_json_response`.
 
-Why msgspec: measured on this project's 2-core machine for a ``{"s": ...}``
-body (Python 3.11), decoding straight into a frozen dataclass *with type
-validation* costs ~0.4 us with msgspec, against ~1.6 us for orjson or msgspec's
-untyped parse plus a hand-written validator (most of that is building the
-frozen dataclass in Python), and ~6.5 us for stdlib ``json``; encoding a small
-dataclass costs ~0.6 us.  msgspec also validates nested dataclasses, lists,
-optionals, unions, literals and enums in C and reports *where* a value is wrong
-(``Expected `int`, got `str` - at `$.items[0].qty```), which is what a 400
-message should say.  orjson is as fast at parsing but validates nothing.
+Why msgspec: it decodes straight into a frozen dataclass *with type
+validation* in C, faster than orjson plus a hand-written validator or stdlib
+``json`` (the figures are in docs/decisions.md), validates nested dataclasses,
+lists, optionals, unions, literals and enums, and reports *where* a value is
+wrong (``Expected `int`, got `str` - at `$.items[0].qty```), which is what a
+400 message should say.  orjson parses as fast but validates nothing.
 
 Strictness: msgspec ignores unknown fields of a dataclass (and of a Struct not
 declared ``forbid_unknown_fields=True``), so for the strict default
 ``decode_json`` also builds, once, a mirror ``msgspec.Struct`` of the type tree
 with ``forbid_unknown_fields=True`` and checks the body against it before
-decoding into the real type (~0.35 us more).  A tree of Structs that all forbid
+decoding into the real type.  A tree of Structs that all forbid
 unknown fields needs no mirror.  ``ignore_unknown_fields=True``
 skips that check.
 
@@ -53,8 +50,9 @@ __all__ = [
     "decode_json_response",
     "encode_json",
     "encode_json_request",
+    "READ_ERRORS",
+    "body_read_error",
     "json_decoder",
-    "read_buffered",
 ]
 
 T = TypeVar("T")
@@ -238,21 +236,38 @@ async def _read_unsized_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _arrived_body(request: web.Request) -> bytes | None:
+    """The whole body if it has already arrived (taken out of the stream), else None.
+
+    A small body usually arrives with the headers, so by the time the handler
+    runs it sits complete in the request's stream: taking it with the stream's
+    public ``read_nowait`` awaits nothing.  The application's
+    ``client_max_size`` is enforced as ``request.read()`` does it.
+    """
+    stream = request.content
+    if not stream.is_eof():
+        return None
+    body = stream.read_nowait()  # raises the parser's error, as readany() would
+    limit = request.client_max_size
+    if limit and len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return body
+
+
 class JsonRequestDecoder(Generic[T]):
     """The request decoder :func:`decode_json` returns: an async ``(ctx, request) -> T``.
 
-    Besides being a :data:`~kitpy.transport.http.DecodeRequest`, it offers its
-    steps as plain methods, which the :class:`~kitpy.transport.http.Server` calls
-    instead of awaiting one more coroutine per request: :meth:`check`
-    (Content-Type and declared size), :meth:`arrived_body` (check, then the body
-    if it has all arrived) and :meth:`parse` (the body into ``T``).
+    It checks the Content-Type and declared length, reads the body (taking it
+    at once, with nothing awaited, when it has already arrived, which is the
+    common case for a small body), and decodes it with :meth:`parse`.  The body
+    is consumed from the request's stream: read it yourself in a decoder of
+    your own if you need the bytes too.
 
     Example::
 
         decode = decode_json(UppercaseRequest)
-        request = await decode(ctx, aiohttp_request)  # all of it, in any handler
-        body = decode.arrived_body(aiohttp_request)   # or in steps, as the Server does
-        request = decode.parse(body) if body is not None else await decode(ctx, aiohttp_request)
+        request = await decode(ctx, aiohttp_request)  # in any handler
+        decode.parse(b'{"s": "hi"}')                  # UppercaseRequest(s='hi')
     """
 
     __slots__ = ("_decode", "_strict_check", "max_body_size", "require_content_type")
@@ -270,12 +285,8 @@ class JsonRequestDecoder(Generic[T]):
         self.max_body_size = max_body_size
         self.require_content_type = require_content_type
 
-    def check(self, request: web.Request) -> bool:
-        """Check Content-Type and Content-Length; True when the body's length is declared.
-
-        Raises ``UnsupportedMediaType`` (415) or ``PayloadTooLarge`` (413).  False
-        means a chunked body: read it with :meth:`read_unsized`.
-        """
+    async def __call__(self, ctx: Context, request: web.Request) -> T:
+        """Read and decode the request body; every problem is an ``InvalidArgument``."""
         headers = request.headers
         if self.require_content_type:
             content_type = headers.get(hdrs.CONTENT_TYPE)
@@ -286,17 +297,25 @@ class JsonRequestDecoder(Generic[T]):
                     f"Content-Type must be {_JSON}, got {content_type or 'none'}"[:200]
                 )
         length = headers.get(hdrs.CONTENT_LENGTH)
-        if length is None:
-            return False
-        if int(length) > self.max_body_size:  # aiohttp has checked it is a number
+        if length is not None and int(length) > self.max_body_size:  # aiohttp checked the digits
             raise PayloadTooLarge(
                 f"request body is {length} bytes; the limit is {self.max_body_size}"
             )
-        return True
-
-    async def read_unsized(self, request: web.Request) -> bytes:
-        """Read a body sent without Content-Length, stopping once over the limit."""
-        return await _read_unsized_body(request, self.max_body_size)
+        try:
+            # the fast path: a body that came with the headers is decoded without awaiting
+            body = _arrived_body(request)
+            if body is None:
+                if length is None:  # chunked: stop reading once over the limit
+                    body = await _read_unsized_body(request, self.max_body_size)
+                else:
+                    body = await request.read()
+            elif length is None and len(body) > self.max_body_size:
+                raise PayloadTooLarge(
+                    f"request body is larger than the limit of {self.max_body_size} bytes"
+                )
+        except READ_ERRORS as exc:
+            raise body_read_error(request, exc) from None
+        return self.parse(body)
 
     def parse(self, body: bytes) -> T:
         """Decode the body; ``InvalidArgument`` (400) naming the problem if it does not fit."""
@@ -309,65 +328,29 @@ class JsonRequestDecoder(Generic[T]):
         except (msgspec.MsgspecError, RecursionError) as exc:
             raise _decode_error(exc) from None
 
-    def arrived_body(self, request: web.Request) -> bytes | None:
-        """:meth:`check`, then the whole body if it has already arrived, else None.
 
-        None means the body is still on its way or chunked: await the decoder
-        itself then.  This is what the Server calls first, so that a request
-        whose body came with its headers awaits nothing to be decoded.
-        """
-        return read_buffered(request) if self.check(request) else None
-
-    async def __call__(self, ctx: Context, request: web.Request) -> T:
-        try:
-            body = self.arrived_body(request)
-            if body is None:
-                sized = hdrs.CONTENT_LENGTH in request.headers
-                body = await request.read() if sized else await self.read_unsized(request)
-        except _READ_ERRORS as exc:
-            raise _read_error(request, exc) from None
-        return self.parse(body)
+READ_ERRORS = (web.HTTPRequestEntityTooLarge, HttpProcessingError, web.RequestPayloadError)
+"""What aiohttp raises while reading a request body; :func:`body_read_error` translates them."""
 
 
-def read_buffered(request: web.Request) -> bytes | None:
-    """The whole request body if it has already arrived, else None (then ``await request.read()``).
+def body_read_error(request: web.Request, exc: BaseException) -> BaseException:
+    """The kitpy error for ``exc`` if aiohttp raised it reading the body, else ``exc`` itself.
 
-    A small body usually arrives with the headers, so by the time the handler
-    runs it sits complete in aiohttp's buffer.  Taking it from there skips the
-    two ``readany`` coroutines and the buffer copy of ``request.read()``, about
-    4 us a request.  Afterwards ``await request.read()`` returns the same bytes,
-    and the application's ``client_max_size`` is enforced as ``request.read()``
-    does it.
+    The application's ``client_max_size`` exceeded is a 413 ``PayloadTooLarge``;
+    bad chunking or a body that does not decompress (``Content-Encoding``) is a
+    400 ``InvalidArgument`` quoting the parser's message.  The Server passes
+    every error through this, so a decoder of your own may simply ``await
+    request.read()``.
 
     Example::
 
-        body = read_buffered(request)
-        if body is None:
+        try:
             body = await request.read()
+        except READ_ERRORS as exc:
+            raise body_read_error(request, exc) from None
     """
-    if request._read_bytes is not None:  # read before: request.read() returns this
-        return request._read_bytes
-    payload = request.content
-    if not payload.is_eof():
-        return None
-    body = payload.read_nowait()  # raises the parser's error, as readany() would
-    limit = request.client_max_size
-    if limit and len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    request._read_bytes = body  # what request.read() caches; it now returns the same bytes
-    return body
-
-
-_READ_ERRORS = (web.HTTPRequestEntityTooLarge, HttpProcessingError, web.RequestPayloadError)
-"""What aiohttp raises while reading a request body that :func:`_read_error` turns into 4xx."""
-
-
-def _read_error(request: web.Request, exc: Exception) -> InvalidArgument:
-    """The 413 or 400 for an aiohttp error raised while reading the body (one of _READ_ERRORS).
-
-    Bad chunking or a body that does not decompress (``Content-Encoding``)
-    arrives as a ``RequestPayloadError`` whose cause is the parser's error.
-    """
+    if not isinstance(exc, READ_ERRORS):
+        return exc
     if isinstance(exc, web.HTTPRequestEntityTooLarge):  # the application's client_max_size
         return PayloadTooLarge(
             f"request body is larger than the limit of {request.client_max_size} bytes"

@@ -4,14 +4,15 @@ Every error a kitpy HTTP server sends has this body (``details`` only when set):
 
     {"error": {"code": "INVALID_ARGUMENT", "message": "empty string", "details": {...}}}
 
-The status comes from the code table in :mod:`kitpy.errors` (INVALID_ARGUMENT ->
-400, NOT_FOUND -> 404, ...), except for the three request problems HTTP has its
-own statuses for: :class:`PayloadTooLarge` (413) and
-:class:`UnsupportedMediaType` (415), both INVALID_ARGUMENT, and
-:class:`MethodNotAllowed` (405), UNIMPLEMENTED.  A ``KitError``
-keeps its message; any other exception becomes ``UNKNOWN`` / 500 (or
-DEADLINE_EXCEEDED / 504 for a ``TimeoutError``, as :func:`kitpy.errors.to_kit_error`
-decides) with a generic message, so its text never reaches the client.
+The status (:func:`response_status`) comes from the code table in
+:mod:`kitpy.errors` (INVALID_ARGUMENT -> 400, NOT_FOUND -> 404, ...), except
+for the three request problems HTTP has its own statuses for:
+:class:`PayloadTooLarge` (413) and :class:`UnsupportedMediaType` (415), both
+INVALID_ARGUMENT, and :class:`MethodNotAllowed` (405), UNIMPLEMENTED.  A
+``KitError`` keeps its message; any other exception gets the code
+:func:`kitpy.errors.error_code` gives it (UNKNOWN / 500 for a plain exception,
+DEADLINE_EXCEEDED / 504 for a ``TimeoutError``) and a generic message, so its
+text never reaches the client.
 
 :func:`decode_error` is the reverse, used by the client: a kitpy error body
 becomes the same ``KitError`` subclass with the same message and details; any
@@ -44,9 +45,9 @@ __all__ = [
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "decode_error",
-    "encode_error",
+    "default_error_encoder",
     "error_body",
-    "http_status",
+    "response_status",
 ]
 
 _JSON = "application/json"
@@ -81,7 +82,7 @@ class MethodNotAllowed(Unimplemented):
     status: ClassVar[int] = 405
 
 
-def http_status(err: KitError) -> int:
+def response_status(err: KitError) -> int:
     """The HTTP status the server sends for ``err`` (the code table, plus 405/413/415)."""
     if isinstance(err, PayloadTooLarge | UnsupportedMediaType | MethodNotAllowed):
         return err.status
@@ -112,15 +113,21 @@ def error_body(err: KitError) -> bytes:
     return _encode({"error": error})
 
 
-def encode_error(ctx: Context, exc: BaseException) -> web.Response:
-    """The default error encoder: the JSON error body, status and ``KitError.headers``.
+def default_error_encoder(ctx: Context, exc: BaseException) -> web.Response:
+    """The Server's default error encoder: the JSON error body, status and ``KitError.headers``.
 
-    Unexpected exceptions get a generic message (their text may hold internals).
+    A ``KitError`` is sent as it is; any other exception gets the code
+    :func:`kitpy.errors.error_code` gives it (UNKNOWN for a plain exception, as
+    gRPC answers) and a generic message: its text may hold internals.
+
+    Example::
+
+        default_error_encoder(ctx, NotFound("no user 7")).status   # 404
     """
     err = to_kit_error(exc)
     headers: CIMultiDict[str] = CIMultiDict(err.headers) if err.headers else CIMultiDict()
     headers["Content-Type"] = _JSON
-    return web.Response(body=error_body(err), status=http_status(err), headers=headers)
+    return web.Response(body=error_body(err), status=response_status(err), headers=headers)
 
 
 class _WireError(msgspec.Struct):

@@ -5,12 +5,15 @@ Context *before* the before funcs run, so before funcs, middleware and the
 endpoint can read them::
 
     async def endpoint(ctx: Context, request: Req) -> Resp:
-        log.info("call", request_id=ctx[REQUEST_ID], peer=ctx[PEER])
+        log.info("call", route=ctx[ROUTE], peer=ctx[PEER])
 
 The Server stores only the aiohttp request itself (:data:`REQUEST`) and a
-request number; the method, path, route, headers, peer and the request id are
-*derived* keys (see :class:`~kitpy.context.Key`), read off the request when
-asked for, so a request costs nothing for the values nobody reads.
+request number; the method, path, route, headers and peer are *derived* keys
+(see :class:`~kitpy.context.Key`), read off the request when asked for, so a
+request costs nothing for the values nobody reads.  The transport-neutral
+:data:`kitpy.context.REQUEST_ID` (the ``X-Request-Id`` header, or a new id)
+and :data:`kitpy.context.OPERATION` (``"POST /users/{id}"``: the method and the
+matched route, or the path when no route matched) are derived the same way.
 
 Deadline header
 ---------------
@@ -32,9 +35,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDictProxy, istr
 
-from kitpy.context import REQUEST_ID, Context, Key
+from kitpy.context import Context, Key
 from kitpy.errors import InvalidArgument
 
 __all__ = [
@@ -43,11 +46,11 @@ __all__ = [
     "PATH",
     "PEER",
     "REQUEST",
-    "REQUEST_ID",
     "REQUEST_ID_HEADER",
     "ROUTE",
     "TIMEOUT_HEADER",
     "format_timeout",
+    "incoming_request_id",
     "parse_timeout",
 ]
 
@@ -87,14 +90,31 @@ HEADERS: Key[CIMultiDictProxy[str]] = Key("http.headers", derive=_from_request(l
 PEER: Key[str] = Key("http.peer", derive=_from_request(lambda r: r.remote or ""))
 """The peer's address (IP for TCP), or ``""`` when the transport does not know it."""
 
-# REQUEST_ID (the incoming ``X-Request-Id`` header, or a new id made by the server) is
-# kitpy.context.REQUEST_ID, shared by every transport so middleware need not import one.
-
 TIMEOUT_HEADER = "X-Timeout-Ms"
 """The header that carries the caller's remaining time budget in milliseconds."""
 
 REQUEST_ID_HEADER = "X-Request-Id"
-"""The header a request id is read from."""
+"""The header a request id is read from, and sent back in on every response."""
+
+_MAX_REQUEST_ID = 128
+_REQUEST_ID_KEY = istr(REQUEST_ID_HEADER)  # an istr: the lookup skips folding the key's case
+
+
+def incoming_request_id(headers: CIMultiDictProxy[str]) -> str | None:
+    """The caller's ``X-Request-Id`` if it is usable as an id, else None.
+
+    Usable: non-empty, ASCII (other bytes arrive surrogate-escaped and break
+    JSON logs and response headers) and at most 128 characters.
+
+    Example::
+
+        incoming_request_id(request.headers) or make_one()
+    """
+    request_id = headers.get(_REQUEST_ID_KEY)
+    if request_id and len(request_id) <= _MAX_REQUEST_ID and request_id.isascii():
+        return request_id
+    return None
+
 
 _MAX_TIMEOUT_DIGITS = 10
 _MAX_TIMEOUT_MS = 10**_MAX_TIMEOUT_DIGITS - 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from kitpy.context import Context
 from kitpy.errors import NotFound
-from kitpy.transport.http.errors import MethodNotAllowed, encode_error
+from kitpy.transport.http.errors import MethodNotAllowed, default_error_encoder
+from kitpy.transport.http.keys import REQUEST_ID_HEADER, incoming_request_id
 
 __all__ = ["Handler", "add_fallback", "add_routes"]
 
@@ -21,7 +24,9 @@ def add_routes(app: web.Application, routes: Mapping[str, Handler]) -> list[web.
 
     Paths use aiohttp's syntax, so ``"GET /users/{id}"`` works, and the Server
     puts the template in the Context under ``ROUTE``.  A ``GET`` route also
-    answers ``HEAD``.
+    answers ``HEAD``; ``*`` is any method.  An unknown method (``"PSOT /hello"``)
+    or a query string in the path (``"POST /hello?x=1"``) raises ``ValueError``
+    naming the key: aiohttp would take either and never match a request.
 
     Example::
 
@@ -37,6 +42,13 @@ def add_routes(app: web.Application, routes: Mapping[str, Handler]) -> list[web.
         if not method or not path.startswith("/"):
             raise ValueError(f"route {spec!r} must look like 'METHOD /path'")
         method = method.upper()
+        if method not in _METHODS:
+            known = ", ".join(sorted(_METHODS))
+            raise ValueError(f"route {spec!r}: unknown HTTP method {method!r} (one of {known})")
+        if "?" in path or "#" in path:
+            raise ValueError(
+                f"route {spec!r}: a route is a path; a query string or fragment never matches"
+            )
         if method == "GET":
             added.append(app.router.add_get(path, handler))
         else:
@@ -44,10 +56,11 @@ def add_routes(app: web.Application, routes: Mapping[str, Handler]) -> list[web.
     return added
 
 
+_METHODS = frozenset({*hdrs.METH_ALL, hdrs.METH_ANY})
 _FALLBACK = web.AppKey("kitpy.fallback", web.AbstractRoute)
 _MAX_PATH = 200  # characters of the path quoted back in a 404/405 message
 _MAX_METHOD = 32
-_ROOT = Context()  # encode_error does not read the Context
+_ROOT = Context()  # default_error_encoder does not read the Context
 
 
 def _clip(text: str, limit: int) -> str:
@@ -61,7 +74,8 @@ def add_fallback(app: web.Application) -> web.AbstractRoute:
     405 (:class:`~kitpy.transport.http.MethodNotAllowed`, code UNIMPLEMENTED)
     with an ``Allow`` header listing its methods.  Both bodies are the standard
     ``{"error": {"code": ..., "message": ...}}`` made by
-    :func:`~kitpy.transport.http.encode_error`.  Returns the route added.
+    :func:`~kitpy.transport.http.default_error_encoder`, and carry ``X-Request-Id``
+    (the caller's, else a new one) as a Server's responses do.  Returns the route added.
 
     It is one catch-all route, ``* /{tail:.*}``, not a middleware, so matched
     requests pay nothing for it.  aiohttp 3.14's ``UrlDispatcher.resolve``
@@ -90,6 +104,9 @@ def add_fallback(app: web.Application) -> web.AbstractRoute:
 
     own: web.AbstractResource | None = None  # this route's resource, set below
 
+    id_prefix = os.urandom(6).hex() + "-"  # ids for callers that sent none, as a Server's
+    ids = itertools.count(1)
+
     async def fallback(request: web.Request) -> web.Response:
         allowed: set[str] = set()
         for resource in app.router.resources():
@@ -108,7 +125,10 @@ def add_fallback(app: web.Application) -> web.AbstractRoute:
             )
         else:
             err = NotFound(f"no route for {method} {path}")
-        return encode_error(_ROOT, err)
+        response = default_error_encoder(_ROOT, err)
+        request_id = incoming_request_id(request.headers) or f"{id_prefix}{next(ids)}"
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
 
     route = app.router.add_route("*", "/{tail:.*}", fallback)
     own = route.resource

@@ -32,6 +32,17 @@ METHOD = "Call"
 PATH = f"/{SERVICE}/{METHOD}"
 
 
+def most_a_budget_arrives_as(seconds: float) -> float:
+    """The largest server-side budget a client's ``seconds`` can become on the wire.
+
+    grpc sends ``grpc-timeout`` rounded *up*, keeping about three significant
+    figures (a 30 s budget can arrive as 30.1 s; 50 ms as 50 ms), so allow 1%
+    plus a millisecond.  The server's clock reads later than the client's, which
+    only makes the budget smaller.
+    """
+    return seconds * 1.01 + 0.001
+
+
 def decode(ctx: Context, message: StringValue) -> str:
     return message.value
 

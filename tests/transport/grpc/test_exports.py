@@ -5,10 +5,11 @@ from __future__ import annotations
 import kitpy.transport.grpc as kgrpc
 
 
-def test_request_id_is_the_key_every_transport_shares() -> None:
-    import kitpy.context
+def test_request_id_lives_in_the_core_only() -> None:
+    import kitpy.transport.http as khttp
 
-    assert kgrpc.REQUEST_ID is kitpy.context.REQUEST_ID
+    assert not hasattr(kgrpc, "REQUEST_ID")
+    assert not hasattr(khttp, "REQUEST_ID")
 
 
 def test_core_import_does_not_pull_in_grpc() -> None:

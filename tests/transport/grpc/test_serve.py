@@ -10,7 +10,6 @@ import grpc
 import grpc.aio
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
-from grpc._cython import cygrpc  # type: ignore[attr-defined]  # types-grpcio has no cygrpc stub
 from grpc_health.v1 import health_pb2
 
 from kitpy import Context
@@ -209,8 +208,9 @@ class AddsMetadata(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        # grpc.aio accepts only its own call-details type here
-        details = cygrpc._HandlerCallDetails(
+        # grpc.aio accepts only its own call-details type here: make one of the same type
+        make_details: Any = type(handler_call_details)
+        details = make_details(
             handler_call_details.method,
             (*handler_call_details.invocation_metadata, ("added-by", "interceptor")),
         )
@@ -225,3 +225,31 @@ async def test_the_context_holds_the_metadata_the_client_sent(interceptors: Any)
         client = echo_client(running.channel, before=[send_a_and_b])
         for _ in range(3):
             assert await client(Context(), "x") == repr([("a", "1"), ("b-bin", b"\x00")])
+
+
+def list_services(target: str) -> list[str]:
+    """The services a server lists through the standard reflection client (a blocking call)."""
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(target) as channel:
+        return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+
+async def test_reflection_lists_the_services_health_and_itself() -> None:
+    async with serving(echo_server(upper), reflection=True) as running:
+        services = await asyncio.to_thread(list_services, running.target)
+        # and the served methods are still served as before
+        assert await echo_client(running.channel)(Context(), "hi") == "HI"
+    assert sorted(services) == sorted(
+        [SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+    )
+
+
+async def test_reflection_is_off_by_default() -> None:
+    async with serving(echo_server(upper)) as running:
+        with pytest.raises(grpc.RpcError) as info:
+            await asyncio.to_thread(list_services, running.target)
+    error: Any = info.value  # a sync call's error: an RpcError that is also a grpc.Call
+    assert error.code() is grpc.StatusCode.UNIMPLEMENTED

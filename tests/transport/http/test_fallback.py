@@ -21,7 +21,7 @@ from kitpy.transport.http import (
     decode_json_response,
     encode_json,
     encode_json_request,
-    http_status,
+    response_status,
 )
 
 from .conftest import JSON, Echo, ServeApp, upper
@@ -223,5 +223,5 @@ def test_method_not_allowed_is_unimplemented_sent_as_405() -> None:
     err = MethodNotAllowed("no", headers={"Allow": "GET"})
     assert isinstance(err, Unimplemented)
     assert err.code is Code.UNIMPLEMENTED
-    assert http_status(err) == 405
-    assert http_status(Unimplemented("no")) == 501
+    assert response_status(err) == 405
+    assert response_status(Unimplemented("no")) == 501

@@ -12,12 +12,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from kitpy import Code, Context, Key, KitError, NotFound, Unauthenticated
+from kitpy.context import REQUEST_ID
 from kitpy.transport.http import (
     HEADERS,
     METHOD,
     PATH,
     PEER,
-    REQUEST_ID,
     ROUTE,
     Server,
     add_routes,
@@ -227,7 +227,9 @@ async def test_failing_encoder_and_before_use_the_error_path(
     url = await serve_app(app)
     async with session.post(url / "encode", data=b'{"s": "q"}', headers=JSON) as resp:
         assert resp.status == 500
-        assert await resp.json() == {"error": {"code": "UNKNOWN", "message": "unknown"}}
+        assert await resp.json() == {
+            "error": {"code": "INTERNAL", "message": "could not encode the response"}
+        }
     async with session.post(url / "auth", data=b'{"s": "q"}', headers=JSON) as resp:
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"] == "Bearer"

@@ -1,35 +1,37 @@
 """Run svcname: ``python -m svcname [--http-addr HOST:PORT] ...``.
 
-:func:`serve` is the whole life of the process, in three steps:
+``--help`` lists every option.
 
-1. build: observability, the service, its endpoints (with middleware), the transports;
-2. start every component, then wait for SIGINT/SIGTERM;
-3. stop: report NOT_SERVING (``/healthz`` 503, gRPC health), wait
-   ``--shutdown-drain`` seconds so load balancers notice, stop accepting on both
-   servers and let in-flight requests finish (``--shutdown-grace``), flush spans.
+:func:`serve` is the whole life of the process: build observability, the
+service and its endpoints (with middleware) and both transports; start them
+under a :class:`~kitpy.lifecycle.Lifecycle`; wait for SIGINT/SIGTERM.  The
+lifecycle then stops in order, announcing each step: NOT_SERVING (``/healthz``
+503, gRPC health), ``--shutdown-drain`` seconds so load balancers notice,
+refuse new connections while in-flight requests finish (``--shutdown-grace``),
+flush spans.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Literal, cast
 
-from kitpy.transport.http import start_app, wait_for_signal
+from kitpy.lifecycle import Lifecycle
+from kitpy.lifecycle.grpc import serve_grpc
+from kitpy.lifecycle.http import Health, serve_http
 
-from .config import Config, parse_config, split_addr
+from .config import Config, parse_config
 from .endpoints import make_endpoints
 from .observability import build_observability
 from .service import BasicService
-from .transport_grpc import start_grpc_server
-from .transport_http import Health, make_http_app
+from .transport_grpc import make_grpc_server
+from .transport_http import make_http_app
 
 
 async def serve(config: Config, *, announce: Callable[[str], None] = print) -> None:
-    """Run svcname with ``config`` until SIGINT or SIGTERM, then shut down."""
-    # 1. Build.
+    """Run svcname with ``config`` until SIGINT or SIGTERM, then stop in order."""
     log_format = cast(Literal["json", "console"], config.log_format)
     obs = build_observability(log_format=log_format)
     endpoints = make_endpoints(BasicService(), middleware=obs.server_middleware())
@@ -41,43 +43,24 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
         finalizer=obs.http_server_finalizer,
     )
     http_app.router.add_get("/metrics", obs.metrics_handler)
-    http_host, http_port = split_addr(config.http_addr)
-    grpc_host, grpc_port = split_addr(config.grpc_addr)
-    grace = config.shutdown_grace
-
-    # 2. Start, then wait for a signal.  The exit stack runs the stop steps last-pushed first.
-    async with contextlib.AsyncExitStack() as running:
-        running.callback(obs.shutdown)  # (3d) last: flush spans
-        grpc_server, bound = await start_grpc_server(
-            endpoints,
-            host=grpc_host,
-            port=grpc_port,
-            before=obs.grpc_server_before,
-            finalizer=obs.grpc_server_finalizer,
+    grpc_server = make_grpc_server(
+        endpoints,
+        before=obs.grpc_server_before,
+        finalizer=obs.grpc_server_finalizer,
+        reflection=config.grpc_reflection,
+    )
+    async with Lifecycle(
+        name="svcname",
+        drain=config.shutdown_drain,
+        grace=config.shutdown_grace,
+        announce=announce,
+    ) as life:
+        life.on_shutdown(obs.shutdown, "spans flushed")
+        await serve_http(
+            life, http_app, host=config.http_host, port=config.http_port, health=health
         )
-        try:
-            http = await start_app(http_app, host=http_host, port=http_port, grace_period=grace)
-        except BaseException:
-            await grpc_server.stop(grace=0)
-            raise
-
-        async def stop_servers() -> None:  # (3c) refuse new calls, let in-flight ones finish
-            await asyncio.gather(http.stop(), grpc_server.stop(grace=grace))
-
-        running.push_async_callback(stop_servers)
-        running.push_async_callback(asyncio.sleep, config.shutdown_drain)  # (3b) let LBs notice
-
-        async def not_serving() -> None:  # (3a) first: /healthz 503, gRPC health NOT_SERVING
-            health.set_serving(False)
-            await grpc_server.health.enter_graceful_shutdown()
-
-        running.push_async_callback(not_serving)
-        announce(f"svcname: HTTP listening on {http.url}")
-        announce(f"svcname: gRPC listening on {grpc_host}:{bound}")
-
-        signal_received = await wait_for_signal()
-        announce(f"svcname: {signal_received.name} received, shutting down")
-    announce("svcname: stopped")
+        await serve_grpc(life, grpc_server, address=config.grpc_addr)
+        await life.wait_for_signal()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

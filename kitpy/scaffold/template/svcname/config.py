@@ -64,6 +64,16 @@ def parse_log_format(text: str) -> str:
     return text
 
 
+def parse_bool(text: str) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything svcname can be told at start-up."""
@@ -81,6 +91,13 @@ class Config:
         "SVCNAME_GRPC_ADDR",
         "gRPC listen address, host:port (port 0 picks a free port)",
         parse=parse_addr,
+    )
+    grpc_reflection: bool = option(
+        True,
+        "--grpc-reflection",
+        "SVCNAME_GRPC_REFLECTION",
+        "serve gRPC server reflection, so grpcurl can list the service (true/false)",
+        parse=parse_bool,
     )
     log_format: str = option(
         "json",
@@ -103,6 +120,22 @@ class Config:
         "seconds between reporting NOT_SERVING and refusing new requests",
         parse=parse_seconds,
     )
+
+    @property
+    def http_host(self) -> str:
+        return split_addr(self.http_addr)[0]
+
+    @property
+    def http_port(self) -> int:
+        return split_addr(self.http_addr)[1]
+
+    @property
+    def grpc_host(self) -> str:
+        return split_addr(self.grpc_addr)[0]
+
+    @property
+    def grpc_port(self) -> int:
+        return split_addr(self.grpc_addr)[1]
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:

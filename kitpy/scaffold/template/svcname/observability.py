@@ -26,17 +26,16 @@ from typing import Literal, TextIO
 
 from aiohttp.typedefs import Handler
 from kitpy import GenericMiddleware, chain
-from kitpy.context import REQUEST_ID
-from kitpy.log import logging_middleware, make_logger
-from kitpy.metrics import instrumenting_middleware
+from kitpy.log import call_logging, make_logger
+from kitpy.metrics import call_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
 from kitpy.tracing import (
+    call_tracing,
     grpc_server_before,
     grpc_server_finalizer,
     http_server_before,
     http_server_finalizer,
     log_fields,
-    tracing_middleware,
 )
 from kitpy.transport import grpc as grpc_transport
 from kitpy.transport import http as http_transport
@@ -48,9 +47,6 @@ from opentelemetry.trace import Tracer
 from structlog.typing import FilteringBoundLogger
 
 __all__ = ["Observability", "build_observability"]
-
-# Every transport's request-id key, so log lines carry it whichever transport served the call.
-_REQUEST_ID_KEYS = (REQUEST_ID, http_transport.REQUEST_ID, grpc_transport.REQUEST_ID)
 
 
 @dataclass
@@ -80,11 +76,14 @@ class Observability:
         self.metrics_handler = metrics_handler(self.registry)
 
     def server_middleware(self) -> GenericMiddleware:
-        """A span, a log line and request metrics around each server endpoint."""
+        """A span, a log line and request metrics around each server endpoint.
+
+        Each is named by the endpoint's own name (``named("hello")``).
+        """
         return chain(
-            tracing_middleware(self.tracer),
-            logging_middleware(self.logger, request_id_keys=_REQUEST_ID_KEYS, fields=log_fields),
-            instrumenting_middleware(self._requests, self._latency),
+            call_tracing(self.tracer),
+            call_logging(self.logger, fields=log_fields),
+            call_metrics(self._requests, self._latency),
         )
 
     def shutdown(self) -> None:

@@ -1,4 +1,4 @@
-"""svcname over gRPC: the servicer, a client ``Endpoints`` set, and server start.
+"""svcname over gRPC: the servicer, the server, and a client ``Endpoints`` set.
 
 The servicer serves the same :class:`~.endpoints.Endpoints` as the HTTP
 transport; each generated method is a kitpy ``Server`` that converts
@@ -18,7 +18,7 @@ from .endpoints import Endpoints, HelloRequest, HelloResponse
 from .pb import svcname_pb2 as pb
 from .pb import svcname_pb2_grpc as pb_grpc
 
-__all__ = ["SERVICE", "Servicer", "make_grpc_client", "start_grpc_server"]
+__all__ = ["SERVICE", "Servicer", "make_grpc_client", "make_grpc_server"]
 
 SERVICE = "svcname.v1.Svcname"
 """The full gRPC service name, as declared in svcname.proto."""
@@ -49,7 +49,7 @@ def decode_hello_response(ctx: Context, message: pb.HelloResponse) -> HelloRespo
 class Servicer(pb_grpc.SvcnameServicer):
     """The generated servicer with a kitpy ``Server`` as each method.
 
-    Served through ``GrpcServer`` (see :func:`start_grpc_server`), which awaits
+    Served through ``GrpcServer`` (see :func:`make_grpc_server`), which awaits
     the Server objects directly and lets them parse the request bytes.  A bare
     ``grpc.aio.server`` awaits only ``async def`` methods: there, delegate
     (``async def Hello(self, request, context): return await self._hello(request,
@@ -75,24 +75,23 @@ class Servicer(pb_grpc.SvcnameServicer):
         )
 
 
-async def start_grpc_server(
+def make_grpc_server(
     endpoints: Endpoints,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8081,
     before: Sequence[ServerBefore] = (),
     finalizer: Sequence[ServerFinalizer] = (),
-) -> tuple[GrpcServer, int]:
-    """Serve ``endpoints`` over gRPC (with health) on ``host:port``; return the server and port.
+    reflection: bool = True,
+) -> GrpcServer:
+    """A gRPC server (not yet started) serving ``endpoints``, with health and reflection.
 
-    ``port=0`` picks a free port; the bound one is returned.  Stop it with
-    ``await server.stop(grace=...)``.
+    Start it with ``port = await server.start("127.0.0.1:8081")`` or hand it to
+    ``kitpy.lifecycle.grpc.serve_grpc``; ``reflection=False`` turns server
+    reflection (``grpcurl ... list``) off.
     """
-    server = GrpcServer()
+    server = GrpcServer(reflection=reflection)
     servicer = Servicer(endpoints, before=before, finalizer=finalizer)
     server.add_service(SERVICE, pb_grpc.add_SvcnameServicer_to_server, servicer)
-    bound = await server.start(f"{host}:{port}")
-    return server, bound
+    return server
 
 
 # -- client -------------------------------------------------------------------------
@@ -107,11 +106,10 @@ def make_grpc_client(
 
         async with grpc.aio.insecure_channel("127.0.0.1:8081") as channel:
             svc = make_grpc_client(channel)
-            await svc.hello("Ada")      # "Hello, Ada!"
+            await svc.hello(Context().with_timeout(1.0), "Ada")      # "Hello, Ada!"
     """
     hello: Endpoint[HelloRequest, HelloResponse] = Client(
         channel, SERVICE, "Hello", encode_hello_request, decode_hello_response, pb.HelloResponse
     )
-    if middleware is not None:
-        hello = middleware(hello)
-    return Endpoints(hello_endpoint=hello)
+    endpoints = Endpoints(hello_endpoint=hello)
+    return endpoints if middleware is None else endpoints.wrap(middleware)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import aiohttp
 from aiohttp import web
 from kitpy import Endpoint, GenericMiddleware
+from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
     Server,
@@ -36,26 +37,7 @@ from kitpy.transport.http import (
 
 from .endpoints import Endpoints, HelloRequest, HelloResponse
 
-__all__ = ["Health", "make_http_app", "make_http_client"]
-
-
-class Health:
-    """The ``GET /healthz`` handler: SERVING (200) until ``set_serving(False)``, then 503."""
-
-    __slots__ = ("serving",)
-
-    def __init__(self, *, serving: bool = True) -> None:
-        self.serving = serving
-
-    def set_serving(self, serving: bool) -> None:
-        """Report SERVING (True) or NOT_SERVING (False) from now on."""
-        self.serving = serving
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """The aiohttp handler."""
-        if self.serving:
-            return web.json_response({"status": "SERVING"})
-        return web.json_response({"status": "NOT_SERVING"}, status=503)
+__all__ = ["make_http_app", "make_http_client"]
 
 
 def make_http_app(
@@ -65,7 +47,7 @@ def make_http_app(
     before: Sequence[ServerBefore] = (),
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> web.Application:
-    """An aiohttp application serving ``endpoints`` (and ``/healthz``)."""
+    """An aiohttp application serving ``endpoints`` (and ``/healthz``, answered by ``health``)."""
     app = web.Application()
     add_routes(
         app,
@@ -98,7 +80,7 @@ def make_http_client(
 
         async with aiohttp.ClientSession() as session:
             svc = make_http_client(session, "http://127.0.0.1:8080")
-            await svc.hello("Ada")      # "Hello, Ada!"
+            await svc.hello(Context().with_timeout(1.0), "Ada")      # "Hello, Ada!"
     """
     hello: Endpoint[HelloRequest, HelloResponse] = Client(
         session,
@@ -107,6 +89,5 @@ def make_http_client(
         encode_json_request,
         decode_json_response(HelloResponse),
     )
-    if middleware is not None:
-        hello = middleware(hello)
-    return Endpoints(hello_endpoint=hello)
+    endpoints = Endpoints(hello_endpoint=hello)
+    return endpoints if middleware is None else endpoints.wrap(middleware)

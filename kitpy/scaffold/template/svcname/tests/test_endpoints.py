@@ -31,9 +31,10 @@ async def test_endpoints_with_observability_log_count_and_trace() -> None:
     obs = build_observability(log_stream=logs, span_exporter=spans)
     eps = make_endpoints(BasicService(), middleware=obs.server_middleware())
 
-    assert await eps.hello("Ada") == "Hello, Ada!"
+    ctx = Context().with_timeout(5.0)
+    assert await eps.hello(ctx, "Ada") == "Hello, Ada!"
     with pytest.raises(InvalidArgument):
-        await eps.hello("")
+        await eps.hello(ctx, "")
     obs.shutdown()  # flushes the spans
 
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]

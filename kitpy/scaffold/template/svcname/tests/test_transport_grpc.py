@@ -1,4 +1,4 @@
-"""svcname over gRPC on a real port (127.0.0.1, port 0), and the main module."""
+"""svcname over gRPC on a real port (127.0.0.1, port 0), and the real process."""
 
 from __future__ import annotations
 
@@ -10,24 +10,26 @@ from pathlib import Path
 import aiohttp
 import grpc.aio
 import pytest
-from kitpy import InvalidArgument
+from kitpy import Context, InvalidArgument
 
 from ..endpoints import make_endpoints
 from ..service import BasicService
-from ..transport_grpc import make_grpc_client, start_grpc_server
+from ..transport_grpc import make_grpc_client, make_grpc_server
 from ..transport_http import make_http_client
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
 async def test_hello_over_grpc() -> None:
-    server, port = await start_grpc_server(make_endpoints(BasicService()), port=0)
+    server = make_grpc_server(make_endpoints(BasicService()))
+    port = await server.start("127.0.0.1:0")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             svc = make_grpc_client(channel)
-            assert await svc.hello("Ada") == "Hello, Ada!"
+            ctx = Context().with_timeout(5.0)
+            assert await svc.hello(ctx, "Ada") == "Hello, Ada!"
             with pytest.raises(InvalidArgument) as info:
-                await svc.hello("")
+                await svc.hello(ctx, "")
             assert info.value.message == "name must not be empty"
     finally:
         await server.stop(grace=1.0)
@@ -54,12 +56,14 @@ async def test_module_serves_both_transports_until_sigterm() -> None:
                 if " listening on " in line:
                     transport, _, addr = line.partition(" listening on ")
                     addrs[transport.split()[-1]] = addr.strip()
+            ctx = Context().with_timeout(10.0)
             async with aiohttp.ClientSession() as session:
-                assert await make_http_client(session, addrs["HTTP"]).hello("web") == "Hello, web!"
+                http_client = make_http_client(session, addrs["HTTP"])
+                assert await http_client.hello(ctx, "web") == "Hello, web!"
                 async with session.get(addrs["HTTP"].rstrip("/") + "/metrics") as resp:
                     assert "svcname_server_requests_total" in await resp.text()
             async with grpc.aio.insecure_channel(addrs["gRPC"]) as channel:
-                assert await make_grpc_client(channel).hello("rpc") == "Hello, rpc!"
+                assert await make_grpc_client(channel).hello(ctx, "rpc") == "Hello, rpc!"
             proc.send_signal(signal.SIGTERM)
             rest = (await proc.stdout.read()).decode()
             assert await proc.wait() == 0

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from kitpy import InvalidArgument
+from kitpy import Context, InvalidArgument
+from kitpy.lifecycle.http import Health
 from kitpy.transport.http import start_app
 
 from ..config import Config, parse_config
 from ..endpoints import make_endpoints
 from ..service import BasicService
-from ..transport_http import Health, make_http_app, make_http_client
+from ..transport_http import make_http_app, make_http_client
 
 JSON = {"Content-Type": "application/json"}
 
@@ -44,9 +45,10 @@ async def test_hello_route_and_errors(base_url: str) -> None:
 async def test_http_client_is_a_service(base_url: str) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         svc = make_http_client(session, base_url)
-        assert await svc.hello("Ada") == "Hello, Ada!"
+        ctx = Context().with_timeout(5.0)
+        assert await svc.hello(ctx, "Ada") == "Hello, Ada!"
         with pytest.raises(InvalidArgument):
-            await svc.hello("")
+            await svc.hello(ctx, "")
 
 
 def test_config_flags_beat_environment_beat_defaults() -> None:

@@ -1,9 +1,10 @@
-"""The Server's short path (JSON decoder, no before funcs, no deadline) and its derived keys.
+"""The Server's derived Context keys, and the JSON decoder's read of a body that has arrived.
 
-The short path takes the body straight from aiohttp's buffer and leaves the
-method, path, route, headers, peer and request id to be derived when read;
-these tests pin down that nothing a user can observe differs from the general
-path, including after the request has finished.
+The Server leaves the method, path, route, headers, peer and request id to be
+derived when read, and ``decode_json`` takes a body that came with the headers
+without awaiting; these tests pin down that what a user observes is the same
+with or without a deadline header or before funcs, including after the request
+has finished.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import pytest
 from aiohttp import web
 
 from kitpy import Context
-from kitpy.context import REQUEST_ID as CONTEXT_REQUEST_ID
+from kitpy.context import REQUEST_ID
 from kitpy.transport.http import (
     HEADERS,
     METHOD,
     PATH,
     PEER,
     REQUEST,
-    REQUEST_ID,
     ROUTE,
     Server,
     ServerBefore,
@@ -57,9 +57,9 @@ def keep(ctx: Context, request: web.Request) -> Context:
 @pytest.mark.parametrize(
     ("headers", "before"),
     [({}, ()), ({"X-Timeout-Ms": "5000"}, ()), ({}, (keep,))],
-    ids=["short path", "deadline header", "before func"],
+    ids=["plain", "deadline header", "before func"],
 )
-async def test_both_paths_give_the_same_answer_and_context(
+async def test_every_request_shape_gives_the_same_answer_and_context(
     serve_app: ServeApp,
     session: aiohttp.ClientSession,
     headers: dict[str, str],
@@ -102,7 +102,7 @@ async def test_a_made_up_request_id_is_one_id_for_the_whole_request(
         child = endpoint_ctx.with_value(METHOD, "changed").with_timeout(1.0)
         request_id = endpoint_ctx[REQUEST_ID]
         assert request_id == endpoint_ctx[REQUEST_ID] == child[REQUEST_ID]
-        assert request_id == finalizer_ctx[REQUEST_ID] == finalizer_ctx.get(CONTEXT_REQUEST_ID)
+        assert request_id == finalizer_ctx[REQUEST_ID] == finalizer_ctx.get(REQUEST_ID)
         assert child[METHOD] == "changed"
         assert endpoint_ctx[METHOD] == "POST"
         ids.append(request_id)
@@ -124,23 +124,6 @@ async def test_a_request_id_set_by_a_before_func_wins(
     async with session.post(url / "upper", data=b'{"s": "a"}', headers=headers) as resp:
         assert resp.status == 200
     assert [ctx[REQUEST_ID] for _, ctx in seen] == ["from-before", "from-before"]
-
-
-async def test_the_endpoint_can_read_the_body_again(
-    serve_app: ServeApp, session: aiohttp.ClientSession
-) -> None:
-    bodies: list[bytes] = []
-
-    async def reread(ctx: Context, request: Echo) -> Echo:
-        bodies.append(await ctx[REQUEST].read())
-        return request
-
-    app = web.Application()
-    add_routes(app, {"POST /echo": Server(reread, decode_json(Echo), encode_json)})
-    url = await serve_app(app)
-    async with session.post(url / "echo", data=b'{"s": "again"}', headers=JSON) as resp:
-        assert resp.status == 200
-    assert bodies == [b'{"s": "again"}']
 
 
 async def test_the_apps_client_max_size_still_applies(

@@ -1,5 +1,8 @@
 """A counter over a rolling time window, split into slots (for budgets and failure rates).
 
+Core, with no third-party imports: the circuit breaker's failure rate and the
+retry budget both count on it, so it lives below both rather than in either.
+
 ``RollingCounter(window=10.0, slots=10)`` keeps one count per 1-second slot and
 forgets a slot once it is older than the window, so :meth:`RollingCounter.total`
 is the number of events in the last ``window`` seconds, give or take one slot.

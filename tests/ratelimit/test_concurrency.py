@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from kitpy import Context
+from kitpy.endpoint import endpoint_name, named
 from kitpy.errors import Code, DeadlineExceeded, RateLimited, Unavailable
-from kitpy.resilience import ConcurrencyLimiter, concurrency_limit
+from kitpy.ratelimit import ConcurrencyLimiter, concurrency_limit
 
 
 class Gate:
@@ -166,3 +167,7 @@ def test_validates() -> None:
         ConcurrencyLimiter(0)
     with pytest.raises(ValueError, match="max_waiting"):
         ConcurrencyLimiter(1, max_waiting=-1)
+
+
+def test_the_wrapped_endpoint_keeps_its_name() -> None:
+    assert endpoint_name(concurrency_limit(1)(named("op")(Gate()))) == "op"

@@ -1,5 +1,8 @@
 """Concurrency limit (bulkhead): at most ``max_in_flight`` calls at once.
 
+It lives beside the rate limits: both bound the load an endpoint takes, one
+per second, the other at once.
+
 Excess calls are shed at once (``max_waiting=0``) with
 :class:`~kitpy.errors.Unavailable` (HTTP 503, retryable on another instance) or,
 with ``reject_code=Code.RESOURCE_EXHAUSTED``, :class:`~kitpy.errors.RateLimited`
@@ -13,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 
+from kitpy.config.live import Live, follow
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, Req, Resp
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import Code, DeadlineExceeded, from_code
 
 __all__ = ["ConcurrencyLimiter", "concurrency_limit"]
@@ -28,24 +31,41 @@ class ConcurrencyLimiter:
     ``in_flight`` and ``waiting`` are readable (e.g. to export as gauges).
     """
 
-    __slots__ = ("_max_in_flight", "_max_waiting", "_reject_code", "_waiters", "in_flight")
+    __slots__ = (
+        "__weakref__",
+        "_max_in_flight",
+        "_max_waiting",
+        "_reject_code",
+        "_waiters",
+        "in_flight",
+    )
 
     def __init__(
         self,
-        max_in_flight: int,
+        max_in_flight: int | Live[int],
         *,
         max_waiting: int = 0,
         reject_code: Code = Code.UNAVAILABLE,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
         if max_waiting < 0:
             raise ValueError("max_waiting must be >= 0")
-        self._max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._max_in_flight = 1
+        self.resize(follow(max_in_flight, self.resize))
         self._max_waiting = max_waiting
         self._reject_code = reject_code
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self.in_flight = 0
+
+    def resize(self, max_in_flight: int) -> None:
+        """Change the limit now: more slots wake queued calls; fewer let calls in flight finish."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._max_in_flight = max_in_flight
+        while self.in_flight < max_in_flight and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     @property
     def waiting(self) -> int:
@@ -90,7 +110,7 @@ class ConcurrencyLimiter:
     def release(self) -> None:
         """Free a slot: hand it to the first live waiter, or return it to the pool."""
         waiters = self._waiters
-        while waiters:
+        while waiters and self.in_flight <= self._max_in_flight:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -99,16 +119,17 @@ class ConcurrencyLimiter:
 
 
 def concurrency_limit(
-    max_in_flight: int,
+    max_in_flight: int | Live[int],
     *,
     max_waiting: int = 0,
     reject_code: Code = Code.UNAVAILABLE,
     limiter: ConcurrencyLimiter | None = None,
-) -> Callable[[Endpoint[Req, Resp]], Endpoint[Req, Resp]]:
+) -> GenericMiddleware:
     """Allow at most ``max_in_flight`` concurrent calls; shed or queue the rest.
 
     Pass ``limiter`` to share one pool of slots between several endpoints (its
-    own limits then apply and the other numbers are ignored).
+    own limits then apply and the other numbers are ignored).  The wrapped
+    endpoint keeps the inner one's name.
 
     Example::
 
@@ -130,6 +151,6 @@ def concurrency_limit(
             finally:
                 release()
 
-        return endpoint
+        return keep_name(endpoint, next)
 
     return middleware
