@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -72,10 +73,15 @@ class RawServicer(pb_grpc.StringServiceServicer):
         from examples.stringsvc.service import BasicStringService
 
         self.svc = BasicStringService()
+        self.prefix, self.ids = os.urandom(6).hex() + "-", itertools.count(1)
 
     async def Uppercase(
         self, request: pb.UppercaseRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.UppercaseResponse:
+        # the same work kitpy does: every response carries the request id (the caller's or new)
+        given = dict(context.invocation_metadata() or ()).get("x-request-id")
+        request_id = given if isinstance(given, str) else f"{self.prefix}{next(self.ids)}"
+        context.set_trailing_metadata((("x-request-id", request_id),))
         if not request.s:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty string")
         # the service takes a Context first; a raw servicer has none of its own to give

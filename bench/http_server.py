@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import itertools
 import json
 import os
 import re
@@ -71,19 +72,26 @@ class UppercaseResponse:
 
 
 def make_raw_app() -> web.Application:
-    """A raw aiohttp handler: msgspec decode, upper-case, msgspec encode."""
+    """A raw aiohttp handler: msgspec decode, upper-case, msgspec encode, request id back."""
     decode = msgspec.json.Decoder(UppercaseRequest).decode
     encode = msgspec.json.Encoder().encode
 
+    prefix, ids = os.urandom(6).hex() + "-", itertools.count(1)
+
     async def uppercase(request: web.Request) -> web.Response:
+        # the same work kitpy does: every response carries the request id (the caller's or new)
+        request_id = request.headers.get("X-Request-Id") or f"{prefix}{next(ids)}"
+        headers = {"X-Request-Id": request_id}
         try:
             req = decode(await request.read())
         except msgspec.MsgspecError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response({"error": str(exc)}, status=400, headers=headers)
         if not req.s:
-            return web.json_response({"error": "empty string"}, status=400)
+            return web.json_response({"error": "empty string"}, status=400, headers=headers)
         return web.Response(
-            body=encode(UppercaseResponse(v=req.s.upper())), content_type="application/json"
+            body=encode(UppercaseResponse(v=req.s.upper())),
+            content_type="application/json",
+            headers=headers,
         )
 
     app = web.Application()

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from multidict import CIMultiDict, istr
 
-from kitpy.context import OPERATION_SOURCE, REQUEST_ID, REQUEST_ID_SOURCE, Context, Key
+from kitpy.context import OPERATION_SOURCE, REQUEST_ID, Context, Key
 from kitpy.endpoint import Endpoint
 from kitpy.errors import DeadlineExceeded, Internal, InvalidArgument
 from kitpy.transport.http.codec import body_read_error
@@ -61,7 +61,6 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 _CANCELLED_STATUS = 499
-_NUMBER: Key[int] = Key("http.request_number")  # this Server's count, for new request ids
 # istr keys: the headers lookup skips folding the key's case
 _REQUEST_ID_KEY = istr(REQUEST_ID_HEADER)
 _TIMEOUT_KEY = istr(TIMEOUT_HEADER)
@@ -121,7 +120,6 @@ class Server(Generic[Req, Resp]):
         "_error_handler",
         "_finalizer",
         "_id_prefix",
-        "_id_source",
         "_ids",
         "_is_coroutine",
         "_is_coroutine_marker",
@@ -154,7 +152,6 @@ class Server(Generic[Req, Resp]):
         self._finalizer = tuple(finalizer)
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
-        self._id_source = self._request_id  # one bound method, stored in every Context
         # aiohttp accepts only coroutine functions as handlers (anything else is
         # wrapped, with a DeprecationWarning): mark this callable object as one.
         if sys.version_info >= (3, 12):
@@ -164,12 +161,12 @@ class Server(Generic[Req, Resp]):
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one request (aiohttp calls this)."""
-        # METHOD, PATH, ROUTE, HEADERS, PEER, REQUEST_ID and OPERATION are derived
-        # from REQUEST (and the request number) when read
+        # METHOD, PATH, ROUTE, HEADERS, PEER and OPERATION are derived from REQUEST
+        # when read; the request id is made now, since every response carries it
+        request_id = incoming_request_id(request.headers) or f"{self._id_prefix}{next(self._ids)}"
         values: dict[Key[Any], Any] = {
             REQUEST: request,
-            _NUMBER: next(self._ids),
-            REQUEST_ID_SOURCE: self._id_source,
+            REQUEST_ID: request_id,
             OPERATION_SOURCE: _operation,
         }
         header = request.headers.get(_TIMEOUT_KEY)
@@ -212,13 +209,10 @@ class Server(Generic[Req, Resp]):
             if self._error_handler is not None:
                 self._error_handler(ctx, error)
             result = self._error_encoder(ctx, error)
-        result.headers[_REQUEST_ID_KEY] = ctx[REQUEST_ID]
+        # a before func may have set another request id: the Context's is the one logged
+        result.headers[_REQUEST_ID_KEY] = ctx[REQUEST_ID] if self._before else request_id
         if self._finalizer:
             status, size = result.status, _body_size(result)
             for finalize in self._finalizer:
                 finalize(ctx, status, size)
         return result
-
-    def _request_id(self, ctx: Context) -> str:
-        """The request's id: its ``X-Request-Id``, else ``<this server's prefix>-<number>``."""
-        return incoming_request_id(ctx[REQUEST].headers) or f"{self._id_prefix}{ctx[_NUMBER]}"
