@@ -13,16 +13,18 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import typing
 from collections.abc import Callable
 from typing import Any
 
+import jwt as pyjwt
 import pytest
 from opentelemetry.trace import SpanKind
 
 import kitpy
 from kitpy import Context, GenericMiddleware, named
 from kitpy.auth import basic_auth, require_claim_values, require_roles, require_scopes
-from kitpy.auth.jwt import jwt_parser, jwt_signer
+from kitpy.auth.jwt import TOKEN, jwt_parser, jwt_signer
 from kitpy.circuitbreaker import CircuitBreaker, circuit_breaker
 from kitpy.context import OPERATION
 from kitpy.endpoint import chain, endpoint_name
@@ -76,15 +78,28 @@ def _public_callables() -> list[tuple[str, Callable[..., Any]]]:
     return out
 
 
+def _returns_a_middleware(obj: Callable[..., Any]) -> bool:
+    """True when ``obj`` is annotated to return a middleware.
+
+    That is ``GenericMiddleware`` / ``Middleware[...]``, or a class whose
+    instances are called with an endpoint (``JWTParser``: a middleware that
+    also exposes its cache and ``verify``).
+    """
+    try:
+        if "Middleware" in str(inspect.signature(obj).return_annotation):
+            return True
+        annotation = typing.get_type_hints(obj).get("return")
+    except Exception:  # no signature, or an annotation that does not resolve at runtime
+        return False
+    origin = typing.get_origin(annotation) or annotation
+    if not inspect.isclass(origin) or "__call__" not in vars(origin):
+        return False
+    parameters = list(inspect.signature(vars(origin)["__call__"]).parameters)
+    return parameters[1:2] == ["next"]
+
+
 def _middleware_factories() -> set[str]:
-    found = set()
-    for _, obj in _public_callables():
-        try:
-            annotation = str(inspect.signature(obj).return_annotation)
-        except (TypeError, ValueError):
-            continue
-        if "Middleware" in annotation:
-            found.add(obj.__name__)
+    found = {obj.__name__ for _, obj in _public_callables() if _returns_a_middleware(obj)}
     return found - NOT_A_LAYER
 
 
@@ -132,7 +147,7 @@ async def test_a_stack_with_no_name_anywhere_reports_the_transport_operation() -
 
         return middleware
 
-    async def uppercase(ctx: Context, s: str) -> str:
+    async def endpoint(ctx: Context, s: str) -> str:
         return s.upper()
 
     stack = chain(
@@ -140,10 +155,14 @@ async def test_a_stack_with_no_name_anywhere_reports_the_transport_operation() -
         call_logging(logs.logger),
         call_metrics(metrics.requests, metrics.latency),
         retry(),
-        tag("!"),
-    )(uppercase)
-    ctx = Context().with_value(OPERATION, "POST /uppercase")
+    )(jwt_parser(SECRET, algorithms=["HS256"])(tag("!")(endpoint)))
+    assert endpoint_name(stack) is None  # nothing named it: the transport's operation is used
+    token = pyjwt.encode({"sub": "ada"}, SECRET, algorithm="HS256")
+    ctx = Context().with_values({OPERATION: "POST /uppercase", TOKEN: token})
     assert await stack(ctx, "hi") == "HI!"
-    logs.assert_logged_once(method="POST /uppercase")
-    metrics.assert_count(1, method="POST /uppercase")
-    spans.one("POST /uppercase")
+
+    line = logs.assert_logged_once()
+    assert line["method"] == "POST /uppercase"
+    metrics.assert_count(1, method="POST /uppercase", code="OK")
+    assert metrics.count(method="endpoint", code="OK") == 0
+    assert [span.name for span in spans.spans] == ["POST /uppercase"]
