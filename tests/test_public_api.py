@@ -868,11 +868,14 @@ EXPECTED: dict[str, list[str]] = {
         "timeout_from_headers",
     ],
     "kitpy.transport.messaging.client": [
+        "ClientAfter",
         "ClientBefore",
         "ClientFinalizer",
+        "DecodeResponse",
         "EncodeRequest",
         "MessageClient",
         "outgoing_headers",
+        "read_reply",
     ],
     "kitpy.transport.messaging.headers": [
         "CODE_HEADER",

@@ -61,32 +61,22 @@ def call_metrics(
             counter.inc()
             histogram.observe(took)
 
-        if known is not None:  # the common case: the OK pair is bound up front
-            ok_counter, ok_histogram = pair(known, Code.OK)
-            ok_inc, ok_observe = ok_counter.inc, ok_histogram.observe
+        # the common case, a known name: the OK pair is bound up front
+        ok = pair(known, Code.OK) if known is not None else None
 
-            async def endpoint(ctx: Context, request: Req) -> Resp:
-                start = clock()
-                try:
-                    response = await next(ctx, request)
-                except BaseException as exc:
-                    record(ctx, error_code(exc), clock() - start)
-                    raise
-                ok_inc()
-                ok_observe(clock() - start)
-                return response
-
-        else:
-
-            async def endpoint(ctx: Context, request: Req) -> Resp:
-                start = clock()
-                try:
-                    response = await next(ctx, request)
-                except BaseException as exc:
-                    record(ctx, error_code(exc), clock() - start)
-                    raise
+        async def endpoint(ctx: Context, request: Req) -> Resp:
+            start = clock()
+            try:
+                response = await next(ctx, request)
+            except BaseException as exc:
+                record(ctx, error_code(exc), clock() - start)
+                raise
+            if ok is None:
                 record(ctx, Code.OK, clock() - start)
-                return response
+            else:
+                ok[0].inc()
+                ok[1].observe(clock() - start)
+            return response
 
         if name is not None:
             return named(name)(endpoint)

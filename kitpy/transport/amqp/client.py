@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
@@ -25,12 +25,14 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from kitpy.context import Context
 from kitpy.errors import DeadlineExceeded
 from kitpy.transport.messaging.client import (
+    ClientAfter,
     ClientBefore,
     ClientFinalizer,
+    DecodeResponse,
     EncodeRequest,
     MessageClient,
+    read_reply,
 )
-from kitpy.transport.messaging.headers import error_from_reply
 
 from .publish import confirmed_publish
 from .server import text_headers
@@ -39,10 +41,6 @@ __all__ = ["Client", "ClientAfter", "Publisher"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-
-ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
-"""Runs after a successful reply with its headers."""
-DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
 
 
 class _Target:
@@ -129,13 +127,8 @@ class Client(MessageClient[Req, Resp]):
             raise DeadlineExceeded(f"no reply for {self.routing_key} in time") from None
         finally:
             self._waiting.pop(correlation, None)
-        reply_headers = text_headers(reply.headers)
-        failure = error_from_reply(reply_headers, reply.body)
-        if failure is not None:
-            raise failure
-        for hook in self._after:
-            ctx = hook(ctx, reply_headers)
-        return self._decode(ctx, reply.body)
+        headers_in = text_headers(reply.headers)
+        return read_reply(ctx, headers_in, reply.body, after=self._after, decode=self._decode)
 
 
 class Publisher(MessageClient[Req, None]):

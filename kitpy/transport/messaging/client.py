@@ -11,14 +11,23 @@ to the transport's :meth:`MessageClient.send` with the time it may take; and
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Generic, TypeAlias, TypeVar
 
 from kitpy.context import REQUEST_ID, Context
 from kitpy.errors import DeadlineExceeded
-from kitpy.transport.messaging.headers import REQUEST_ID_HEADER, TIMEOUT_HEADER
+from kitpy.transport.messaging.headers import REQUEST_ID_HEADER, TIMEOUT_HEADER, error_from_reply
 
-__all__ = ["ClientBefore", "ClientFinalizer", "EncodeRequest", "MessageClient", "outgoing_headers"]
+__all__ = [
+    "ClientAfter",
+    "ClientBefore",
+    "ClientFinalizer",
+    "DecodeResponse",
+    "EncodeRequest",
+    "MessageClient",
+    "outgoing_headers",
+    "read_reply",
+]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -29,6 +38,28 @@ ClientFinalizer: TypeAlias = Callable[[Context, BaseException | None], None]
 """Runs last on every call with the exception raised, or None on success."""
 EncodeRequest: TypeAlias = Callable[[Context, Req], bytes]
 """Turns the endpoint's request into the message body."""
+ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
+"""Runs after a successful reply with its headers."""
+DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
+"""Turns a reply body into the endpoint's response."""
+
+
+def read_reply(
+    ctx: Context,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    after: Sequence[ClientAfter],
+    decode: DecodeResponse[Resp],
+) -> Resp:
+    """The response a reply carries: raise the KitError of a ``Kit-Code`` reply, else run
+    ``after`` hooks and decode the body."""
+    failure = error_from_reply(headers, body)
+    if failure is not None:
+        raise failure
+    for hook in after:
+        ctx = hook(ctx, headers)
+    return decode(ctx, body)
 
 
 def outgoing_headers(

@@ -14,8 +14,8 @@ deadline, finalizers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TypeAlias, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import nats.aio.client
 import nats.errors
@@ -23,21 +23,19 @@ import nats.errors
 from kitpy.context import Context
 from kitpy.errors import DeadlineExceeded, Unavailable
 from kitpy.transport.messaging.client import (
+    ClientAfter,
     ClientBefore,
     ClientFinalizer,
+    DecodeResponse,
     EncodeRequest,
     MessageClient,
+    read_reply,
 )
-from kitpy.transport.messaging.headers import error_from_reply
 
 __all__ = ["Client", "ClientAfter", "Publisher", "unavailable"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-
-ClientAfter: TypeAlias = Callable[[Context, Mapping[str, str]], Context]
-"""Runs after a successful reply with its headers."""
-DecodeResponse: TypeAlias = Callable[[Context, bytes], Resp]
 
 
 def unavailable(subject: str, exc: nats.errors.Error) -> Unavailable:
@@ -86,13 +84,8 @@ class Client(MessageClient[Req, Resp]):
             raise Unavailable(f"no service answers on {self.subject}") from None
         except nats.errors.Error as exc:
             raise unavailable(self.subject, exc) from exc
-        reply_headers: Mapping[str, str] = reply.headers or {}
-        failure = error_from_reply(reply_headers, reply.data)
-        if failure is not None:
-            raise failure
-        for hook in self._after:
-            ctx = hook(ctx, reply_headers)
-        return self._decode(ctx, reply.data)
+        headers_in: Mapping[str, str] = reply.headers or {}
+        return read_reply(ctx, headers_in, reply.data, after=self._after, decode=self._decode)
 
 
 class Publisher(MessageClient[Req, None]):
