@@ -567,6 +567,9 @@ EXPECTED: dict[str, list[str]] = {
         "http_server_finalizer",
         "inject",
         "log_fields",
+        "message_client_before",
+        "message_server_before",
+        "message_server_finalizer",
         "otel_context",
         "record_error",
         "rpc_attributes",
@@ -596,6 +599,11 @@ EXPECTED: dict[str, list[str]] = {
         "http_client_before",
         "http_server_before",
         "http_server_finalizer",
+    ],
+    "kitpy.tracing.messaging": [
+        "message_client_before",
+        "message_server_before",
+        "message_server_finalizer",
     ],
     "kitpy.tracing.middleware": [
         "call_tracing",

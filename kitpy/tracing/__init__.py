@@ -4,7 +4,9 @@
 * Transport hooks that continue a trace across processes (W3C Trace Context
   and baggage): :func:`http_server_before` / :func:`http_server_finalizer` /
   :func:`http_client_before` and :func:`grpc_server_before` /
-  :func:`grpc_server_finalizer` / :func:`grpc_client_before`.
+  :func:`grpc_server_finalizer` / :func:`grpc_client_before`, and for the brokers
+  (NATS, AMQP) :func:`message_server_before` / :func:`message_server_finalizer` /
+  :func:`message_client_before`.
 * Context helpers: :data:`SPAN`, :func:`current_span`, :func:`baggage`,
   :func:`with_baggage`, :func:`log_fields` (trace id for log lines).
 
@@ -40,6 +42,11 @@ from kitpy.tracing.http import (
     http_server_before,
     http_server_finalizer,
 )
+from kitpy.tracing.messaging import (
+    message_client_before,
+    message_server_before,
+    message_server_finalizer,
+)
 from kitpy.tracing.middleware import call_tracing, record_error
 from kitpy.tracing.propagation import extract, inject, w3c_propagator
 
@@ -57,6 +64,9 @@ __all__ = [
     "http_server_finalizer",
     "inject",
     "log_fields",
+    "message_client_before",
+    "message_server_before",
+    "message_server_finalizer",
     "otel_context",
     "record_error",
     "rpc_attributes",
