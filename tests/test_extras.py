@@ -34,6 +34,7 @@ CASES = [
     ("kitpy.transport.amqp", ["aio_pika"], "amqp"),
     ("kitpy.lifecycle.http", ["aiohttp"], "http"),
     ("kitpy.lifecycle.grpc", ["grpc"], "grpc"),
+    ("kitpy.lifecycle.nats", ["nats"], "nats"),
     ("kitpy.config.etcd", ["aiohttp"], "etcd"),
 ]
 

@@ -322,6 +322,9 @@ EXPECTED: dict[str, list[str]] = {
         "Health",
         "serve_http",
     ],
+    "kitpy.lifecycle.nats": [
+        "serve_nats",
+    ],
     "kitpy.log": [
         "Fields",
         "Logger",

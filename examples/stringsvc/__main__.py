@@ -20,8 +20,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
 import aiohttp
+import nats
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 
 from kitpy import GenericMiddleware, chain
 from kitpy.auth import grpc_to_context, http_to_context
@@ -32,6 +34,7 @@ from kitpy.lifecycle.grpc import serve_grpc
 from kitpy.lifecycle.http import Health, serve_http
 from kitpy.ratelimit import concurrency_limit
 from kitpy.sd.etcd import EtcdClient, EtcdRegistrar
+from kitpy.tracing import message_server_before, message_server_finalizer
 
 from .config import Config, parse_config
 from .endpoints import make_endpoints
@@ -40,6 +43,7 @@ from .proxy import ProxyingService, open_proxy, registration
 from .service import BasicStringService, StringService
 from .transport_grpc import make_grpc_server
 from .transport_http import make_http_app
+from .transport_nats import serve_stringsvc_nats
 
 AUDIENCE = "stringsvc"
 """The ``aud`` claim a token must carry when authentication is on."""
@@ -127,6 +131,15 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             finalizer=obs.grpc_server_finalizer,
             reflection=config.grpc_reflection,
         )
+        if config.nats is not None:  # subscribed before the HTTP and gRPC listeners announce
+            nc = life.close(await nats.connect(config.nats, name="stringsvc"))
+            await serve_stringsvc_nats(
+                life,
+                nc,
+                endpoints,
+                before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                finalizer=(message_server_finalizer(),),
+            )
         http = await serve_http(
             life, http_app, host=config.http_host, port=config.http_port, health=health
         )

@@ -238,6 +238,13 @@ class Config:
         "require a bearer token (RS256/ES256/EdDSA, audience 'stringsvc') verified with the "
         "keys served at this JWKS URL",
     )
+    nats: str | None = option(
+        None,
+        "--nats",
+        "STRINGSVC_NATS",
+        "also serve Uppercase and Count over NATS request-reply at this URL, e.g. "
+        "nats://127.0.0.1:4222 (subjects stringsvc.uppercase, stringsvc.count)",
+    )
     register: str | None = option(
         None,
         "--register",
