@@ -35,6 +35,7 @@ CASES = [
     ("kitpy.lifecycle.http", ["aiohttp"], "http"),
     ("kitpy.lifecycle.grpc", ["grpc"], "grpc"),
     ("kitpy.lifecycle.nats", ["nats"], "nats"),
+    ("kitpy.lifecycle.amqp", ["aio_pika"], "amqp"),
     ("kitpy.config.etcd", ["aiohttp"], "etcd"),
 ]
 

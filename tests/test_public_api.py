@@ -309,6 +309,9 @@ EXPECTED: dict[str, list[str]] = {
         "Lifecycle",
         "Server",
     ],
+    "kitpy.lifecycle.amqp": [
+        "serve_amqp",
+    ],
     "kitpy.lifecycle.core": [
         "AsyncCloseable",
         "DEFAULT_SIGNALS",

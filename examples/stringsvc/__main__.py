@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Literal
 
+import aio_pika
 import aiohttp
 import nats
 from opentelemetry.sdk.trace import ReadableSpan
@@ -41,6 +42,7 @@ from .endpoints import make_endpoints
 from .observability import Observability, build_observability
 from .proxy import ProxyingService, open_proxy, registration
 from .service import BasicStringService, StringService
+from .transport_amqp import serve_stringsvc_amqp
 from .transport_grpc import make_grpc_server
 from .transport_http import make_http_app
 from .transport_nats import serve_stringsvc_nats
@@ -136,6 +138,15 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             await serve_stringsvc_nats(
                 life,
                 nc,
+                endpoints,
+                before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                finalizer=(message_server_finalizer(),),
+            )
+        if config.amqp is not None:
+            connection = life.close(await aio_pika.connect_robust(config.amqp))
+            await serve_stringsvc_amqp(
+                life,
+                connection,
                 endpoints,
                 before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
                 finalizer=(message_server_finalizer(),),

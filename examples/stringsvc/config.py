@@ -245,6 +245,13 @@ class Config:
         "also serve Uppercase and Count over NATS request-reply at this URL, e.g. "
         "nats://127.0.0.1:4222 (subjects stringsvc.uppercase, stringsvc.count)",
     )
+    amqp: str | None = option(
+        None,
+        "--amqp",
+        "STRINGSVC_AMQP",
+        "also serve Uppercase and Count from RabbitMQ queues at this URL, e.g. "
+        "amqp://guest:guest@127.0.0.1:5672/ (queues stringsvc.uppercase, stringsvc.count)",
+    )
     register: str | None = option(
         None,
         "--register",
