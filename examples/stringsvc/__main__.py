@@ -39,6 +39,7 @@ from kitpy.tracing import message_server_before, message_server_finalizer
 
 from .config import Config, parse_config
 from .endpoints import make_endpoints
+from .events import PublishingService, ensure_stream
 from .observability import Observability, build_observability
 from .proxy import ProxyingService, open_proxy, registration
 from .service import BasicStringService, StringService
@@ -114,6 +115,11 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
                 open_proxy(config, session=session, obs=obs, instance_id=instance_id)
             )
             svc = ProxyingService(svc, upstream)
+        nc = None
+        if config.nats is not None:  # with NATS, each Uppercase also publishes an event
+            nc = life.close(await nats.connect(config.nats, name="stringsvc"))
+            await ensure_stream(nc)
+            svc = PublishingService.over_nats(svc, nc)
         # Server middleware, outermost first: span + log + metrics, the concurrency limit
         # (one pool for all methods), then authentication.
         limit = concurrency_limit(config.max_in_flight, max_waiting=config.max_waiting)
@@ -133,8 +139,7 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             finalizer=obs.grpc_server_finalizer,
             reflection=config.grpc_reflection,
         )
-        if config.nats is not None:  # subscribed before the HTTP and gRPC listeners announce
-            nc = life.close(await nats.connect(config.nats, name="stringsvc"))
+        if nc is not None:  # subscribed before the HTTP and gRPC listeners announce
             await serve_stringsvc_nats(
                 life,
                 nc,

@@ -1,0 +1,1 @@
+"""wordcount: the queue side of the messaging example -- counts words in stringsvc's events."""
