@@ -15,8 +15,10 @@ messages per second (kitpy / raw):
   nats-py's callback -- the cheapest possible server, which cannot overlap two
   handlers' I/O: a reference row, not a bar;
 * ``ratio_jetstream`` -- consume + ack ``MESSAGES`` stored messages through a
-  durable pull consumer: JetStreamConsumer (``BATCH`` in flight) vs a raw loop
-  fetching ``BATCH`` at a time and acking each;
+  durable pull consumer: JetStreamConsumer (``BATCH`` in flight) vs a raw
+  consumer with the same concurrency (a fetch loop feeding ``BATCH`` workers);
+  ``ratio_jetstream_sequential`` compares with a raw loop that fetches
+  ``BATCH`` and acks them one after another in one task (a reference row);
 * ``ratio_amqp`` -- consume + ack ``MESSAGES`` queued messages: kitpy Consumer
   vs a raw ``queue.consume`` callback that acks.
 
@@ -199,6 +201,43 @@ async def _fill_stream(nc: nats.aio.client.Client) -> tuple[str, str]:
 
 
 async def jetstream_raw(nc: nats.aio.client.Client) -> float:
+    """A raw consumer with the same concurrency: a fetch loop feeding ``BATCH`` workers."""
+    js = nc.jetstream()
+    stream, subject = await _fill_stream(nc)
+    psub = await js.pull_subscribe(subject, durable="raw")
+    inbox: asyncio.Queue[Msg] = asyncio.Queue()
+    done = asyncio.Event()
+    count = 0
+
+    async def worker() -> None:
+        nonlocal count
+        while True:
+            msg = await inbox.get()
+            work(msg.data)
+            await msg.ack()
+            count += 1
+            if count == MESSAGES:
+                done.set()
+
+    workers = [asyncio.create_task(worker()) for _ in range(BATCH)]
+    start = time.perf_counter()
+    fetched = 0
+    while fetched < MESSAGES:
+        if inbox.qsize() >= BATCH:
+            await asyncio.sleep(0)
+            continue
+        for msg in await psub.fetch(batch=BATCH, timeout=5):
+            inbox.put_nowait(msg)
+            fetched += 1
+    await asyncio.wait_for(done.wait(), 120)
+    rate = MESSAGES / (time.perf_counter() - start)
+    for task in workers:
+        task.cancel()
+    await js.delete_stream(stream)
+    return rate
+
+
+async def jetstream_raw_sequential(nc: nats.aio.client.Client) -> float:
     js = nc.jetstream()
     stream, subject = await _fill_stream(nc)
     psub = await js.pull_subscribe(subject, durable="raw")
@@ -336,6 +375,13 @@ async def main(rounds: int) -> None:
             figures |= await paired(
                 "jetstream", lambda: jetstream_kitpy(nc), lambda: jetstream_raw(nc), rounds
             )
+            sequential = await paired(
+                "jetstream_sequential",
+                lambda: jetstream_kitpy(nc),
+                lambda: jetstream_raw_sequential(nc),
+                rounds,
+            )
+            figures["ratio_jetstream_sequential"] = sequential["ratio_jetstream_sequential"]
             await nc.close()
             connection = await aio_pika.connect_robust(rmq_url)
             channel = await connection.channel()

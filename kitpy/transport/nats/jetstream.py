@@ -175,7 +175,8 @@ class JetStreamConsumer:
                 await self._handle(msg)
             finally:
                 self._held -= 1
-                self._room.set()
+                if self._max_in_flight - self._held >= self._refill_at:
+                    self._room.set()  # wake the fetch loop only when a batch fits
                 self._inbox.task_done()
 
     async def _handle(self, msg: Msg) -> None:
