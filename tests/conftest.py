@@ -105,6 +105,17 @@ class RabbitMQ:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.server.port}/"
 
+    def stop(self) -> None:
+        """Stop the broker: the start script and the Erlang VM it runs (one process group)."""
+        proc = self.server.proc
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+
+    def start(self) -> None:
+        """Start it again on the same port and data directory (durable queues survive)."""
+        self.server.start(timeout=60)
+
 
 @pytest.fixture(scope="session")
 def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
@@ -139,7 +150,6 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
     server = start_server(
         [binary], port=port, workdir=workdir, name="rabbitmq", env=env, timeout=60
     )
-    yield RabbitMQ(server)
-    if server.proc is not None and server.proc.poll() is None:
-        os.killpg(server.proc.pid, signal.SIGTERM)  # the script and the Erlang VM it starts
-        server.proc.wait(timeout=30)
+    broker = RabbitMQ(server)
+    yield broker
+    broker.stop()
