@@ -95,6 +95,7 @@ class JetStreamConsumer:
         self._held = 0  # fetched and not yet settled: waiting in the inbox or being handled
         self._room = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._ack_wait = ack_wait
         self._max_deliver = max_deliver
         self._backoff = tuple(backoff)
@@ -146,12 +147,17 @@ class JetStreamConsumer:
         return consumer
 
     @property
+    def stopping(self) -> bool:
+        """True once :meth:`drain` has begun."""
+        return self._stopping
+
+    @property
     def in_flight(self) -> int:
         """Messages fetched and not yet settled (being handled, or waiting for a worker)."""
         return self._held
 
     async def _fetch_forever(self) -> None:
-        while True:
+        while not self._stopping:
             free = self._max_in_flight - self._held
             if free < self._refill_at:  # fetch in batches, not one message per round trip
                 self._room.clear()
@@ -164,6 +170,11 @@ class JetStreamConsumer:
             except nats.errors.Error:
                 await asyncio.sleep(self._fetch_timeout)  # reconnecting: try again shortly
                 continue
+            if self.stopping:  # fetched while the drain began: give them back
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                return
             self._held += len(msgs)
             for msg in msgs:
                 self._inbox.put_nowait(msg)
@@ -231,9 +242,11 @@ class JetStreamConsumer:
     async def drain(self, *, grace: float = 10.0) -> None:
         """Stop fetching; let handlers finish within ``grace`` s; nak the rest; unsubscribe."""
         if self._loop is not None:
+            # the flag stops the loop even when a cancel is lost: on 3.11 asyncio.wait_for
+            # (inside nats-py's fetch) can swallow a cancel that meets a finished fetch
+            self._stopping = True
             self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await asyncio.wait({self._loop}, timeout=self._fetch_timeout + 5.0)
             self._loop = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):

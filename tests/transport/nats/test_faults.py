@@ -83,11 +83,13 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_to_anot
             break
         await asyncio.sleep(0.05)
     first.send_signal(signal.SIGKILL)
-    await first.wait()
+    async with asyncio.timeout(30):
+        await first.wait()
     second = await _consumer(nats_server.url, subject, tmp_path / "b.log")
     await _settled(nc, stream)
     second.send_signal(signal.SIGTERM)
-    assert await second.wait() == 0
+    async with asyncio.timeout(60):
+        assert await second.wait() == 0
     handled = _handled(tmp_path / "a.log", tmp_path / "b.log")
     assert sorted({body for body, _ in handled}) == [f"m{i}" for i in range(5)]
     assert ("m3", 2) in handled  # the second delivery, marked as such
@@ -108,10 +110,12 @@ async def test_ten_thousand_messages_two_consumers_one_sigtermed_all_accounted_f
         )
         if start == 3000:
             a.send_signal(signal.SIGTERM)  # mid-load: it drains what it holds and exits
-    assert await a.wait() == 0
+    async with asyncio.timeout(60):  # it drains what it holds, then exits
+        assert await a.wait() == 0
     await _settled(nc, stream, within=60)
     b.send_signal(signal.SIGTERM)
-    assert await b.wait() == 0
+    async with asyncio.timeout(60):
+        assert await b.wait() == 0
     handled = _handled(tmp_path / "a.log", tmp_path / "b.log")
     bodies = {body for body, _ in handled}
     assert len(bodies) == total  # every message handled
