@@ -31,7 +31,7 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kitpy.config.convert import convert, describe
 from kitpy.config.types import Secret
@@ -372,10 +372,11 @@ def _build(
     try:
         if base is None:
             return cls(**kwargs)
-        if dataclasses.is_dataclass(base):
-            return dataclasses.replace(base, **kwargs)  # type: ignore[type-var]
+        instance: Any = base  # a dataclass or Struct instance of cls
+        if dataclasses.is_dataclass(cls):
+            return cast(T, dataclasses.replace(instance, **kwargs))
         import msgspec.structs
 
-        return msgspec.structs.replace(base, **kwargs)  # type: ignore[type-var]
+        return cast(T, msgspec.structs.replace(instance, **kwargs))
     except (TypeError, ValueError) as exc:  # the class's own validation (__post_init__)
         raise ConfigError("settings", f"{'.'.join(path) or cls.__name__}: {exc}") from None

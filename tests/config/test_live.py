@@ -20,8 +20,19 @@ def _positive(value: float | None) -> None:
         raise ValueError("must be > 0")
 
 
-def _rate(**kw: object) -> Live[float | None]:
-    return Live(None, name="rate_limit", type=float | None, check=_positive, **kw)  # type: ignore[arg-type]
+def _rate(
+    *,
+    on_reject: Callable[[Rejection], None] | None = None,
+    rejections: MemoryCounter | None = None,
+) -> Live[float | None]:
+    return Live(
+        None,
+        name="rate_limit",
+        type=float | None,
+        check=_positive,
+        on_reject=on_reject,
+        rejections=rejections,
+    )
 
 
 async def _until(condition: Callable[[], bool], *, within: float = 3.0) -> None:

@@ -54,14 +54,29 @@ class Required:
 
 
 def _load(
-    argv: list[str] | None = None, env: dict[str, str] | None = None, **kw: object
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    config_file: Path | None = None,
 ) -> Settings:
-    return load(Settings, prefix="APP", argv=argv or [], env=env or {}, exit_on_error=False, **kw)  # type: ignore[arg-type]
+    return load(
+        Settings,
+        prefix="APP",
+        argv=argv or [],
+        env=env or {},
+        config_file=config_file,
+        exit_on_error=False,
+    )
 
 
-def _error(argv: list[str] | None = None, env: dict[str, str] | None = None, **kw: object) -> str:
+def _error(
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    config_file: Path | None = None,
+) -> str:
     with pytest.raises(ConfigError) as info:
-        _load(argv, env, **kw)
+        _load(argv, env, config_file=config_file)
     return str(info.value)
 
 

@@ -16,6 +16,7 @@ from kitpy import Context, Endpoint
 from kitpy.circuitbreaker import CircuitBreaker, ConsecutiveFailures, State, circuit_breaker
 from kitpy.errors import (
     Cancelled,
+    Classifier,
     Code,
     DataLoss,
     DeadlineExceeded,
@@ -72,8 +73,8 @@ class Raising:
         raise self.exc
 
 
-def one_strike(**options: object) -> CircuitBreaker:
-    return CircuitBreaker(policy=ConsecutiveFailures(1), **options)  # type: ignore[arg-type]
+def one_strike(*, classifier: Classifier = is_server_fault) -> CircuitBreaker:
+    return CircuitBreaker(policy=ConsecutiveFailures(1), classifier=classifier)
 
 
 def state_of(breaker: CircuitBreaker) -> State:

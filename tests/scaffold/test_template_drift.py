@@ -19,6 +19,15 @@ TEMPLATE = ROOT / "kitpy" / "scaffold" / "template" / "svcname"
 BOTH = pytest.mark.parametrize("folder", [EXAMPLE, TEMPLATE], ids=["example", "template"])
 
 
+def field_names(cls: ast.ClassDef) -> list[str]:
+    """The annotated attributes of a class body, in order."""
+    return [
+        n.target.id
+        for n in cls.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    ]
+
+
 def tree(folder: Path, module: str) -> ast.Module:
     return ast.parse((folder / f"{module}.py").read_text())
 
@@ -66,7 +75,7 @@ def test_both_configs_have_the_lifecycle_and_reflection_options() -> None:
     for folder in (EXAMPLE, TEMPLATE):
         config = top_level(tree(folder, "config"))["Config"]
         assert isinstance(config, ast.ClassDef)
-        fields = {n.target.id for n in config.body if isinstance(n, ast.AnnAssign)}  # type: ignore[union-attr]
+        fields = set(field_names(config))
         assert {"http_addr", "grpc_addr", "shutdown_grace", "shutdown_drain"} <= fields
         assert "grpc_reflection" in fields
 
@@ -92,7 +101,7 @@ def test_the_endpoints_set_takes_the_context_per_call(folder: Path) -> None:
     module = tree(folder, "endpoints")
     endpoints = top_level(module)["Endpoints"]
     assert isinstance(endpoints, ast.ClassDef)
-    fields = [n.target.id for n in endpoints.body if isinstance(n, ast.AnnAssign)]  # type: ignore[union-attr]
+    fields = field_names(endpoints)
     assert fields
     assert all(f.endswith("_endpoint") for f in fields), fields  # no fixed ctx
     methods = {
