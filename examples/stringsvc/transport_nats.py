@@ -13,21 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
 import nats.aio.client
+from nats.aio.msg import Msg
 
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.nats import serve_nats
-from kitpy.transport.http import json_decoder
 from kitpy.transport.nats import Server, ServerBefore, ServerFinalizer
 
-from .endpoints import CountRequest, Endpoints, UppercaseRequest
+from .endpoints import Endpoints
+from .transport_messages import json_servers
 
-__all__ = ["QUEUE", "SUBJECTS", "serve_stringsvc_nats"]
+__all__ = ["QUEUE", "serve_stringsvc_nats"]
 
 QUEUE = "stringsvc"
-SUBJECTS = ("stringsvc.uppercase", "stringsvc.count")
-_encode = msgspec.json.Encoder().encode
+
+
+def _body(msg: Msg) -> bytes:
+    return msg.data
 
 
 async def serve_stringsvc_nats(
@@ -39,21 +41,6 @@ async def serve_stringsvc_nats(
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> None:
     """Serve Uppercase and Count on their subjects under ``life``."""
-    decode_upper = json_decoder(UppercaseRequest)
-    decode_count = json_decoder(CountRequest)
-    uppercase = Server(
-        endpoints.uppercase_endpoint,
-        lambda ctx, msg: decode_upper(msg.data),
-        lambda ctx, response: _encode(response),
-        before=before,
-        finalizer=finalizer,
-    )
-    count = Server(
-        endpoints.count_endpoint,
-        lambda ctx, msg: decode_count(msg.data),
-        lambda ctx, response: _encode(response),
-        before=before,
-        finalizer=finalizer,
-    )
-    await serve_nats(life, nc, SUBJECTS[0], uppercase, queue=QUEUE)
-    await serve_nats(life, nc, SUBJECTS[1], count, queue=QUEUE)
+    servers = json_servers(Server, endpoints, _body, before=before, finalizer=finalizer)
+    for subject, server in servers.items():
+        await serve_nats(life, nc, subject, server, queue=QUEUE)
