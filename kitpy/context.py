@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 __all__ = [
+    "ENDPOINT_ERROR",
+    "ENDPOINT_NAME",
     "OPERATION",
     "OPERATION_SOURCE",
     "REQUEST_ID",
@@ -120,6 +122,25 @@ OPERATION: Key[str] = Key("operation", derive=_operation)
 Transport-neutral, so logging, metrics and tracing can name a call whose
 endpoint carries no name (see :func:`kitpy.endpoint.endpoint_name`) without
 importing a transport.  Absent outside a transport (e.g. in a unit test).
+"""
+
+
+ENDPOINT_ERROR: Key[bool] = Key("endpoint_error")
+"""In the Context a Server's ``error_handler`` gets: whether the endpoint raised the error.
+
+False when the error came from the Server's own steps -- a bad timeout
+header, a ``before`` func, decoding the request, encoding the response --
+which the endpoint's middleware (``call_logging``, ``call_metrics``) never
+saw.  Error handlers such as :func:`kitpy.log.server_error_logging` use it to
+report those errors without reporting an endpoint's error a second time.
+"""
+
+ENDPOINT_NAME: Key[str] = Key("endpoint_name")
+"""In the Context a Server's ``error_handler`` gets: the name of the endpoint it serves.
+
+The name given with :func:`kitpy.endpoint.named` (absent for an unnamed
+endpoint), so an error the Server raised is reported under the same name the
+endpoint's own middleware uses.
 """
 
 

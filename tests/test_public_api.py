@@ -253,6 +253,8 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.context": [
         "Clock",
         "Context",
+        "ENDPOINT_ERROR",
+        "ENDPOINT_NAME",
         "Key",
         "OPERATION",
         "OPERATION_SOURCE",
@@ -333,6 +335,7 @@ EXPECTED: dict[str, list[str]] = {
         "Logger",
         "call_logging",
         "make_logger",
+        "server_error_logging",
     ],
     "kitpy.log.factory": [
         "make_logger",
@@ -341,6 +344,7 @@ EXPECTED: dict[str, list[str]] = {
         "Fields",
         "Logger",
         "call_logging",
+        "server_error_logging",
     ],
     "kitpy.log.render": [
         "LineWriter",
@@ -351,6 +355,7 @@ EXPECTED: dict[str, list[str]] = {
         "Gauge",
         "Histogram",
         "call_metrics",
+        "server_error_metrics",
     ],
     "kitpy.metrics.instruments": [
         "Counter",
@@ -364,6 +369,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.metrics.middleware": [
         "call_metrics",
+        "server_error_metrics",
     ],
     "kitpy.metrics.prometheus": [
         "CollectorRegistry",

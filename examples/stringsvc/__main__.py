@@ -130,12 +130,14 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
             endpoints,
             health=health,
             before=(*obs.http_server_before, http_to_context),
+            error_handler=obs.server_error_handler,
             finalizer=obs.http_server_finalizer,
         )
         http_app.router.add_get("/metrics", obs.metrics_handler)
         grpc_server = make_grpc_server(
             endpoints,
             before=(*obs.grpc_server_before, grpc_to_context),
+            error_handler=obs.server_error_handler,
             finalizer=obs.grpc_server_finalizer,
             reflection=config.grpc_reflection,
         )
@@ -145,6 +147,7 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
                 nc,
                 endpoints,
                 before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                error_handler=obs.server_error_handler,
                 finalizer=(message_server_finalizer(),),
             )
         if config.amqp is not None:
@@ -154,6 +157,7 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
                 connection,
                 endpoints,
                 before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                error_handler=obs.server_error_handler,
                 finalizer=(message_server_finalizer(),),
             )
         http = await serve_http(

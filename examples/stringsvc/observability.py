@@ -7,7 +7,9 @@ transport hooks that use them::
 
     obs = build_observability(log_format="json", otlp_endpoint=None)
     eps = make_endpoints(svc, middleware=obs.server_middleware())
-    app = make_http_app(eps, before=obs.http_server_before, finalizer=obs.http_server_finalizer)
+    app = make_http_app(eps, before=obs.http_server_before,
+                        error_handler=obs.server_error_handler,
+                        finalizer=obs.http_server_finalizer)
     app.router.add_get("/metrics", obs.metrics_handler)
     ...
     obs.shutdown()                       # flush spans on the way out
@@ -15,7 +17,10 @@ transport hooks that use them::
 Server side, each endpoint call gets (outermost first) a span, a log line and
 the request counter + latency histogram (``kitpy_server_*``); client endpoints
 the same with a CLIENT span and ``kitpy_client_*`` metrics, and the client
-hooks propagate the trace (W3C ``traceparent`` and ``baggage``).
+hooks propagate the trace (W3C ``traceparent`` and ``baggage``).  The Servers'
+``server_error_handler`` logs and counts what the endpoint middleware cannot
+see: requests refused before the endpoint (a body that does not decode) and
+responses that cannot be encoded (logged with the traceback, counted INTERNAL).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
@@ -40,9 +45,9 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 from structlog.typing import FilteringBoundLogger
 
-from kitpy import GenericMiddleware, chain
-from kitpy.log import call_logging, make_logger
-from kitpy.metrics import call_metrics
+from kitpy import Context, GenericMiddleware, chain
+from kitpy.log import call_logging, make_logger, server_error_logging
+from kitpy.metrics import call_metrics, server_error_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
 from kitpy.tracing import (
     call_tracing,
@@ -84,6 +89,7 @@ class Observability:
     grpc_server_finalizer: Sequence[grpc_transport.ServerFinalizer] = field(init=False)
     grpc_client_before: Sequence[grpc_transport.ClientBefore] = field(init=False)
     metrics_handler: Handler = field(init=False)
+    server_error_handler: Callable[[Context, BaseException], None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.tracer = self.tracer_provider.get_tracer("kitpy.examples.stringsvc")
@@ -96,6 +102,15 @@ class Observability:
         self.grpc_server_finalizer = (grpc_server_finalizer(),)
         self.grpc_client_before = (grpc_client_before(),)
         self.metrics_handler = metrics_handler(self.registry)
+        log_error = server_error_logging(self.logger, fields=log_fields)
+        count_error = server_error_metrics(self._server_metrics[0])
+
+        def server_error_handler(ctx: Context, exc: BaseException) -> None:
+            """Log and count what a Server refused or failed before or after the endpoint."""
+            log_error(ctx, exc)
+            count_error(ctx, exc)
+
+        self.server_error_handler = server_error_handler
 
     def server_middleware(self, name: str | None = None) -> GenericMiddleware:
         """Span + log line + metrics around a server endpoint.

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.amqp import serve_amqp
-from kitpy.transport.amqp import Server, ServerBefore, ServerFinalizer
+from kitpy.transport.amqp import ErrorHandler, Server, ServerBefore, ServerFinalizer
 
 from .endpoints import Endpoints
 from .transport_messages import json_servers
@@ -33,10 +33,13 @@ async def serve_stringsvc_amqp(
     endpoints: Endpoints,
     *,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> None:
     """Declare the two queues and serve Uppercase and Count from them under ``life``."""
-    servers = json_servers(Server, endpoints, _body, before=before, finalizer=finalizer)
+    servers = json_servers(
+        Server, endpoints, _body, before=before, error_handler=error_handler, finalizer=finalizer
+    )
     for name, server in servers.items():
         channel = await connection.channel()  # one channel per consumer: its own prefetch
         queue = await channel.declare_queue(name, durable=True)

@@ -26,6 +26,7 @@ from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
     ClientBefore,
+    ErrorHandler,
     Server,
     ServerBefore,
     ServerFinalizer,
@@ -53,13 +54,15 @@ def make_http_app(
     *,
     health: Health | None = None,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> web.Application:
     """An aiohttp application serving ``endpoints`` (and ``/healthz``).
 
     ``health`` answers ``/healthz``; the lifecycle turns it to 503 when shutdown
-    starts (see ``__main__``).  ``before`` and ``finalizer`` hooks are given to
-    every route's Server (e.g. tracing's header extraction, or metrics by status).
+    starts (see ``__main__``).  ``before``, ``error_handler`` and ``finalizer``
+    are given to every route's Server (e.g. tracing's header extraction, or
+    logging the requests that do not decode).
     """
     app = web.Application()
     add_routes(
@@ -70,6 +73,7 @@ def make_http_app(
                 decode_json(UppercaseRequest),
                 encode_json,
                 before=before,
+                error_handler=error_handler,
                 finalizer=finalizer,
             ),
             "POST /count": Server(
@@ -77,6 +81,7 @@ def make_http_app(
                 decode_json(CountRequest),
                 encode_json,
                 before=before,
+                error_handler=error_handler,
                 finalizer=finalizer,
             ),
             "GET /healthz": (health or Health()).handle,

@@ -14,7 +14,7 @@ import msgspec
 
 from kitpy import Context
 from kitpy.transport.http import json_decoder
-from kitpy.transport.messaging import ServerBefore, ServerFinalizer
+from kitpy.transport.messaging import ErrorHandler, ServerBefore, ServerFinalizer
 
 from .endpoints import CountRequest, Endpoints, UppercaseRequest
 
@@ -31,6 +31,7 @@ def json_servers(
     body: Callable[[M], bytes],
     *,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> dict[str, S]:
     """``{"stringsvc.uppercase": ..., "stringsvc.count": ...}`` built with ``server``.
@@ -50,6 +51,7 @@ def json_servers(
             lambda ctx, msg: decode(body(msg)),
             encode,
             before=before,
+            error_handler=error_handler,
             finalizer=finalizer,
         )
 

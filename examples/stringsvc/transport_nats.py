@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.nats import serve_nats
-from kitpy.transport.nats import Server, ServerBefore, ServerFinalizer
+from kitpy.transport.nats import ErrorHandler, Server, ServerBefore, ServerFinalizer
 
 from .endpoints import Endpoints
 from .transport_messages import json_servers
@@ -38,9 +38,12 @@ async def serve_stringsvc_nats(
     endpoints: Endpoints,
     *,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> None:
     """Serve Uppercase and Count on their subjects under ``life``."""
-    servers = json_servers(Server, endpoints, _body, before=before, finalizer=finalizer)
+    servers = json_servers(
+        Server, endpoints, _body, before=before, error_handler=error_handler, finalizer=finalizer
+    )
     for subject, server in servers.items():
         await serve_nats(life, nc, subject, server, queue=QUEUE)

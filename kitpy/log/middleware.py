@@ -1,10 +1,14 @@
-"""Call logging: one structured log line per endpoint call.
+"""Call logging: one structured log line per endpoint call, and per error only a Server saw.
 
 A successful call logs at info; a client fault (bad input, not found, ...) or a
 cancellation at warning with the error code and message; a server fault at
 error with the exception, so the logger's processors render its traceback.
 Only structlog's synchronous methods are used: its async ones hop to a thread
 and cost several times more.
+
+:func:`call_logging` wraps the endpoint, so it never sees the errors of a
+Server's own steps (a request that does not decode, a response that does not
+encode); :func:`server_error_logging` is the ``error_handler`` that logs those.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from kitpy.context import OPERATION, REQUEST_ID, Clock, Context
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Clock, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import error_code, is_server_fault
 
-__all__ = ["Fields", "Logger", "call_logging"]
+__all__ = ["Fields", "Logger", "call_logging", "server_error_logging"]
 
 
 class Logger(Protocol):
@@ -57,8 +61,6 @@ def call_logging(
         endpoint = call_logging(logger)(named("uppercase")(make_uppercase_endpoint(svc)))
     """
     info = logger.info
-    warning = logger.warning
-    error = logger.error
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         known = name if name is not None else endpoint_name(next)
@@ -72,27 +74,12 @@ def call_logging(
                 out["request_id"] = request_id
             return out
 
-        def failed(ctx: Context, exc: BaseException, took: float) -> None:
-            code = error_code(exc)
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            if is_server_fault(code):
-                error(
-                    event,
-                    took=took,
-                    code=code.name,
-                    error=message,
-                    exc_info=exc,
-                    **line_fields(ctx),
-                )
-            else:
-                warning(event, took=took, code=code.name, error=message, **line_fields(ctx))
-
         async def endpoint(ctx: Context, request: Req) -> Resp:
             start = clock()
             try:
                 response = await next(ctx, request)
             except BaseException as exc:
-                failed(ctx, exc, clock() - start)
+                _log_failure(logger, event, exc, took=clock() - start, **line_fields(ctx))
                 raise
             took = clock() - start
             if known is not None and fields is None:  # the common case: no dict beyond kwargs
@@ -110,3 +97,51 @@ def call_logging(
         return keep_name(endpoint, next)
 
     return middleware
+
+
+def server_error_logging(
+    logger: Logger,
+    *,
+    event: str = "request failed",
+    fields: Fields | None = None,
+    endpoint_errors: bool = False,
+) -> Callable[[Context, BaseException], None]:
+    """An ``error_handler`` for any kitpy Server that logs the errors its endpoint never raised.
+
+    Those are the errors of the Server's own steps, which :func:`call_logging`
+    cannot see: a bad ``X-Timeout-Ms``, a ``before`` func that refused the
+    request, a body that does not decode (warning, with the code and message),
+    a response the encoder cannot serialise (error, with the traceback).  Errors
+    the endpoint raised carry :data:`~kitpy.context.ENDPOINT_ERROR` and are
+    skipped, as ``call_logging`` has logged them; ``endpoint_errors=True`` logs
+    them too (for a service without ``call_logging``).  The line carries
+    ``method`` (the endpoint's name, :data:`~kitpy.context.ENDPOINT_NAME`,
+    else the Context's :data:`~kitpy.context.OPERATION`), ``code``,
+    ``error``, ``request_id`` and ``fields(ctx)``.
+
+    Example::
+
+        server = Server(endpoint, decode, encode, error_handler=server_error_logging(logger))
+    """
+
+    def handle(ctx: Context, exc: BaseException) -> None:
+        if not endpoint_errors and ctx.get(ENDPOINT_ERROR):
+            return
+        line: dict[str, Any] = dict(fields(ctx)) if fields is not None else {}
+        line["method"] = ctx.get(ENDPOINT_NAME) or ctx.get(OPERATION) or "unknown"
+        request_id = ctx.get(REQUEST_ID)
+        if request_id is not None:
+            line["request_id"] = request_id
+        _log_failure(logger, event, exc, **line)
+
+    return handle
+
+
+def _log_failure(logger: Logger, event: str, exc: BaseException, **line: Any) -> None:
+    """Log ``exc``: a server fault at error with its traceback, anything else at warning."""
+    code = error_code(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if is_server_fault(code):
+        logger.error(event, code=code.name, error=message, exc_info=exc, **line)
+    else:
+        logger.warning(event, code=code.name, error=message, **line)

@@ -4,6 +4,8 @@
   a metrics library, with labels (``labels(**values)``).
 * :func:`call_metrics` -- counts calls by method and outcome code
   and observes their latency in seconds.
+* :func:`server_error_metrics` -- an ``error_handler`` counting the errors a
+  Server's own steps raised, in the same counter.
 
 Two implementations: ``kitpy.metrics.prometheus`` (prometheus-client, with a
 ``CollectorRegistry`` you pass in) and ``kitpy.metrics.memory`` (plain Python,
@@ -11,6 +13,6 @@ readable values, for tests).  This package itself imports no third-party code.
 """
 
 from kitpy.metrics.instruments import Counter, Gauge, Histogram
-from kitpy.metrics.middleware import call_metrics
+from kitpy.metrics.middleware import call_metrics, server_error_metrics
 
-__all__ = ["Counter", "Gauge", "Histogram", "call_metrics"]
+__all__ = ["Counter", "Gauge", "Histogram", "call_metrics", "server_error_metrics"]

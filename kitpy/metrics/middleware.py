@@ -1,5 +1,9 @@
 """Call metrics: a request counter and a latency histogram per endpoint.
 
+:func:`call_metrics` wraps the endpoint, so it never counts the errors of a
+Server's own steps (a request that does not decode, a response that does not
+encode); :func:`server_error_metrics` is the ``error_handler`` that counts those.
+
 Both instruments are labelled ``method`` and ``code`` (``"OK"`` or the error's
 :class:`~kitpy.errors.Code` name).  The children are resolved once per
 operation and code: for an endpoint with a known name the ``OK`` pair when the
@@ -10,13 +14,14 @@ costs one ``inc`` and one ``observe`` on pre-bound children.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from kitpy.context import OPERATION, Clock, Context
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, Clock, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import Code, error_code
 from kitpy.metrics.instruments import Counter, Histogram
 
-__all__ = ["call_metrics"]
+__all__ = ["call_metrics", "server_error_metrics"]
 
 
 def call_metrics(
@@ -83,3 +88,32 @@ def call_metrics(
         return keep_name(endpoint, next)
 
     return middleware
+
+
+def server_error_metrics(
+    requests: Counter, *, endpoint_errors: bool = False
+) -> Callable[[Context, BaseException], None]:
+    """An ``error_handler`` for any kitpy Server that counts the errors its endpoint never raised.
+
+    Pass the ``requests`` counter of :func:`call_metrics` (labels ``method``
+    and ``code``), so that a request refused before the endpoint (a body that
+    does not decode: INVALID_ARGUMENT) is counted like any other, and a
+    response that cannot be encoded is counted INTERNAL -- alongside the
+    endpoint's own OK, since the endpoint did succeed.  ``method`` is the
+    endpoint's name (:data:`~kitpy.context.ENDPOINT_NAME`), else the Context's
+    :data:`~kitpy.context.OPERATION`, as in ``call_metrics``.  Errors the
+    endpoint raised are skipped (``call_metrics`` counted them) unless
+    ``endpoint_errors=True``.
+
+    Example::
+
+        server = Server(endpoint, decode, encode, error_handler=server_error_metrics(requests))
+    """
+
+    def handle(ctx: Context, exc: BaseException) -> None:
+        if not endpoint_errors and ctx.get(ENDPOINT_ERROR):
+            return
+        method = ctx.get(ENDPOINT_NAME) or ctx.get(OPERATION) or "unknown"
+        requests.labels(method=method, code=error_code(exc).name).inc()
+
+    return handle

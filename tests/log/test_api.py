@@ -6,6 +6,12 @@ import kitpy.log
 
 
 def test_public_names() -> None:
-    assert set(kitpy.log.__all__) == {"Fields", "Logger", "call_logging", "make_logger"}
+    assert set(kitpy.log.__all__) == {
+        "Fields",
+        "Logger",
+        "call_logging",
+        "make_logger",
+        "server_error_logging",
+    }
     for name in kitpy.log.__all__:
         assert hasattr(kitpy.log, name)

@@ -12,7 +12,7 @@ import kitpy.metrics.prometheus
 
 def test_public_names() -> None:
     assert set(kitpy.metrics.__all__) == {
-        "Counter", "Gauge", "Histogram", "call_metrics",
+        "Counter", "Gauge", "Histogram", "call_metrics", "server_error_metrics",
     }  # fmt: skip
     assert set(kitpy.metrics.prometheus.__all__) == {
         "LATENCY_BUCKETS", "CollectorRegistry", "counter", "gauge", "histogram",

@@ -24,10 +24,12 @@ from the Server's ``root`` with :data:`METHOD` and :data:`~kitpy.context.OPERATI
 funcs run; an already-expired deadline is DEADLINE_EXCEEDED; the request is
 decoded and the endpoint called; the ``after`` funcs fill the initial and
 trailing metadata and the response is encoded.  An error anywhere in that goes
-one way: ``error_handler`` observes it, ``error_encoder`` turns it into a
-:class:`~kitpy.errors.KitError`, and the call aborts with that code, message
-and ``headers`` (as trailing metadata).  Every response carries the request id
-in the trailing metadata ``x-request-id``.  The ``finalizer`` funcs run last
+one way: ``error_handler`` observes it (its Context tells in
+:data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised it),
+``error_encoder`` turns it into a :class:`~kitpy.errors.KitError`, and the
+call aborts with that code, message and ``headers`` (as trailing metadata).
+Every response carries the request id in the trailing metadata
+``x-request-id``.  The ``finalizer`` funcs run last
 with the final status code, whatever happened.
 
 The default encoder (:func:`default_error_encoder`) passes a ``KitError``
@@ -60,8 +62,16 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import grpc.aio
 
-from kitpy.context import OPERATION, REQUEST_ID, REQUEST_ID_SOURCE, Context, Key
-from kitpy.endpoint import Endpoint
+from kitpy.context import (
+    ENDPOINT_ERROR,
+    ENDPOINT_NAME,
+    OPERATION,
+    REQUEST_ID,
+    REQUEST_ID_SOURCE,
+    Context,
+    Key,
+)
+from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError, to_kit_error
 
 from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
@@ -170,6 +180,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         "_ids",
         "_invalid_message",
         "_method",
+        "_named",
         "_parse",
         "_root",
     )
@@ -190,6 +201,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         finalizer: Sequence[ServerFinalizer] = (),
     ) -> None:
         self._endpoint = endpoint
+        name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
+        self._named: dict[Key[Any], Any] = {} if name is None else {ENDPOINT_NAME: name}
         self._decode = decode_request
         self._encode = encode_response
         self._method = method
@@ -249,6 +262,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         # grpc cancels the call at the client's deadline by itself; a sooner one needs a timer
         granted = ctx.deadline if self._root.deadline is None else None
         code = Code.OK
+        in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
         try:
             if self._before:
                 metadata = ctx[METADATA]
@@ -270,11 +284,13 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
                 raise InvalidArgument(
                     "invalid request: could not decode the request message"
                 ) from exc
+            in_endpoint = True
             if remaining is None or not self._enforce_deadline or ctx.deadline == granted:
                 response = await self._endpoint(ctx, request)
             else:  # sooner than the call's own deadline: the root's or a before func's
                 async with asyncio.timeout(remaining):
                     response = await self._endpoint(ctx, request)
+            in_endpoint = False
             request_id = ctx[REQUEST_ID]
             if self._after:
                 initial: dict[str, str | bytes] = {}
@@ -296,6 +312,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             code = Code.DEADLINE_EXCEEDED if ctx.expired else Code.CANCELLED
             raise
         except Exception as exc:
+            ctx = ctx.with_values({ENDPOINT_ERROR: in_endpoint, **self._named})
             if self._error_handler is not None:
                 self._error_handler(ctx, exc)
             err = self._encoded_error(ctx, exc)

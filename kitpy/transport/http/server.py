@@ -6,9 +6,11 @@ id and operation readable; deadline from ``X-Timeout-Ms``), the ``before``
 funcs run, an already-expired deadline is answered 504, the request is
 decoded and the endpoint called (both bounded by the deadline), the ``after``
 funcs fill response headers and the response is encoded.  An error anywhere
-in that goes one way: ``error_handler`` observes it, ``error_encoder`` writes
-the response.  Every response carries ``X-Request-Id``.  The ``finalizer``
-funcs run last on every request with the status and body size.
+in that goes one way: ``error_handler`` observes it (the Context it gets
+tells in :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised
+it), ``error_encoder`` writes the response.  Every response carries
+``X-Request-Id``.  The ``finalizer`` funcs run last on every request with the
+status and body size.
 
 Everything is resolved when the Server is built; a request costs a Context,
 the hooks you passed and nothing else (no task, no per-request lookups).  The
@@ -32,8 +34,8 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from multidict import CIMultiDict, istr
 
-from kitpy.context import OPERATION_SOURCE, REQUEST_ID, Context, Key
-from kitpy.endpoint import Endpoint
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION_SOURCE, REQUEST_ID, Context, Key
+from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import DeadlineExceeded, Internal, InvalidArgument
 from kitpy.transport.http.codec import body_read_error
 from kitpy.transport.http.errors import default_error_encoder
@@ -123,6 +125,7 @@ class Server(Generic[Req, Resp]):
         "_ids",
         "_is_coroutine",
         "_is_coroutine_marker",
+        "_named",
         "_root",
     )
 
@@ -141,6 +144,8 @@ class Server(Generic[Req, Resp]):
         finalizer: Sequence[ServerFinalizer] = (),
     ) -> None:
         self._endpoint = endpoint
+        name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
+        self._named: dict[Key[Any], Any] = {} if name is None else {ENDPOINT_NAME: name}
         self._decode = decode_request
         self._encode = encode_response
         self._root = Context() if root is None else root
@@ -176,6 +181,7 @@ class Server(Generic[Req, Resp]):
         except InvalidArgument as exc:  # answered 400 below, with the Context made
             budget, bad_header = None, exc
         ctx = self._root.with_values(values, timeout=budget)
+        in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
         try:
             if bad_header is not None:
                 raise bad_header
@@ -185,10 +191,15 @@ class Server(Generic[Req, Resp]):
             if remaining is not None and remaining <= 0.0:
                 raise DeadlineExceeded("deadline exceeded before the request was handled")
             if remaining is None or not self._enforce_deadline:
-                response = await self._endpoint(ctx, await self._decode(ctx, request))
+                decoded = await self._decode(ctx, request)
+                in_endpoint = True
+                response = await self._endpoint(ctx, decoded)
             else:
                 async with asyncio.timeout(remaining):
-                    response = await self._endpoint(ctx, await self._decode(ctx, request))
+                    decoded = await self._decode(ctx, request)
+                    in_endpoint = True
+                    response = await self._endpoint(ctx, decoded)
+            in_endpoint = False
             headers: CIMultiDict[str] | None = None
             if self._after:
                 headers = CIMultiDict()
@@ -206,6 +217,7 @@ class Server(Generic[Req, Resp]):
             raise
         except Exception as exc:
             error = body_read_error(request, exc)  # aiohttp's, from reading the body: 413 / 400
+            ctx = ctx.with_values({ENDPOINT_ERROR: in_endpoint, **self._named})
             if self._error_handler is not None:
                 self._error_handler(ctx, error)
             result = self._error_encoder(ctx, error)

@@ -17,11 +17,12 @@ is decoded, the endpoint runs (under the deadline when ``enforce_deadline``),
 the transport settles the outcome, and ``finalizer`` funcs run last with the
 final code.
 
-Errors: ``error_handler`` observes every exception with its traceback;
+Errors: ``error_handler`` observes every exception with its traceback (its
+Context tells in :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised it);
 ``error_encoder`` turns it into the :class:`~kitpy.errors.KitError` whose code
 goes in the ``Kit-Code`` header and whose message goes in the JSON error body.
 An unexpected exception is UNKNOWN with a generic message; a decoder failure
-that is not a ``KitError`` is INVALID_ARGUMENT.
+that is not a ``KitError`` is INVALID_ARGUMENT, an encoder failure INTERNAL.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from kitpy.context import OPERATION, REQUEST_ID, Context, Key
-from kitpy.endpoint import Endpoint
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Context, Key
+from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import (
     Code,
     DeadlineExceeded,
+    Internal,
     InvalidArgument,
     KitError,
     error_code,
@@ -145,6 +147,8 @@ class MessageServer(Generic[Req, Resp, M]):
         finalizer: Sequence[ServerFinalizer] = (),
     ) -> None:
         self._endpoint = endpoint
+        name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
+        self._named: dict[Key[Any], Any] = {} if name is None else {ENDPOINT_NAME: name}
         self._decode = decode_request
         self._encode = encode_response
         self._root = root if root is not None else Context()
@@ -182,6 +186,7 @@ class MessageServer(Generic[Req, Resp, M]):
         values[REQUEST_ID] = request_id
         ctx = self._root
         out_headers: dict[str, str] = {}  # a success carries what ``after`` hooks add
+        in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
         try:
             ctx = ctx.with_values(values, timeout=timeout_from_headers(headers))
             if ctx.expired:
@@ -195,18 +200,25 @@ class MessageServer(Generic[Req, Resp, M]):
             except Exception as exc:
                 raise _DecodeError(str(exc)) from exc
             remaining = ctx.time_remaining() if self._enforce_deadline else None
+            in_endpoint = True
             if remaining is None:
                 response = await self._endpoint(ctx, request)
             else:
                 async with asyncio.timeout(remaining):
                     response = await self._endpoint(ctx, request)
+            in_endpoint = False
             for after in self._after:
                 ctx = after(ctx, out_headers)
-            outcome = Outcome(self._encode(ctx, response), out_headers, None)
+            try:
+                body = self._encode(ctx, response)
+            except Exception as exc:
+                raise Internal("could not encode the response") from exc
+            outcome = Outcome(body, out_headers, None)
         except asyncio.CancelledError:
             self._finalize(ctx, Code.CANCELLED)
             raise
         except Exception as exc:
+            ctx = ctx.with_values({ENDPOINT_ERROR: in_endpoint, **self._named})
             err = self._on_error(ctx, exc)
             out_headers[REQUEST_ID_HEADER] = request_id  # to match the error to the server's log
             out_headers[CODE_HEADER] = err.code.name

@@ -18,11 +18,14 @@ from kitpy import (
     REQUEST_ID,
     Context,
     DeadlineExceeded,
+    Internal,
     InvalidArgument,
     NotFound,
     Unavailable,
     Unknown,
+    named,
 )
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME
 from kitpy.errors import Code
 from kitpy.transport.nats import SUBJECT, Client, Publisher, Server, Subscription
 from tests.conftest import Nats
@@ -132,6 +135,35 @@ async def test_errors_arrive_as_the_same_kit_error_with_a_json_body(
         Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.UNKNOWN, Code.INVALID_ARGUMENT
     ]  # fmt: skip
     assert isinstance(handled[2], RuntimeError)  # the handler sees the real exception
+    await sub.drain()
+
+
+async def test_an_unencodable_reply_is_internal_and_the_handler_knows_who_failed(
+    nc: nats.aio.client.Client, subject: str
+) -> None:
+    handled: list[tuple[str, bool | None, str | None]] = []
+
+    async def unencodable(ctx: Context, request: Upper) -> object:
+        if not request.s:
+            raise InvalidArgument("empty string")
+        return {"v": object()}  # json.dumps raises TypeError
+
+    def handle(ctx: Context, exc: BaseException) -> None:
+        handled.append((type(exc).__name__, ctx.get(ENDPOINT_ERROR), ctx.get(ENDPOINT_NAME)))
+
+    server = Server(named("upper")(unencodable), decode_upper, encode_json, error_handler=handle)
+    sub = await Subscription.start(nc, subject, server)
+    client = Client(nc, subject, encode_upper, decode_v)
+    with pytest.raises(Internal, match="could not encode the response"):
+        await client(Context().with_timeout(2), Upper("x"))
+    with pytest.raises(InvalidArgument):
+        await client(Context().with_timeout(2), Upper(""))
+    await nc.request(subject, b"{not json", timeout=2)
+    assert handled == [
+        ("Internal", False, "upper"),  # the Server's encoding step failed
+        ("InvalidArgument", True, "upper"),  # the endpoint raised it
+        ("InvalidArgument", False, "upper"),  # the Server's decoding step failed
+    ]
     await sub.drain()
 
 

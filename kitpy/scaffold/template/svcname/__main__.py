@@ -40,12 +40,14 @@ async def serve(config: Config, *, announce: Callable[[str], None] = print) -> N
         endpoints,
         health=health,
         before=obs.http_server_before,
+        error_handler=obs.server_error_handler,
         finalizer=obs.http_server_finalizer,
     )
     http_app.router.add_get("/metrics", obs.metrics_handler)
     grpc_server = make_grpc_server(
         endpoints,
         before=obs.grpc_server_before,
+        error_handler=obs.server_error_handler,
         finalizer=obs.grpc_server_finalizer,
         reflection=config.grpc_reflection,
     )

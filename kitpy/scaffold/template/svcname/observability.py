@@ -7,7 +7,9 @@ the transport hooks that use them::
 
     obs = build_observability(log_format="json")
     eps = make_endpoints(svc, middleware=obs.server_middleware())
-    app = make_http_app(eps, before=obs.http_server_before, finalizer=obs.http_server_finalizer)
+    app = make_http_app(eps, before=obs.http_server_before,
+                        error_handler=obs.server_error_handler,
+                        finalizer=obs.http_server_finalizer)
     app.router.add_get("/metrics", obs.metrics_handler)
     ...
     obs.shutdown()                       # flush spans on the way out
@@ -15,19 +17,22 @@ the transport hooks that use them::
 Each endpoint call gets (outermost first) a span, one log line, and the
 ``svcname_server_requests_total`` counter and ``..._request_duration_seconds``
 histogram.  To export spans, pass a ``span_exporter`` (OTLP, console, ...).
+``server_error_handler`` (every Server's ``error_handler``) logs and counts
+what the endpoint middleware cannot see: a body that does not decode, a
+response that cannot be encoded (logged with its traceback, counted INTERNAL).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
 from aiohttp.typedefs import Handler
-from kitpy import GenericMiddleware, chain
-from kitpy.log import call_logging, make_logger
-from kitpy.metrics import call_metrics
+from kitpy import Context, GenericMiddleware, chain
+from kitpy.log import call_logging, make_logger, server_error_logging
+from kitpy.metrics import call_metrics, server_error_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
 from kitpy.tracing import (
     call_tracing,
@@ -63,6 +68,7 @@ class Observability:
     grpc_server_before: Sequence[grpc_transport.ServerBefore] = field(init=False)
     grpc_server_finalizer: Sequence[grpc_transport.ServerFinalizer] = field(init=False)
     metrics_handler: Handler = field(init=False)
+    server_error_handler: Callable[[Context, BaseException], None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.tracer = self.tracer_provider.get_tracer(self.service_name)
@@ -74,6 +80,15 @@ class Observability:
         self.grpc_server_before = (grpc_server_before(self.tracer),)
         self.grpc_server_finalizer = (grpc_server_finalizer(),)
         self.metrics_handler = metrics_handler(self.registry)
+        log_error = server_error_logging(self.logger, fields=log_fields)
+        count_error = server_error_metrics(self._requests)
+
+        def server_error_handler(ctx: Context, exc: BaseException) -> None:
+            """Log and count what a Server refused or failed before or after the endpoint."""
+            log_error(ctx, exc)
+            count_error(ctx, exc)
+
+        self.server_error_handler = server_error_handler
 
     def server_middleware(self) -> GenericMiddleware:
         """A span, a log line and request metrics around each server endpoint.

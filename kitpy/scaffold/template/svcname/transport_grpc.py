@@ -12,7 +12,14 @@ from collections.abc import Sequence
 
 import grpc.aio
 from kitpy import Context, Endpoint, GenericMiddleware
-from kitpy.transport.grpc import Client, GrpcServer, Server, ServerBefore, ServerFinalizer
+from kitpy.transport.grpc import (
+    Client,
+    ErrorHandler,
+    GrpcServer,
+    Server,
+    ServerBefore,
+    ServerFinalizer,
+)
 
 from .endpoints import Endpoints, HelloRequest, HelloResponse
 from .pb import svcname_pb2 as pb
@@ -63,6 +70,7 @@ class Servicer(pb_grpc.SvcnameServicer):
         endpoints: Endpoints,
         *,
         before: Sequence[ServerBefore] = (),
+        error_handler: ErrorHandler | None = None,
         finalizer: Sequence[ServerFinalizer] = (),
     ) -> None:
         self.Hello = Server(
@@ -71,6 +79,7 @@ class Servicer(pb_grpc.SvcnameServicer):
             encode_hello_response,
             method=f"/{SERVICE}/Hello",
             before=before,
+            error_handler=error_handler,
             finalizer=finalizer,
         )
 
@@ -79,17 +88,19 @@ def make_grpc_server(
     endpoints: Endpoints,
     *,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
     reflection: bool = True,
 ) -> GrpcServer:
     """A gRPC server (not yet started) serving ``endpoints``, with health and reflection.
 
+    ``before``, ``error_handler`` and ``finalizer`` go to every method's Server.
     Start it with ``port = await server.start("127.0.0.1:8081")`` or hand it to
     ``kitpy.lifecycle.grpc.serve_grpc``; ``reflection=False`` turns server
     reflection (``grpcurl ... list``) off.
     """
     server = GrpcServer(reflection=reflection)
-    servicer = Servicer(endpoints, before=before, finalizer=finalizer)
+    servicer = Servicer(endpoints, before=before, error_handler=error_handler, finalizer=finalizer)
     server.add_service(SERVICE, pb_grpc.add_SvcnameServicer_to_server, servicer)
     return server
 

@@ -24,6 +24,7 @@ from kitpy import Endpoint, GenericMiddleware
 from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
+    ErrorHandler,
     Server,
     ServerBefore,
     ServerFinalizer,
@@ -45,9 +46,13 @@ def make_http_app(
     *,
     health: Health | None = None,
     before: Sequence[ServerBefore] = (),
+    error_handler: ErrorHandler | None = None,
     finalizer: Sequence[ServerFinalizer] = (),
 ) -> web.Application:
-    """An aiohttp application serving ``endpoints`` (and ``/healthz``, answered by ``health``)."""
+    """An aiohttp application serving ``endpoints`` (and ``/healthz``, answered by ``health``).
+
+    ``before``, ``error_handler`` and ``finalizer`` are given to every route's Server.
+    """
     app = web.Application()
     add_routes(
         app,
@@ -57,6 +62,7 @@ def make_http_app(
                 decode_json(HelloRequest),
                 encode_json,
                 before=before,
+                error_handler=error_handler,
                 finalizer=finalizer,
             ),
             "GET /healthz": (health or Health()).handle,
