@@ -333,6 +333,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.log": [
         "Fields",
         "Logger",
+        "StdlibBridge",
         "call_logging",
         "make_logger",
         "server_error_logging",
@@ -349,6 +350,9 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.log.render": [
         "LineWriter",
         "OrjsonLineRenderer",
+    ],
+    "kitpy.log.stdlib": [
+        "StdlibBridge",
     ],
     "kitpy.metrics": [
         "Counter",
@@ -389,6 +393,7 @@ EXPECTED: dict[str, list[str]] = {
         "KeyFunc",
         "KeyedTokenBuckets",
         "Limiter",
+        "LoopLag",
         "TokenBucket",
         "Waiter",
         "concurrency_limit",
@@ -405,6 +410,9 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.ratelimit.distributed": [
         "RedisRateLimiter",
         "Strategy",
+    ],
+    "kitpy.ratelimit.looplag": [
+        "LoopLag",
     ],
     "kitpy.ratelimit.middleware": [
         "Allower",
@@ -809,6 +817,10 @@ EXPECTED: dict[str, list[str]] = {
         "encode_json",
         "encode_json_request",
         "json_decoder",
+    ],
+    "kitpy.transport.http.connections": [
+        "Connections",
+        "default_max_connections",
     ],
     "kitpy.transport.http.errors": [
         "MethodNotAllowed",

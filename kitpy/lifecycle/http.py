@@ -3,8 +3,10 @@
 :func:`serve_http` starts an application with
 :func:`kitpy.transport.http.start_app` and hands it to a
 :class:`~kitpy.lifecycle.Lifecycle`, which on the way out turns its
-:class:`Health` to 503, closes its listener, and gives requests in flight the
-lifecycle's ``grace`` to finish::
+:class:`Health` to 503 and answers every request from then on with
+``Connection: close`` (so keep-alive clients move on instead of sending on a
+connection about to close), closes its listener after the drain pause, and
+gives requests in flight the lifecycle's ``grace`` to finish::
 
     health = Health()
     app = web.Application()
@@ -70,14 +72,16 @@ class _HttpServer:
         self._path = path
 
     async def set_not_serving(self) -> str | None:
+        # keep answering, but send each open connection's next response with
+        # Connection: close, so clients take their next request elsewhere
+        self._running.drain()
         if self._health is None:
             return None
         self._health.set_serving(False)
         return f"{self._path} 503"
 
     async def stop_accepting(self) -> None:
-        for site in list(self._running.runner.sites):
-            await site.stop()
+        self._running.stop_accepting()
 
     async def finish(self) -> None:
         await self._running.stop()

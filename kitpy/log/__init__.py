@@ -1,6 +1,8 @@
 """Structured logging for endpoints with structlog.
 
 * :func:`call_logging` -- one structured line per endpoint call.
+* :class:`StdlibBridge` -- standard-library log records (aiohttp, asyncio,
+  grpc) through the same logger, one line each.
 * :func:`server_error_logging` -- an ``error_handler`` logging the errors a
   Server's own steps raised (undecodable requests, unencodable responses).
 * :func:`make_logger` -- a JSON or console structlog logger built without
@@ -18,5 +20,13 @@ require("structlog", extra="log")
 
 from kitpy.log.factory import make_logger
 from kitpy.log.middleware import Fields, Logger, call_logging, server_error_logging
+from kitpy.log.stdlib import StdlibBridge
 
-__all__ = ["Fields", "Logger", "call_logging", "make_logger", "server_error_logging"]
+__all__ = [
+    "Fields",
+    "Logger",
+    "StdlibBridge",
+    "call_logging",
+    "make_logger",
+    "server_error_logging",
+]

@@ -7,7 +7,9 @@
 * :class:`TokenBucket` -- rate + burst, serves both modes; :class:`KeyedTokenBuckets` --
   one per key with an LRU bound on the number of keys.
 * :func:`concurrency_limit` + :class:`ConcurrencyLimiter` -- a bulkhead: at most
-  ``n`` calls in flight, the excess shed or queued within the deadline.
+  ``n`` calls in flight, the excess shed or queued within the deadline and
+  ``max_wait``; with a :class:`LoopLag`, everything new is shed while the event
+  loop is overloaded.
 * ``kitpy.ratelimit.distributed.RedisRateLimiter`` -- one limit shared by many
   processes through Redis (needs ``kitpy[redis]``), fail-open or fail-closed.
 
@@ -21,6 +23,7 @@ Example::
 
 from kitpy.ratelimit.bucket import KeyedTokenBuckets, TokenBucket
 from kitpy.ratelimit.concurrency import ConcurrencyLimiter, concurrency_limit
+from kitpy.ratelimit.looplag import LoopLag
 from kitpy.ratelimit.middleware import (
     Allower,
     AsyncAllower,
@@ -41,6 +44,7 @@ __all__ = [
     "KeyFunc",
     "KeyedTokenBuckets",
     "Limiter",
+    "LoopLag",
     "TokenBucket",
     "Waiter",
     "concurrency_limit",

@@ -10,17 +10,26 @@ with ``reject_code=Code.RESOURCE_EXHAUSTED``, :class:`~kitpy.errors.RateLimited`
 served, for a slot -- but never past their Context deadline: one that would
 raises :class:`~kitpy.errors.DeadlineExceeded` when the deadline comes, and a
 call whose deadline already passed is not queued at all.
+
+Queueing time is bounded too: with ``max_wait`` a call that has waited that
+long for a slot is shed (the rejection, with ``Retry-After: 1``), so under a
+flood the calls served keep a bounded latency and the rest are refused fast;
+with ``lag`` (a :class:`~kitpy.ratelimit.LoopLag`) every new call is shed at
+once while the event loop itself is overloaded -- where an asyncio server
+queues most of its work, out of the limiter's sight.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Any
 
 from kitpy.config.live import Live, follow
 from kitpy.context import Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
-from kitpy.errors import Code, DeadlineExceeded, from_code
+from kitpy.errors import Code, DeadlineExceeded, KitError, from_code
+from kitpy.ratelimit.looplag import LoopLag
 
 __all__ = ["ConcurrencyLimiter", "concurrency_limit"]
 
@@ -28,16 +37,22 @@ __all__ = ["ConcurrencyLimiter", "concurrency_limit"]
 class ConcurrencyLimiter:
     """The slot accounting behind :func:`concurrency_limit`; share one across endpoints.
 
-    ``in_flight`` and ``waiting`` are readable (e.g. to export as gauges).
+    ``in_flight`` and ``waiting`` are readable (e.g. to export as gauges),
+    ``shed`` counts the calls refused.  ``max_wait`` bounds the time a call
+    queues for a slot (None: up to its deadline); ``lag`` sheds every new call
+    while the event loop is overloaded.  Rejections carry ``Retry-After: 1``.
     """
 
     __slots__ = (
         "__weakref__",
+        "_lag",
         "_max_in_flight",
+        "_max_wait",
         "_max_waiting",
         "_reject_code",
         "_waiters",
         "in_flight",
+        "shed",
     )
 
     def __init__(
@@ -46,10 +61,17 @@ class ConcurrencyLimiter:
         *,
         max_waiting: int = 0,
         reject_code: Code = Code.UNAVAILABLE,
+        max_wait: float | None = None,
+        lag: LoopLag | None = None,
     ) -> None:
         if max_waiting < 0:
             raise ValueError("max_waiting must be >= 0")
+        if max_wait is not None and max_wait <= 0:
+            raise ValueError("max_wait must be > 0 seconds (or None)")
         self.in_flight = 0
+        self.shed = 0
+        self._max_wait = max_wait
+        self._lag = lag if lag is not None else _NEVER_OVERLOADED
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._max_in_flight = 1
         self.resize(follow(max_in_flight, self.resize))
@@ -73,8 +95,8 @@ class ConcurrencyLimiter:
         return sum(1 for w in self._waiters if not w.done())
 
     def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued ahead."""
-        if self.in_flight < self._max_in_flight and not self._waiters:
+        """Take a slot if one is free, nobody is queued ahead and the loop is not overloaded."""
+        if self.in_flight < self._max_in_flight and not self._waiters and not self._lag.overloaded:
             self.in_flight += 1
             return True
         return False
@@ -83,14 +105,20 @@ class ConcurrencyLimiter:
         """Take a slot, queueing if allowed; raise the rejection or ``DeadlineExceeded``."""
         if self.try_acquire():
             return
+        if self._lag.overloaded:
+            raise self._reject(
+                f"overloaded: work waits over {self._lag.max_lag * 1000:.0f} ms to start"
+            )
         if len(self._waiters) >= self._max_waiting:
-            raise from_code(self._reject_code, "too many concurrent requests")
+            raise self._reject("too many concurrent requests")
         remaining = ctx.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("deadline passed while waiting for a concurrency slot")
+        max_wait = self._max_wait
+        waited_too_long = max_wait is not None and (remaining is None or max_wait < remaining)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        cm = asyncio.timeout(remaining)
+        cm = asyncio.timeout(max_wait if waited_too_long else remaining)
         try:
             async with cm:
                 await waiter
@@ -102,10 +130,19 @@ class ConcurrencyLimiter:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError) and cm.expired():
+                if waited_too_long:
+                    raise self._reject(
+                        f"overloaded: no concurrency slot within {max_wait:g} s"
+                    ) from None
                 raise DeadlineExceeded(
                     "deadline passed while waiting for a concurrency slot"
                 ) from None
             raise
+
+    def _reject(self, message: str) -> KitError:
+        """The rejection for a shed call, counted, with ``Retry-After``."""
+        self.shed += 1
+        return from_code(self._reject_code, message, headers=_RETRY_AFTER)
 
     def release(self) -> None:
         """Free a slot: hand it to the first live waiter, or return it to the pool."""
@@ -116,6 +153,17 @@ class ConcurrencyLimiter:
                 waiter.set_result(None)
                 return
         self.in_flight -= 1
+
+
+class _NeverOverloaded:
+    """The ``lag`` of a limiter given none."""
+
+    overloaded = False
+    max_lag = 0.0
+
+
+_NEVER_OVERLOADED: Any = _NeverOverloaded()
+_RETRY_AFTER = {"Retry-After": "1"}
 
 
 def concurrency_limit(

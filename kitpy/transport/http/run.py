@@ -25,23 +25,55 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from kitpy.transport.http.connections import Connections, default_max_connections
+
 __all__ = ["RunningApp", "run", "serve", "start_app", "wait_for_signal"]
 
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
+# What aiohttp's RequestHandler takes (the rest of runner_options is the AppRunner's).
+_HANDLER_OPTIONS = frozenset(
+    {
+        "tcp_keepalive",
+        "logger",
+        "access_log_class",
+        "access_log",
+        "access_log_format",
+        "debug",
+        "max_line_size",
+        "max_headers",
+        "max_field_size",
+        "lingering_time",
+        "read_bufsize",
+        "auto_decompress",
+        "timeout_ceil_threshold",
+    }
+)
+
 
 class RunningApp:
-    """An application listening on a socket; :meth:`stop` shuts it down gracefully."""
+    """An application listening on a socket; :meth:`stop` shuts it down gracefully.
 
-    __slots__ = ("runner",)
+    ``connections`` is the listener's :class:`~kitpy.transport.http.connections.Connections`
+    (``open``, ``refused``, ``drain()``).
+    """
 
-    def __init__(self, runner: web.AppRunner) -> None:
+    __slots__ = ("connections", "listener", "runner")
+
+    def __init__(
+        self, runner: web.AppRunner, listener: asyncio.Server, connections: Connections
+    ) -> None:
         self.runner = runner
+        self.listener = listener
+        self.connections = connections
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The ``(host, port)`` pairs it listens on (the real port when asked for port 0)."""
-        return [(str(addr[0]), int(addr[1])) for addr in self.runner.addresses]
+        return [
+            (str(name[0]), int(name[1]))
+            for name in (sock.getsockname() for sock in self.listener.sockets)
+        ]
 
     @property
     def url(self) -> URL:
@@ -49,9 +81,20 @@ class RunningApp:
         host, port = self.addresses[0]
         return URL.build(scheme="http", host=host, port=port)
 
+    def drain(self) -> None:
+        """Keep serving, but close each connection after its next response (Connection: close)."""
+        self.connections.drain()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket: new connections are refused, open ones go on."""
+        self.listener.close()
+
     async def stop(self) -> None:
         """Refuse new connections, let in-flight requests finish (up to the grace period)."""
+        self.stop_accepting()
+        self.connections.drain()
         await self.runner.cleanup()
+        self.connections.flush_logs()
 
 
 async def start_app(
@@ -60,22 +103,45 @@ async def start_app(
     host: str = "127.0.0.1",
     port: int = 8080,
     grace_period: float = 10.0,
+    max_connections: int | None = None,
+    idle_timeout: float = 60.0,
+    backlog: int = 128,
     **runner_options: Any,
 ) -> RunningApp:
     """Start serving ``app`` on ``host:port`` (``port=0`` picks a free port).
 
     ``grace_period`` bounds how long :meth:`RunningApp.stop` waits for requests in
-    flight.  ``runner_options`` go to :class:`aiohttp.web.AppRunner` (e.g.
-    ``access_log=None``).
+    flight.  ``max_connections`` caps the connections open at once (default:
+    :func:`~kitpy.transport.http.connections.default_max_connections`, three
+    quarters of the open-file limit); one more is answered 503 and closed.
+    ``idle_timeout`` closes a connection that has sent no request for that
+    long: both a keep-alive connection between requests and a new one that has
+    not finished sending its headers.  ``runner_options`` go to
+    :class:`aiohttp.web.AppRunner` and each connection's handler (e.g.
+    ``access_log=None``, ``max_field_size=8190``).
     """
+    if "keepalive_timeout" in runner_options:
+        raise TypeError("start_app takes idle_timeout= (seconds), not keepalive_timeout=")
     runner = web.AppRunner(app, shutdown_timeout=grace_period, **runner_options)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        assert runner.server is not None  # set up above
+        handler_options = {
+            key: value for key, value in runner_options.items() if key in _HANDLER_OPTIONS
+        }
+        connections = Connections(
+            runner.server,
+            max_connections=max_connections or default_max_connections(),
+            keepalive_timeout=idle_timeout,
+            **handler_options,
+        )
+        listener = await asyncio.get_running_loop().create_server(
+            connections, host, port, backlog=backlog, reuse_address=True
+        )
     except BaseException:
         await runner.cleanup()
         raise
-    return RunningApp(runner)
+    return RunningApp(runner, listener, connections)
 
 
 async def wait_for_signal(signals: Sequence[signal.Signals] = DEFAULT_SIGNALS) -> signal.Signals:
