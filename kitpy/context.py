@@ -21,7 +21,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "OPERATION_SOURCE",
     "REQUEST_ID",
     "REQUEST_ID_SOURCE",
+    "Authenticate",
     "Clock",
     "Context",
     "Key",
@@ -41,6 +42,13 @@ D = TypeVar("D")
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds, such as :func:`time.monotonic`."""
+
+Authenticate = Callable[["Context"], Awaitable["Context"]]
+"""A Server's ``authenticate`` option: checks the caller before the request is read.
+
+Returns the Context the endpoint gets (e.g. with the token's claims) or
+raises (UNAUTHENTICATED); e.g. ``JWTParser.authenticate``.
+"""
 
 _MISSING: Any = object()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import time
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -157,7 +158,7 @@ async def test_a_stack_with_no_name_anywhere_reports_the_transport_operation() -
         retry(),
     )(jwt_parser(SECRET, algorithms=["HS256"])(tag("!")(endpoint)))
     assert endpoint_name(stack) is None  # nothing named it: the transport's operation is used
-    token = pyjwt.encode({"sub": "ada"}, SECRET, algorithm="HS256")
+    token = pyjwt.encode({"sub": "ada", "exp": time.time() + 60}, SECRET, algorithm="HS256")
     ctx = Context().with_values({OPERATION: "POST /uppercase", TOKEN: token})
     assert await stack(ctx, "hi") == "HI!"
 

@@ -1,7 +1,8 @@
 """Authentication and authorisation that work over any transport.
 
 * bearer-token transport hooks (:func:`http_to_context`, :func:`context_to_http`,
-  :func:`grpc_to_context`, :func:`context_to_grpc`) and the :data:`TOKEN` key;
+  :func:`grpc_to_context`, :func:`context_to_grpc`), the :data:`TOKEN` key and
+  :func:`authorization_header` (the one ``Authorization`` header, or an error for two);
 * HTTP Basic auth (:func:`basic_auth`, :func:`basic_http_to_context`);
 * authorisation from claims (:func:`require_scopes`, :func:`require_roles`);
 * the token errors (:class:`TokenError` and its subclasses).
@@ -13,6 +14,7 @@ in :mod:`kitpy.auth.jwt` (``kitpy[jwt]``).
 from kitpy.auth.authz import claim_values, require_claim_values, require_roles, require_scopes
 from kitpy.auth.basic import BASIC_CREDENTIALS, BASIC_USER, basic_auth, basic_http_to_context
 from kitpy.auth.bearer import (
+    authorization_header,
     bearer_token,
     context_to_grpc,
     context_to_http,
@@ -23,8 +25,10 @@ from kitpy.auth.context import CLAIMS, TOKEN
 from kitpy.auth.errors import (
     AlgorithmNotAllowed,
     BadSignature,
+    DuplicateAuthorization,
     InvalidClaims,
     MissingClaim,
+    MissingExpiry,
     TokenError,
     TokenExpired,
     TokenMalformed,
@@ -42,8 +46,10 @@ __all__ = [
     "TOKEN",
     "AlgorithmNotAllowed",
     "BadSignature",
+    "DuplicateAuthorization",
     "InvalidClaims",
     "MissingClaim",
+    "MissingExpiry",
     "TokenError",
     "TokenExpired",
     "TokenMalformed",
@@ -52,6 +58,7 @@ __all__ = [
     "UnknownKey",
     "WrongAudience",
     "WrongIssuer",
+    "authorization_header",
     "basic_auth",
     "basic_http_to_context",
     "bearer_token",

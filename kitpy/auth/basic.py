@@ -27,7 +27,7 @@ from base64 import b64decode
 from collections.abc import Awaitable
 from types import MappingProxyType
 
-from kitpy.auth.bearer import HasHeaders
+from kitpy.auth.bearer import HasHeaders, authorization_header
 from kitpy.context import Context, Key
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import Unauthenticated
@@ -44,9 +44,10 @@ BASIC_USER: Key[str] = Key("auth.basic_user")
 def basic_http_to_context(ctx: Context, request: HasHeaders) -> Context:
     """HTTP server before hook: put ``Authorization: Basic`` credentials in the Context.
 
-    The scheme is matched case-insensitively; any other header is ignored.
+    The scheme is matched case-insensitively; any other header is ignored.  Two
+    ``Authorization`` headers raise :class:`~kitpy.auth.errors.DuplicateAuthorization`.
     """
-    value = request.headers.get("Authorization")
+    value = authorization_header(request)
     if value is None:
         return ctx
     scheme, _, credentials = value.strip().partition(" ")

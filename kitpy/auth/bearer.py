@@ -12,9 +12,13 @@ into a transport's ``before`` list::
 * :func:`context_to_grpc` -- gRPC client: :data:`TOKEN` -> ``authorization`` metadata.
 
 The scheme is matched case-insensitively; any other scheme, or an empty token,
-is ignored (the parser then reports a missing token).  The hooks never raise:
-judging the token is the parser's job.  They are typed structurally, so this
-module imports neither aiohttp nor grpc.
+is ignored (the parser then reports a missing token).  Judging the token is the
+parser's job; the server hooks raise only for a request that carries **more than
+one** ``Authorization`` header (or ``authorization`` metadata entry):
+:class:`~kitpy.auth.errors.DuplicateAuthorization` (UNAUTHENTICATED), answered
+through the Server's error path.  aiohttp's ``headers.get`` reads the first and
+gRPC metadata keeps the last, so two credentials are refused, not guessed at.
+The hooks are typed structurally, so this module imports neither aiohttp nor grpc.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from collections.abc import Mapping, MutableMapping
 from typing import Protocol
 
 from kitpy.auth.context import TOKEN
+from kitpy.auth.errors import DuplicateAuthorization
 from kitpy.context import Context
 
 __all__ = [
+    "authorization_header",
     "bearer_token",
     "context_to_grpc",
     "context_to_http",
@@ -34,11 +40,38 @@ __all__ = [
 ]
 
 
+class MultiHeaders(Protocol):
+    """Headers that may repeat, such as aiohttp's ``CIMultiDictProxy``."""
+
+    def getall(self, key: str, default: tuple[()], /) -> list[str] | tuple[()]: ...
+
+
 class HasHeaders(Protocol):
     """Anything with request headers, such as ``aiohttp.web.Request``."""
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
+    def headers(self) -> MultiHeaders: ...
+
+
+_AUTHORIZATION = "authorization"  # gRPC metadata keys are lower case
+
+
+def authorization_header(request: HasHeaders) -> str | None:
+    """The request's one ``Authorization`` header, or None; more than one raises.
+
+    Raises :class:`~kitpy.auth.errors.DuplicateAuthorization` (UNAUTHENTICATED)
+    when the header repeats.  For hooks reading other schemes (API keys, ...).
+
+    Example::
+
+        value = authorization_header(request)   # "Bearer abc", or None
+    """
+    values = request.headers.getall("Authorization", ())
+    if not values:
+        return None
+    if len(values) > 1:
+        raise DuplicateAuthorization()
+    return values[0]
 
 
 def bearer_token(authorization: str | bytes | None) -> str | None:
@@ -59,8 +92,11 @@ def bearer_token(authorization: str | bytes | None) -> str | None:
 
 
 def http_to_context(ctx: Context, request: HasHeaders) -> Context:
-    """HTTP server before hook: put the request's bearer token in the Context."""
-    token = bearer_token(request.headers.get("Authorization"))
+    """HTTP server before hook: put the request's bearer token in the Context.
+
+    Two ``Authorization`` headers raise :class:`~kitpy.auth.errors.DuplicateAuthorization`.
+    """
+    token = bearer_token(authorization_header(request))
     return ctx if token is None else ctx.with_value(TOKEN, token)
 
 
@@ -73,9 +109,32 @@ def context_to_http(ctx: Context, headers: MutableMapping[str, str]) -> Context:
 
 
 def grpc_to_context(ctx: Context, metadata: Mapping[str, str | bytes]) -> Context:
-    """gRPC server before hook: put the ``authorization`` metadata's bearer token in the Context."""
-    token = bearer_token(metadata.get("authorization"))
+    """gRPC server before hook: put the ``authorization`` metadata's bearer token in the Context.
+
+    Two ``authorization`` entries raise :class:`~kitpy.auth.errors.DuplicateAuthorization`.
+    """
+    value = metadata.get(_AUTHORIZATION)
+    if value is None:
+        return ctx
+    if _repeated_authorization(ctx):
+        raise DuplicateAuthorization()
+    token = bearer_token(value)
     return ctx if token is None else ctx.with_value(TOKEN, token)
+
+
+def _repeated_authorization(ctx: Context) -> bool:
+    """Whether the call's raw metadata has ``authorization`` more than once.
+
+    ``metadata`` keeps only the last of repeated keys; the gRPC Server keeps the
+    pairs as received under ``INVOCATION_PAIRS``.  Imported here, not at the top,
+    because this module must not import grpc; only a gRPC Server runs this hook.
+    """
+    from kitpy.transport.grpc.metadata import INVOCATION_PAIRS
+
+    pairs = ctx.get(INVOCATION_PAIRS)
+    if pairs is None:  # called without a gRPC Server: the mapping is all there is
+        return False
+    return sum(1 for key, _ in pairs if key == _AUTHORIZATION) > 1
 
 
 def context_to_grpc(ctx: Context, metadata: MutableMapping[str, str | bytes]) -> Context:

@@ -21,6 +21,8 @@ reason                   raised when
 ``algorithm_not_allowed``  ``alg`` is not in the allow-list or does not fit the key
 ``unknown_key``          no key for the token's ``kid``
 ``missing_claim``        a required claim is absent
+``missing_exp``          no ``exp`` claim, and the parser requires one (the default)
+``duplicate_authorization``  the request carries more than one ``Authorization``
 ``invalid_claims``       the claims are ill-typed or rejected by ``claims_type``
 =======================  ===========================================
 """
@@ -35,8 +37,10 @@ from kitpy.errors import Unauthenticated
 __all__ = [
     "AlgorithmNotAllowed",
     "BadSignature",
+    "DuplicateAuthorization",
     "InvalidClaims",
     "MissingClaim",
+    "MissingExpiry",
     "TokenError",
     "TokenExpired",
     "TokenMalformed",
@@ -49,6 +53,7 @@ __all__ = [
 
 _INVALID_TOKEN = MappingProxyType({"WWW-Authenticate": 'Bearer error="invalid_token"'})
 _NO_TOKEN = MappingProxyType({"WWW-Authenticate": "Bearer"})
+_INVALID_REQUEST = MappingProxyType({"WWW-Authenticate": 'Bearer error="invalid_request"'})
 
 
 class TokenError(Unauthenticated):
@@ -137,6 +142,32 @@ class MissingClaim(TokenError):
 
     reason = "missing_claim"
     default_message = "token lacks a required claim"
+
+
+class MissingExpiry(MissingClaim):
+    """The token has no ``exp`` claim, so it would be valid forever.
+
+    :func:`~kitpy.auth.jwt.jwt_parser` requires ``exp`` unless built with
+    ``require_exp=False``.
+    """
+
+    reason = "missing_exp"
+    default_message = "token has no exp claim (an expiry is required)"
+
+
+class DuplicateAuthorization(TokenError):
+    """The request carries more than one ``Authorization`` header (or gRPC metadata entry).
+
+    Transports disagree on which one counts (aiohttp reads the first, gRPC
+    metadata keeps the last), so a request with two is refused rather than guessed at.
+    """
+
+    reason = "duplicate_authorization"
+    default_message = "more than one Authorization header"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers = _INVALID_REQUEST
 
 
 class InvalidClaims(TokenError):

@@ -56,8 +56,16 @@ def convert(raw: Any, tp: Any) -> Any:
 
 
 def describe(tp: Any) -> str:
-    """A short name for ``tp`` in help texts: ``int``, ``Duration``, ``list[str]``, ``a|b``."""
+    """A short name for ``tp`` in help texts: ``int``, ``Duration``, ``list[str]``, ``a|b``.
+
+    An optional is described by what it holds:
+
+    >>> describe(float | None), describe(Literal["json", "console"])
+    ('float', 'json|console')
+    """
     origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return "|".join(describe(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is Literal:
         return "|".join(str(a) for a in typing.get_args(tp))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

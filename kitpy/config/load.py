@@ -11,8 +11,9 @@ PATH`` or ``<PREFIX>_CONFIG``) < environment variables ``<PREFIX>_<FIELD>``
 
 Every value is converted to the field's type (:mod:`kitpy.config.convert`).
 A value that does not fit, an unknown key in the file and an unknown
-``<PREFIX>_`` variable are errors naming their source; :func:`load` prints the
-one line and exits with status 2, as argparse does for a bad flag.
+``<PREFIX>_`` variable are errors naming their source; so is a ``ValueError``
+from the class's own ``__post_init__`` that names one field.  :func:`load`
+prints the one line and exits with status 2, as argparse does for a bad flag.
 """
 
 from __future__ import annotations
@@ -133,12 +134,20 @@ def load(
     environ = os.environ if env is None else env
     try:
         values: dict[tuple[str, ...], Any] = {}
+        origins: dict[tuple[str, ...], str] = {}  # where each value came from, for errors
+        known = _lookup(settings)
         path = config_file or args.pop("config", None) or environ.get(f"{prefix}_CONFIG")
         if path:
-            values.update(_from_file(Path(path), settings))
-        values.update(_from_env(environ, prefix, settings))
-        values.update(_from_flags(args, settings))
-        return _build(cls, (), values)
+            found = _from_file(Path(path), settings)
+            values.update(found)
+            origins.update(dict.fromkeys(found, str(path)))
+        found = _from_env(environ, prefix, settings)
+        values.update(found)
+        origins.update({k: f"environment variable {known[k].env(prefix)}" for k in found})
+        found = _from_flags(args, settings)
+        values.update(found)
+        origins.update({k: f"flag {known[k].flag}" for k in found})
+        return _build(cls, (), values, origins=origins)
     except ConfigError as exc:
         if not exit_on_error:
             raise
@@ -353,8 +362,16 @@ def _build(
     path: tuple[str, ...],
     values: Mapping[tuple[str, ...], Any],
     base: T | None = None,
+    *,
+    origins: Mapping[tuple[str, ...], str] | None = None,
 ) -> T:
-    """``cls`` from ``values`` (keyed by path); fields not in ``values`` keep ``base``'s."""
+    """``cls`` from ``values`` (keyed by path); fields not in ``values`` keep ``base``'s.
+
+    A ``ValueError`` (or ``TypeError``) from the class's own checks
+    (``__post_init__``) becomes a :class:`ConfigError`; when its message names
+    exactly one field of the class, the error names where that field was set
+    (``origins``: path -> source), e.g. ``flag --ratio: ratio must be <= 1``.
+    """
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, default in _declared(cls):
@@ -363,7 +380,7 @@ def _build(
             if any(k[: len(key)] == key for k in values):
                 inner = getattr(base, name) if base is not None else default
                 inner = None if inner is _MISSING else inner
-                kwargs[name] = _build(hints[name], key, values, inner)
+                kwargs[name] = _build(hints[name], key, values, inner, origins=origins)
         elif key in values:
             kwargs[name] = values[key]
         elif base is None and default is _MISSING:
@@ -379,4 +396,19 @@ def _build(
 
         return cast(T, msgspec.structs.replace(instance, **kwargs))
     except (TypeError, ValueError) as exc:  # the class's own validation (__post_init__)
-        raise ConfigError("settings", f"{'.'.join(path) or cls.__name__}: {exc}") from None
+        where = _blame(cls, path, str(exc), origins or {})
+        if where is None:
+            raise ConfigError("settings", f"{'.'.join(path) or cls.__name__}: {exc}") from None
+        raise ConfigError(where, str(exc)) from None
+
+
+def _blame(
+    cls: type, path: tuple[str, ...], message: str, origins: Mapping[tuple[str, ...], str]
+) -> str | None:
+    """Where the one field of ``cls`` that ``message`` names was set; None if unclear."""
+    named = [
+        (*path, name)
+        for name, _ in _declared(cls)
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message)
+    ]
+    return origins.get(named[0]) if len(named) == 1 else None

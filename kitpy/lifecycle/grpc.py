@@ -2,8 +2,9 @@
 
 :func:`serve_grpc` starts the server and hands it to a
 :class:`~kitpy.lifecycle.Lifecycle`, which on the way out turns its standard
-health service NOT_SERVING, refuses new calls, and gives calls in flight the
-lifecycle's ``grace`` to finish::
+health service NOT_SERVING (open health ``Watch`` streams end), refuses new
+calls with UNAVAILABLE (safe to retry: they never started), and gives calls in
+flight the lifecycle's ``grace`` to finish before grpc.aio stops::
 
     server = GrpcServer()
     server.add_service(SERVICE, pb_grpc.add_StringServiceServicer_to_server, servicer)
@@ -33,12 +34,12 @@ class _GrpcServer:
         self._stopping: asyncio.Task[None] | None = None
 
     async def set_not_serving(self) -> str:
-        await self._server.health.enter_graceful_shutdown()
+        await self._server.set_not_serving()  # open health Watch streams end here
         return "gRPC health NOT_SERVING"
 
     async def stop_accepting(self) -> None:
-        # grpc.aio refuses new calls as soon as the stop starts; the same stop then waits
-        # for the calls in flight, so it runs on in a task that finish() awaits.
+        # GrpcServer.stop refuses new calls at once (UNAVAILABLE, safe to retry) and stops
+        # grpc.aio once the calls in flight are done, so it runs on in a task finish() awaits.
         self._stopping = asyncio.create_task(self._server.stop(grace=self._grace))
         await asyncio.sleep(0)
 
@@ -53,8 +54,9 @@ async def serve_grpc(life: Lifecycle, server: GrpcServer, *, address: str = "127
     """Start ``server`` on ``address`` (``host:port``) under ``life``; return the bound port.
 
     Port 0 picks a free port.  Announces ``gRPC listening on host:port``.  On
-    the way out its health turns NOT_SERVING, then new calls are refused and
-    calls in flight get ``life.grace`` seconds.
+    the way out its health turns NOT_SERVING, then new calls are refused
+    (UNAVAILABLE) and calls in flight get ``life.grace`` seconds; the listener
+    closes once they are done.
     """
     port = await server.start(address)
     host = address.rpartition(":")[0]

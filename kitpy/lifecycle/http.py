@@ -20,6 +20,7 @@ Needs the ``http`` extra: ``pip install "kitpy[http]"``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from kitpy._extras import require
@@ -32,6 +33,8 @@ from kitpy.lifecycle.core import Lifecycle
 from kitpy.transport.http import RunningApp, start_app
 
 __all__ = ["Health", "serve_http"]
+
+_SETTLE = 0.1  # seconds between closing the listener and closing idle connections
 
 
 class Health:
@@ -81,9 +84,12 @@ class _HttpServer:
         return f"{self._path} 503"
 
     async def stop_accepting(self) -> None:
-        self._running.stop_accepting()
+        await self._running.stop_accepting()
 
     async def finish(self) -> None:
+        # requests already on the wire (sent on a connection accepted just before the
+        # listener closed) arrive and start before idle connections are closed
+        await asyncio.sleep(_SETTLE)
         await self._running.stop()
 
 

@@ -14,12 +14,12 @@ encode); :func:`server_error_logging` is the ``error_handler`` that logs those.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Clock, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
-from kitpy.errors import error_code, is_server_fault
+from kitpy.errors import Code, error_code, is_server_fault
 
 __all__ = ["Fields", "Logger", "call_logging", "server_error_logging"]
 
@@ -105,6 +105,9 @@ def server_error_logging(
     event: str = "request failed",
     fields: Fields | None = None,
     endpoint_errors: bool = False,
+    summarise: Collection[Code] = (Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED),
+    interval: float = 10.0,
+    clock: Clock = time.monotonic,
 ) -> Callable[[Context, BaseException], None]:
     """An ``error_handler`` for any kitpy Server that logs the errors its endpoint never raised.
 
@@ -119,16 +122,42 @@ def server_error_logging(
     else the Context's :data:`~kitpy.context.OPERATION`), ``code``,
     ``error``, ``request_id`` and ``fields(ctx)``.
 
+    Refusals under load -- the codes in ``summarise``: a concurrency limit
+    shedding (UNAVAILABLE), a rate limit (RESOURCE_EXHAUSTED) -- come in floods,
+    when logging each would add to the overload: they are logged as one line
+    per ``interval`` seconds for each method and code, ``event`` "requests
+    refused" with their ``count`` and the last one's ``error``, at the first
+    refusal after the interval (the metrics count every one).
+
     Example::
 
         server = Server(endpoint, decode, encode, error_handler=server_error_logging(logger))
     """
 
+    summarised = frozenset(summarise)
+    counts: dict[tuple[str, Code], int] = {}
+    logged_at: dict[tuple[str, Code], float] = {}
+
     def handle(ctx: Context, exc: BaseException) -> None:
         if not endpoint_errors and ctx.get(ENDPOINT_ERROR):
             return
+        method = ctx.get(ENDPOINT_NAME) or ctx.get(OPERATION) or "unknown"
+        code = error_code(exc)
+        if code in summarised:
+            key = (method, code)
+            counts[key] = counts.get(key, 0) + 1
+            now = clock()
+            if now - logged_at.get(key, -interval) < interval:
+                return
+            logged_at[key] = now
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            logger.warning(
+                "requests refused", method=method, code=code.name, count=counts.pop(key),
+                error=message,
+            )  # fmt: skip
+            return
         line: dict[str, Any] = dict(fields(ctx)) if fields is not None else {}
-        line["method"] = ctx.get(ENDPOINT_NAME) or ctx.get(OPERATION) or "unknown"
+        line["method"] = method
         request_id = ctx.get(REQUEST_ID)
         if request_id is not None:
             line["request_id"] = request_id

@@ -22,7 +22,7 @@ Example::
 """
 
 from kitpy.ratelimit.bucket import KeyedTokenBuckets, TokenBucket
-from kitpy.ratelimit.concurrency import ConcurrencyLimiter, concurrency_limit
+from kitpy.ratelimit.concurrency import Admission, ConcurrencyLimiter, concurrency_limit
 from kitpy.ratelimit.looplag import LoopLag
 from kitpy.ratelimit.middleware import (
     Allower,
@@ -36,6 +36,7 @@ from kitpy.ratelimit.middleware import (
 )
 
 __all__ = [
+    "Admission",
     "Allower",
     "AsyncAllower",
     "AsyncLimiter",

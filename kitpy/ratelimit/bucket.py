@@ -15,12 +15,16 @@ LRU of at most ``max_keys`` buckets; the least recently used is forgotten first
 Both take their ``rate`` and ``burst`` as numbers or as live settings
 (:class:`~kitpy.config.Live`): a new value is applied through
 :meth:`TokenBucket.configure`, so the check itself still reads plain attributes.
+A :class:`TokenBucket`'s rate may also be unlimited (``None``, e.g. an unset
+live setting, or ``math.inf``), and its burst may follow the rate (``burst=None``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
+from typing import cast
 
 from kitpy.config.live import Live, follow
 from kitpy.context import Clock
@@ -31,6 +35,13 @@ __all__ = ["KeyedTokenBuckets", "TokenBucket"]
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; starts full.
 
+    A rate of ``None`` or ``math.inf`` is *unlimited*: every call passes, at the
+    cost of one attribute read.  A live rate of type ``float | None`` switches
+    between the two at run time -- an operator lifts the limit by unsetting the
+    setting and puts it back by setting it; the bucket starts full each time it
+    becomes limited.  ``burst=None`` is one second's worth of tokens, the rate
+    rounded up (at least 1), and follows a live rate.
+
     Example::
 
         bucket = TokenBucket(rate=100.0, burst=20)
@@ -38,48 +49,79 @@ class TokenBucket:
 
         live_rate = Live(100.0, name="rate")       # changed at run time by a config source
         bucket = TokenBucket(rate=live_rate, burst=20)
+
+        optional = Live(None, name="rate_limit", type=float | None)
+        bucket = TokenBucket(optional, burst=None)  # unlimited until rate_limit is set;
+        optional.set("5")                           # then 5 a second, 5 at once
     """
 
-    __slots__ = ("__weakref__", "_burst", "_clock", "_last", "_rate", "_tokens")
+    __slots__ = (
+        "__weakref__",
+        "_burst",
+        "_burst_is_rate",
+        "_clock",
+        "_last",
+        "_rate",
+        "_tokens",
+        "_unlimited",
+    )
 
     def __init__(
         self,
-        rate: float | Live[float],
-        burst: int | Live[int] = 1,
+        rate: float | Live[float] | Live[float | None] | None,
+        burst: int | Live[int] | None = 1,
         *,
         clock: Clock = time.monotonic,
     ) -> None:
         self._clock = clock
         self._last = clock()
         self._rate = self._burst = self._tokens = 1.0
-        self.configure(rate=follow(rate, self._set_rate), burst=follow(burst, self._set_burst))
+        self._unlimited = False
+        self._burst_is_rate = burst is None
+        # A Live[float] is read exactly as a Live[float | None] is: only its values are used.
+        rate_now = follow(cast("float | Live[float | None] | None", rate), self._set_rate)
+        burst_now = None if burst is None else follow(burst, self._set_burst)
+        self.configure(rate=math.inf if rate_now is None else rate_now, burst=burst_now)
         self._tokens = self._burst
 
-    def _set_rate(self, rate: float) -> None:
-        self.configure(rate=rate)
+    def _set_rate(self, rate: float | None) -> None:
+        self.configure(rate=math.inf if rate is None else rate)
 
     def _set_burst(self, burst: int) -> None:
         self.configure(burst=burst)
 
     def configure(self, *, rate: float | None = None, burst: int | None = None) -> None:
-        """Change the rate and/or burst now; tokens already saved stay (up to the new burst)."""
+        """Change the rate and/or burst now; tokens already saved stay (up to the new burst).
+
+        ``rate=math.inf`` lifts the limit; a finite rate after that starts the
+        bucket full.  With ``burst=None`` given to the constructor, a new rate
+        brings its own burst (the rate rounded up).
+        """
         if rate is not None and not rate > 0:
             raise ValueError("rate must be positive")
         if burst is not None and burst < 1:
             raise ValueError("burst must be at least 1")
         now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        was_unlimited = self._unlimited
+        if not was_unlimited:
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
         if rate is not None:
-            self._rate = float(rate)
+            self._unlimited = rate == math.inf
+            if not self._unlimited:
+                self._rate = float(rate)
+                if self._burst_is_rate and burst is None:
+                    burst = max(1, math.ceil(rate))
         if burst is not None:
             self._burst = float(burst)
             self._tokens = min(self._tokens, self._burst)
+        if was_unlimited and not self._unlimited:
+            self._tokens = self._burst
 
     @property
     def rate(self) -> float:
-        """Tokens added per second."""
-        return self._rate
+        """Tokens added per second; ``math.inf`` when unlimited."""
+        return math.inf if self._unlimited else self._rate
 
     @property
     def burst(self) -> int:
@@ -88,11 +130,15 @@ class TokenBucket:
 
     def tokens(self) -> float:
         """Tokens available now (negative while booked ahead by :meth:`reserve`)."""
+        if self._unlimited:
+            return math.inf
         now = self._clock()
         return min(self._burst, self._tokens + (now - self._last) * self._rate)
 
     def allow(self, key: str = "", /) -> bool:
         """Take a token if one is available; ``key`` is ignored (one shared bucket)."""
+        if self._unlimited:
+            return True
         now = self._clock()
         tokens = self._tokens + (now - self._last) * self._rate
         if tokens > self._burst:
@@ -109,6 +155,8 @@ class TokenBucket:
 
         Returns None and takes nothing when the wait would reach ``max_wait``.
         """
+        if self._unlimited:
+            return 0.0
         now = self._clock()
         tokens = self._tokens + (now - self._last) * self._rate
         if tokens > self._burst:
@@ -134,7 +182,7 @@ class TokenBucket:
         self._tokens = tokens if tokens < self._burst else self._burst
 
     def __repr__(self) -> str:
-        return f"TokenBucket(rate={self._rate:g}, burst={int(self._burst)})"
+        return f"TokenBucket(rate={self.rate:g}, burst={int(self._burst)})"
 
 
 class KeyedTokenBuckets:

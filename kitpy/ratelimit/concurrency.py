@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from kitpy.config.live import Live, follow
 from kitpy.context import Context
@@ -31,7 +31,28 @@ from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import Code, DeadlineExceeded, KitError, from_code
 from kitpy.ratelimit.looplag import LoopLag
 
-__all__ = ["ConcurrencyLimiter", "concurrency_limit"]
+__all__ = ["Admission", "ConcurrencyLimiter", "concurrency_limit"]
+
+
+class Admission(Protocol):
+    """What a Server's ``admission=`` takes: a slot per request, from headers to response.
+
+    :class:`ConcurrencyLimiter` is one.  A Server calls :meth:`try_acquire`
+    (no await: the common case), else awaits :meth:`acquire`, which may queue
+    or raise the refusal; :meth:`release` once the response is ready.
+    """
+
+    def try_acquire(self) -> bool:
+        """Take a slot without waiting, if one is free."""
+        ...
+
+    async def acquire(self, ctx: Context) -> None:
+        """Take a slot, waiting if allowed; raise a ``KitError`` to refuse the request."""
+        ...
+
+    def release(self) -> None:
+        """Give the slot back."""
+        ...
 
 
 class ConcurrencyLimiter:

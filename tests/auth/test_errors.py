@@ -27,4 +27,14 @@ def test_reasons_are_stable() -> None:
     assert {c.reason for c in errors.TokenError.__subclasses__()} == {
         "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "wrong_audience",
         "wrong_issuer", "algorithm_not_allowed", "unknown_key", "missing_claim", "invalid_claims",
+        "duplicate_authorization",
     }  # fmt: skip
+    assert {c.reason for c in errors.MissingClaim.__subclasses__()} == {"missing_exp"}
+
+
+def test_the_new_messages_say_what_to_fix() -> None:
+    assert errors.MissingExpiry().message == "token has no exp claim (an expiry is required)"
+    assert isinstance(errors.MissingExpiry(), errors.MissingClaim)
+    duplicate = errors.DuplicateAuthorization()
+    assert duplicate.message == "more than one Authorization header"
+    assert duplicate.headers == {"WWW-Authenticate": 'Bearer error="invalid_request"'}

@@ -158,3 +158,23 @@ async def test_signer_and_client_hook_round_trip(algo: Algo, service: Service) -
     assert info.value.message == "missing bearer token"
     with pytest.raises(PermissionDenied):
         await signer(client("Admin"))(ctx, "d")
+
+
+async def test_two_authorization_entries_are_refused_on_a_bare_grpc_server(
+    algo: Algo, service: Service
+) -> None:
+    """grpc.aio's metadata keeps both entries; the hook refuses the call before any verification."""
+    assert service.channel is not None
+    multi = service.channel.unary_unary(
+        f"/{SERVICE}/Echo",
+        request_serializer=StringValue.SerializeToString,
+        response_deserializer=StringValue.FromString,
+    )
+    good = f"Bearer {algo.sign(good_claims())}"
+    metadata = (("authorization", good), ("authorization", good))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await multi(StringValue(value="hi"), metadata=metadata, timeout=10)
+    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert info.value.details() == "more than one Authorization header"
+    assert service.calls == 0
+    assert (await service.call("Echo", algo.sign(good_claims()))).value == "hi:ada"

@@ -7,20 +7,25 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from kitpy import Context
 from kitpy.auth import (
+    BASIC_CREDENTIALS,
     TOKEN,
+    DuplicateAuthorization,
+    authorization_header,
+    basic_http_to_context,
     bearer_token,
     context_to_grpc,
     context_to_http,
     grpc_to_context,
     http_to_context,
 )
+from kitpy.transport.grpc import INVOCATION_PAIRS
 
 
 class FakeRequest:
     """Only what the hook reads: ``headers`` (aiohttp gives a CIMultiDictProxy)."""
 
-    def __init__(self, **headers: str) -> None:
-        self.headers = CIMultiDictProxy(CIMultiDict(headers))
+    def __init__(self, *pairs: tuple[str, str], **headers: str) -> None:
+        self.headers = CIMultiDictProxy(CIMultiDict([*pairs, *headers.items()]))
 
 
 @pytest.mark.parametrize(
@@ -52,6 +57,30 @@ def test_http_to_context_reads_authorization_case_insensitively() -> None:
 def test_grpc_to_context() -> None:
     assert grpc_to_context(Context(), {"authorization": "Bearer t2"})[TOKEN] == "t2"
     assert TOKEN not in grpc_to_context(Context(), {"x-other": "Bearer t2"})
+
+
+def test_two_authorization_headers_raise_in_every_http_hook() -> None:
+    twice = FakeRequest(("Authorization", "Bearer a"), ("authorization", "Basic eDp5"))
+    for hook in (http_to_context, basic_http_to_context):
+        with pytest.raises(DuplicateAuthorization):
+            hook(Context(), twice)
+    with pytest.raises(DuplicateAuthorization):
+        authorization_header(twice)
+    assert authorization_header(FakeRequest(Authorization="Bearer a")) == "Bearer a"
+    assert authorization_header(FakeRequest()) is None
+    assert (
+        basic_http_to_context(Context(), FakeRequest(Authorization="Basic eDp5"))[BASIC_CREDENTIALS]
+        == "eDp5"
+    )
+
+
+def test_grpc_to_context_counts_the_raw_pairs_not_the_collapsed_mapping() -> None:
+    pairs = (("authorization", "Bearer first"), ("x-other", "1"), ("authorization", "Bearer last"))
+    ctx = Context().with_value(INVOCATION_PAIRS, pairs)
+    with pytest.raises(DuplicateAuthorization):
+        grpc_to_context(ctx, dict(pairs))  # the mapping alone shows one entry
+    one = Context().with_value(INVOCATION_PAIRS, pairs[:2])
+    assert grpc_to_context(one, dict(pairs[:2]))[TOKEN] == "first"
 
 
 def test_client_hooks_write_the_token() -> None:

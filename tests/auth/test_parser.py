@@ -199,6 +199,68 @@ async def test_leeway_zero_means_exact(algos: dict[str, Algo]) -> None:
         await call(parser, token, [])
 
 
+# -- exp is required unless the parser opts out ---------------------------------------
+
+
+async def test_a_token_without_exp_is_refused_with_a_message_saying_why(
+    algos: dict[str, Algo],
+) -> None:
+    a = algos["HS256"]
+    forever = a.sign(good_claims(exp=None))
+    with pytest.raises(errors.MissingExpiry) as info:
+        await call(make_parser(a), forever, [])
+    assert info.value.message == "token has no exp claim (an expiry is required)"
+    assert info.value.details == {"reason": "missing_exp"}
+    # the signature is checked first: a forged token learns nothing about its claims
+    forged = a.sign(good_claims(exp=None), key=a.other_private)
+    with pytest.raises(errors.BadSignature):
+        await call(make_parser(a), forged, [])
+
+
+async def test_opting_out_of_exp_is_explicit(algos: dict[str, Algo]) -> None:
+    a = algos["HS256"]
+    forever = a.sign(good_claims(exp=None))
+    calls: Calls = []
+    assert await call(make_parser(a, require_exp=False), forever, calls) == "ok"
+    assert "exp" not in calls[0]
+    # naming exp in required_claims keeps it required (with the same error) even then
+    strict = make_parser(a, require_exp=False, required_claims=["sub", "exp"])
+    with pytest.raises(errors.MissingExpiry):
+        await call(strict, forever, [])
+    # other required claims do not replace the exp requirement
+    with_jti = a.sign(good_claims(exp=None, jti="j"))
+    with pytest.raises(errors.MissingExpiry):
+        await call(make_parser(a, required_claims=["sub", "jti"]), with_jti, [])
+
+
+# -- authenticate: the same check as a Server option ---------------------------------
+
+
+async def test_authenticate_returns_the_context_with_the_claims(algos: dict[str, Algo]) -> None:
+    a = algos["HS256"]
+    parser = make_parser(a)
+    token = a.sign(good_claims())
+    ctx = await parser.authenticate(Context().with_value(TOKEN, token))
+    assert ctx[CLAIMS]["sub"] == "ada"
+    assert ctx[TOKEN] == token
+    with pytest.raises(errors.TokenMissing):
+        await parser.authenticate(Context())
+    with pytest.raises(errors.WrongAudience):
+        await parser.authenticate(Context().with_value(TOKEN, a.sign(good_claims(aud="x"))))
+
+
+async def test_authenticate_and_the_middleware_share_one_cache(algos: dict[str, Algo]) -> None:
+    a = algos["HS256"]
+    parser = make_parser(a)
+    token = a.sign(good_claims(jti="shared-cache"))
+    await parser.authenticate(Context().with_value(TOKEN, token))
+    await parser.authenticate(Context().with_value(TOKEN, token))  # admitted on second use
+    calls: Calls = []
+    await call(parser, token, calls)  # the middleware hits the cache authenticate filled
+    assert (parser.cache.hits, parser.cache.misses) == (1, 2)
+    assert calls[0]["jti"] == "shared-cache"
+
+
 # -- the verified-token cache --------------------------------------------------------
 
 
@@ -278,7 +340,7 @@ async def test_cache_max_ttl_forces_reverification(algos: dict[str, Algo]) -> No
     a = algos["HS256"]
     clock = FakeClock(start=2_000_000_000.0)
     token = a.sign(good_claims(iat=None, exp=None))  # no exp: lives only cache_max_ttl
-    parser = parser_at(a, clock, cache_max_ttl=60)
+    parser = parser_at(a, clock, cache_max_ttl=60, require_exp=False)
     await call(parser, token, [])
     await call(parser, token, [])  # stored now, until +60 s
     clock.advance(59.9)
@@ -427,7 +489,8 @@ def test_pyjwt_errors_all_translate() -> None:
 
     assert isinstance(translate(jwt.InvalidKeyError("x")), errors.TokenError)
     assert type(translate(jwt.PyJWTError("x"))) is errors.TokenError
-    assert type(translate(jwt.MissingRequiredClaimError("exp"))) is errors.MissingClaim
+    assert type(translate(jwt.MissingRequiredClaimError("sub"))) is errors.MissingClaim
+    assert type(translate(jwt.MissingRequiredClaimError("exp"))) is errors.MissingExpiry
     assert type(translate(jwt.InvalidTokenError("x"))) is errors.TokenMalformed
     assert type(translate(jwt.DecodeError("x"))) is errors.TokenMalformed
 

@@ -200,6 +200,7 @@ CASES: tuple[Case, ...] = (
     Case("nbf_in_future", _signed(nbf=LATER), E.TokenNotYetValid),
     Case("iat_in_future", _signed(iat=LATER), E.TokenNotYetValid),
     Case("exp_not_a_number", _signed(exp="tomorrow"), E.InvalidClaims),
+    Case("missing_exp", _signed(exp=None), E.MissingExpiry),
     Case("wrong_aud", _signed(aud="billing"), E.WrongAudience),
     Case("missing_aud", _signed(aud=None), E.WrongAudience),
     Case("wrong_iss", _signed(iss="https://evil.test"), E.WrongIssuer),

@@ -53,6 +53,21 @@ class Required:
     name: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """Settings that check themselves (a ratio, a pair of bounds)."""
+
+    ratio: float = 1.0
+    low: int = 0
+    high: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ratio <= 1:
+            raise ValueError(f"ratio must be from 0 to 1, got {self.ratio}")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+
+
 def _load(
     argv: list[str] | None = None,
     env: dict[str, str] | None = None,
@@ -197,6 +212,37 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         [sys.executable, "-c", SCRIPT, *args],
         capture_output=True, text=True, timeout=60, cwd=root, env={"PATH": "", **(env or {})},
     )  # fmt: skip
+
+
+def test_a_failed_post_init_check_names_where_its_field_was_set(tmp_path: Path) -> None:
+    def error(argv: list[str], env: dict[str, str], file: Path | None = None) -> str:
+        with pytest.raises(ConfigError) as info:
+            load(Checked, prefix="APP", argv=argv, env=env, config_file=file, exit_on_error=False)
+        return str(info.value)
+
+    assert error(["--ratio", "2"], {}) == "flag --ratio: ratio must be from 0 to 1, got 2.0"
+    assert error([], {"APP_RATIO": "-1"}) == (
+        "environment variable APP_RATIO: ratio must be from 0 to 1, got -1.0"
+    )
+    file = tmp_path / "app.toml"
+    file.write_text("ratio = 3\n")
+    assert error([], {}, file) == f"{file}: ratio must be from 0 to 1, got 3.0"
+    # Two fields named: no one source to blame, so the class is named instead.
+    assert error(["--low", "5", "--high", "1"], {}) == (
+        "settings: Checked: low (5) must not exceed high (1)"
+    )
+    assert load(Checked, prefix="APP", argv=["--ratio", "0.5"], env={}).ratio == 0.5
+
+
+def test_a_failed_post_init_check_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        load(Checked, prefix="APP", prog="demo", argv=[], env={"APP_RATIO": "7"})
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "demo: error: environment variable APP_RATIO: ratio must be from 0 to 1, got 7.0"
+    ]
 
 
 def test_a_bad_value_exits_2_with_one_line() -> None:

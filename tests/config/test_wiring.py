@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -123,3 +124,36 @@ async def test_breaker_thresholds_are_live() -> None:
     assert threshold.value == 0.5
     assert threshold.set("0.9")
     del tracker  # a tracker that is gone stops following: the setting does not keep it alive
+
+
+def test_a_live_rate_of_none_lifts_the_limit_and_a_rate_puts_it_back_full() -> None:
+    clock = FakeClock()
+    rate: Live[float | None] = Live(None, name="rate_limit", type=float | None)
+    bucket = TokenBucket(rate, burst=None, clock=clock)  # burst: the rate rounded up
+    assert all(bucket.allow() for _ in range(1000))  # unset: unlimited
+    assert bucket.reserve("", 0.001) == 0.0
+    assert (bucket.rate, bucket.tokens()) == (math.inf, math.inf)
+    assert rate.set("2.5")
+    assert (bucket.rate, bucket.burst) == (2.5, 3)
+    assert [bucket.allow() for _ in range(4)] == [True, True, True, False]  # starts full
+    clock.advance(0.41)  # one token back at 2.5 per second
+    assert [bucket.allow() for _ in range(2)] == [True, False]
+    assert rate.set("none")
+    assert all(bucket.allow() for _ in range(1000))
+    rate.reset()  # the static value is None too
+    assert rate.set("10")
+    assert bucket.burst == 10
+    assert sum(bucket.allow() for _ in range(20)) == 10
+    assert not rate.set("0")  # refused by the bucket; still 10
+    assert bucket.rate == 10.0
+
+
+def test_a_static_unlimited_bucket_and_infinite_rates() -> None:
+    assert all(TokenBucket(None).allow() for _ in range(100))
+    bucket = TokenBucket(5.0, burst=None)
+    assert bucket.burst == 5
+    bucket.configure(rate=math.inf)
+    assert all(bucket.allow() for _ in range(100))
+    bucket.configure(rate=1.0)
+    assert (bucket.burst, bucket.allow(), bucket.allow()) == (1, True, False)
+    assert repr(TokenBucket(None)) == "TokenBucket(rate=inf, burst=1)"

@@ -143,7 +143,7 @@ def acceptable(payload: bytes) -> bool:
     def number(value: Any) -> bool:
         return type(value) in (int, float) and math.isfinite(value)
 
-    if "exp" in c and not (number(c["exp"]) and c["exp"] > NOW):
+    if not ("exp" in c and number(c["exp"]) and c["exp"] > NOW):  # exp is required
         return False
     if "nbf" in c and not (number(c["nbf"]) and c["nbf"] <= NOW):
         return False

@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from kitpy import Context, Internal
+from kitpy.config import Live, Rejection
 from kitpy.log import call_logging, make_logger
 
 
@@ -86,3 +87,50 @@ def test_global_structlog_configuration_is_untouched() -> None:
     make_logger(format="console", stream=io.StringIO())
     assert structlog.get_config() == before
     assert not structlog.is_configured()
+
+
+def test_a_level_by_name_or_number() -> None:
+    stream = io.StringIO()
+    make_logger(stream=stream, level="warning").info("dropped")
+    make_logger(stream=stream, level=logging.DEBUG).debug("kept")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["kept"]
+    with pytest.raises(ValueError, match="expected a log level"):
+        make_logger(level="loud")
+
+
+def test_a_live_level_applies_at_once_to_bound_loggers_and_refuses_non_levels() -> None:
+    stream = io.StringIO()
+    rejected: list[Rejection] = []
+    level: Live[str] = Live("info", name="log_level", on_reject=rejected.append)
+    logger = make_logger(stream=stream, level=level, format="json")
+    bound = logger.bind(request_id="r1")  # bound before the change: follows it too
+
+    def events() -> list[str]:
+        out = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+        stream.seek(0)
+        stream.truncate()
+        return out
+
+    bound.debug("a")
+    bound.info("b")
+    assert events() == ["b"]
+    assert level.set("debug")
+    bound.debug("c")
+    logger.debug("d")
+    assert events() == ["c", "d"]
+    assert level.set("error")
+    bound.info("e")
+    bound.warning("f")
+    bound.error("g")
+    bound.exception("h")
+    bound.critical("i")
+    assert events() == ["g", "h", "i"]
+    assert not level.set("loud")  # not a level: refused, error stays
+    assert level.value == "error"
+    assert "expected a log level" in str(rejected[0])
+    levels: Live[int] = Live(logging.WARNING, name="level")
+    numeric = make_logger(stream=stream, level=levels)
+    numeric.info("j")
+    levels.set("10")
+    numeric.debug("k")
+    assert events() == ["k"]

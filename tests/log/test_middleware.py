@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from kitpy import Code, Context, InvalidArgument, Unavailable, chain, named
-from kitpy.context import OPERATION, REQUEST_ID
+from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID
 from kitpy.endpoint import endpoint_name
-from kitpy.log import call_logging
+from kitpy.log import call_logging, server_error_logging
 from kitpy.metrics import call_metrics
 from kitpy.testing import CapturedLogs, FakeClock, RequestMetrics, SpanRecorder
 from kitpy.tracing import call_tracing
@@ -178,3 +178,21 @@ async def test_the_context_request_id_wins_over_a_field_of_that_name() -> None:
         await endpoint(Context().with_value(REQUEST_ID, "r-3"), "")
     assert [e["request_id"] for e in logs.entries] == ["r-1", "from-fields", "r-3"]
     assert all(e["tenant"] == "acme" for e in logs.entries)
+
+
+def test_server_error_logging_summarises_refusals_under_load() -> None:
+    logs, clock = CapturedLogs(), FakeClock()
+    handle = server_error_logging(logs.logger, interval=10.0, clock=clock)
+    ctx = Context().with_values({ENDPOINT_ERROR: False, ENDPOINT_NAME: "upper"})
+    for _ in range(5):
+        handle(ctx, Unavailable("too many concurrent requests"))
+    clock.advance(10.0)
+    handle(ctx, Unavailable("too many concurrent requests"))
+    handle(ctx, InvalidArgument("bad body"))  # not a refusal: its own line, at once
+    refused = logs.find("requests refused")
+    assert [(e["count"], e["code"], e["method"]) for e in refused] == [
+        (1, "UNAVAILABLE", "upper"),  # the first at once
+        (5, "UNAVAILABLE", "upper"),  # the next four and this one, an interval later
+    ]
+    assert all("exc_info" not in e for e in refused)  # no traceback for a refusal
+    logs.assert_logged_once("request failed", code="INVALID_ARGUMENT")

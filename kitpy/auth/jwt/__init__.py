@@ -9,10 +9,14 @@ signs a token and :func:`context_to_http` / :func:`context_to_grpc` send it.
 Needs ``kitpy[jwt]``.  The JWKS key source lives in :mod:`kitpy.auth.jwt.jwks`
 (it needs aiohttp, ``kitpy[http]``).  Errors are in :mod:`kitpy.auth.errors`.
 
+Tokens must carry ``exp`` unless the parser is built with ``require_exp=False``.
+
 Example::
 
     parser = jwt_parser(public_pem, algorithms=["RS256"], audience="stringsvc")
     server = Server(parser(endpoint), ..., before=[http_to_context])
+    # or check the token before the Server reads the body:
+    server = Server(endpoint, ..., before=[http_to_context], authenticate=parser.authenticate)
 """
 
 from kitpy._extras import require

@@ -6,6 +6,11 @@ pyjwt and calls the endpoint with the claims in the Context.  A token that is
 missing or fails any check raises a :class:`~kitpy.auth.errors.TokenError`
 (UNAUTHENTICATED) and the endpoint is never called.
 
+The same check runs *before the request body is read* when the parser's
+:meth:`JWTParser.authenticate` is given to a Server as ``authenticate=``: an
+anonymous caller then gets 401 instead of learning the body schema from 400s
+and 413s.  Use one or the other, not both (each would verify).
+
 Security decisions, all fixed at build time:
 
 * ``algorithms`` is mandatory and never read from the token; ``none`` is refused,
@@ -15,6 +20,8 @@ Security decisions, all fixed at build time:
   token or the library reaches the caller.
 * Tokens longer than ``max_token_length``, not ASCII, or not three segments are
   malformed before any decoding work is done.
+* ``exp`` is required (``require_exp=True``): a token without it would be valid
+  forever, and is refused with :class:`~kitpy.auth.errors.MissingExpiry`.
 * Time claims (``exp``, ``nbf``, ``iat``) are checked against the injectable
   ``clock`` (wall-clock seconds) with ``leeway``, by the same code on the cached
   and the uncached path.  pyjwt checks the signature, ``aud``, ``iss``,
@@ -29,6 +36,7 @@ Security decisions, all fixed at build time:
 from __future__ import annotations
 
 import binascii
+import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -38,6 +46,7 @@ from kitpy.auth.context import CLAIMS, TOKEN
 from kitpy.auth.errors import (
     AlgorithmNotAllowed,
     InvalidClaims,
+    MissingExpiry,
     TokenExpired,
     TokenMalformed,
     TokenMissing,
@@ -67,7 +76,8 @@ class JWTParser(Generic[C]):
     """A middleware that verifies the Context's bearer token; see :func:`jwt_parser`.
 
     ``claims_key`` is the Context key the claims are stored under, ``cache`` the
-    verified-token cache.  :meth:`verify` checks a token without an endpoint.
+    verified-token cache.  :meth:`verify` checks a token without an endpoint;
+    :meth:`authenticate` is the Server option (``authenticate=parser.authenticate``).
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class JWTParser(Generic[C]):
         issuer: str | Iterable[str] | None,
         leeway: float | timedelta,
         required_claims: Iterable[str],
+        require_exp: bool,
         claims_type: Callable[[dict[str, Any]], C],
         claims_key: Key[C],
         clock: Callable[[], float],
@@ -113,6 +124,7 @@ class JWTParser(Generic[C]):
         self._audience = audience if audience is None or isinstance(audience, str) else [*audience]
         self._issuer = issuer if issuer is None or isinstance(issuer, str) else frozenset(issuer)
         self.leeway = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
+        self.require_exp = require_exp
         # One pyjwt decoder with the options merged once (passing options per call costs
         # ~7% of an HS256 decode).  Time claims are checked by validity_window on our clock.
         options: Any = {
@@ -162,6 +174,8 @@ class JWTParser(Generic[C]):
         audience = self._audience
         issuer = self._issuer
         leeway = self.leeway
+        require_exp = self.require_exp
+        never = math.inf  # validity_window's expires_at for a token without exp
         clock = self._clock
         convert = self._convert
         copy = self._copy
@@ -185,6 +199,8 @@ class JWTParser(Generic[C]):
             except _DECODE_ERRORS as exc:
                 raise TokenMalformed() from exc
             not_before, expires_at = validity_window(payload, leeway)
+            if expires_at == never and require_exp:
+                raise MissingExpiry()
             now = clock()
             if now < not_before:
                 raise TokenNotYetValid()
@@ -221,29 +237,33 @@ class JWTParser(Generic[C]):
         except _KeyMiss:
             return await self._verify_with_refresh(ctx, token)
 
+    async def authenticate(self, ctx: Context) -> Context:
+        """Verify the Context's :data:`~kitpy.auth.TOKEN`; return the Context with the claims.
+
+        The whole check of the middleware, as a Server option: the Server runs
+        it after its ``before`` funcs and before it reads the request body, so
+        an anonymous request is 401 / UNAUTHENTICATED whatever its body.
+        Raises :class:`~kitpy.auth.errors.TokenMissing` without a token, else
+        what :meth:`verify` raises.
+
+        Example::
+
+            parser = jwt_parser(secret, algorithms=["HS256"], audience="orders")
+            Server(endpoint, decode_json(Order), encode_json,
+                   before=[http_to_context], authenticate=parser.authenticate)
+        """
+        token = ctx.get(TOKEN)
+        if token is None:
+            raise TokenMissing()
+        return ctx.with_value(self.claims_key, await self.verify(ctx, token))
+
     # -- middleware ---------------------------------------------------------------
 
     def __call__(self, next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        lookup = self.cache.lookup
-        verify_sync = self._verify_sync
-        verify_with_refresh = self._verify_with_refresh
-        copy = self._copy
-        key = self.claims_key
+        authenticate = self.authenticate
 
         async def endpoint(ctx: Context, request: Req) -> Resp:
-            token = ctx.get(TOKEN)
-            if token is None:
-                raise TokenMissing()
-            claims = lookup(token)
-            if claims is not None:
-                if copy:
-                    claims = cast(Any, claims).copy()
-            else:
-                try:
-                    claims = verify_sync(token)
-                except _KeyMiss:
-                    claims = await verify_with_refresh(ctx, token)
-            return await next(ctx.with_value(key, claims), request)
+            return await next(await authenticate(ctx), request)
 
         return keep_name(endpoint, next)
 
@@ -257,6 +277,7 @@ def jwt_parser(
     issuer: str | Iterable[str] | None = None,
     leeway: float | timedelta = 0,
     required_claims: Iterable[str] = (),
+    require_exp: bool = True,
     claims_key: Key[dict[str, Any]] = CLAIMS,
     clock: Callable[[], float] = time.time,
     cache_size: int = 4096,
@@ -274,6 +295,7 @@ def jwt_parser(
     issuer: str | Iterable[str] | None = None,
     leeway: float | timedelta = 0,
     required_claims: Iterable[str] = (),
+    require_exp: bool = True,
     claims_type: Callable[[dict[str, Any]], C],
     claims_key: Key[C] | None = None,
     clock: Callable[[], float] = time.time,
@@ -291,6 +313,7 @@ def jwt_parser(
     issuer: str | Iterable[str] | None = None,
     leeway: float | timedelta = 0,
     required_claims: Iterable[str] = (),
+    require_exp: bool = True,
     claims_type: Callable[[dict[str, Any]], Any] = dict,
     claims_key: Key[Any] | None = None,
     clock: Callable[[], float] = time.time,
@@ -307,7 +330,10 @@ def jwt_parser(
     ``issuer`` are required to match when given (a token with an ``aud`` is
     refused when no ``audience`` is configured, as pyjwt does).  ``leeway`` is
     seconds of clock skew tolerated on ``exp``/``nbf``/``iat``.
-    ``required_claims`` must be present.
+    ``required_claims`` must be present.  ``exp`` is required too unless
+    ``require_exp=False`` (a token without it never expires): one without it
+    is refused with :class:`~kitpy.auth.errors.MissingExpiry`, "token has no
+    exp claim (an expiry is required)".
 
     The claims dict is passed to ``claims_type`` (a dataclass factory, a
     pydantic ``model_validate``, ...); an exception there is ``invalid_claims``.
@@ -319,9 +345,14 @@ def jwt_parser(
     long one verification is reused (a token is cached from its second use on).
     ``max_token_length`` bounds the work an attacker can ask for.
 
+    The parser is a middleware, and ``parser.authenticate`` is the same check
+    as a Server option that runs before the request body is read (see
+    :meth:`JWTParser.authenticate`); use one of the two.
+
     Example::
 
-        parser = jwt_parser(public_pem, algorithms=["RS256"], audience="stringsvc")
+        parser = jwt_parser(public_pem, algorithms=["RS256"], audience="stringsvc",
+                            issuer="https://auth.example")
         endpoint = parser(endpoint)          # reads TOKEN, sets CLAIMS
     """
     source = key_source if isinstance(key_source, KeySource) else StaticKey(key_source)
@@ -334,6 +365,7 @@ def jwt_parser(
         issuer=issuer,
         leeway=leeway,
         required_claims=required_claims,
+        require_exp=require_exp,
         claims_type=claims_type,
         claims_key=claims_key,
         clock=clock,

@@ -16,6 +16,7 @@ from kitpy.auth.errors import (
     BadSignature,
     InvalidClaims,
     MissingClaim,
+    MissingExpiry,
     TokenError,
     TokenExpired,
     TokenMalformed,
@@ -57,6 +58,8 @@ def translate(exc: jwt.PyJWTError) -> TokenError:
             return WrongAudience()
         if exc.claim == "iss":
             return WrongIssuer()
+        if exc.claim == "exp":
+            return MissingExpiry()
         return MissingClaim()
     if isinstance(exc, _CLAIM_ERRORS):
         return InvalidClaims()

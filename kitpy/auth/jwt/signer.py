@@ -67,7 +67,9 @@ def jwt_signer(
 
     ``claims`` is a mapping, or a function ``(ctx) -> mapping`` for per-call
     claims.  Unless the claims set them, ``iat`` is now and ``exp`` is
-    ``lifetime`` seconds later (no ``exp`` when ``lifetime`` is None).  ``kid``
+    ``lifetime`` seconds later (no ``exp`` when ``lifetime`` is None, which a
+    :func:`~kitpy.auth.jwt.jwt_parser` refuses unless built with
+    ``require_exp=False``).  ``kid``
     goes in the header.  ``key`` is a private key (PEM or cryptography object)
     or an HMAC secret; it is checked against ``algorithm`` once, here.
 

@@ -35,6 +35,7 @@ from kitpy.transport.messaging import (
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    ServerOptions,
     default_error_encoder,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "confirmed_publish",
     "default_error_encoder",
     "text_headers",

@@ -45,6 +45,7 @@ from .server import (
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    ServerOptions,
     default_error_encoder,
 )
 from .status import code_from_grpc_status, error_from_rpc_error, grpc_status
@@ -69,6 +70,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "code_from_grpc_status",
     "context_to_metadata",
     "context_to_response_metadata",

@@ -21,11 +21,24 @@ trailing metadata, and ``finalizer`` funcs run last with the exception or None.
 A non-OK status is raised as the matching ``KitError`` subclass with the
 server's message (UNAVAILABLE when the server cannot be reached).  Cancelling
 the calling task cancels the RPC, and grpc cancels the server's handler.
+
+The upstream is not trusted.  Its message is relayed capped at 512 characters,
+on one line (:func:`~kitpy.transport.grpc.error_from_rpc_error`).  A reply is
+at most the channel's receive limit, grpc's channel option
+``grpc.max_receive_message_length`` (default 4 MiB, the HTTP Client's default
+``max_response_size`` too); grpc refuses a longer one with RESOURCE_EXHAUSTED,
+which the Client raises as ``Unavailable("upstream response over 4 MiB
+(grpc.max_receive_message_length)")`` -- the upstream misbehaved, it is not
+rate-limiting us, and another instance may answer properly.  Raise the limit on
+the channel::
+
+    grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", 16 << 20)])
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from operator import methodcaller
 from typing import Any, Generic, TypeAlias, TypeVar, cast
@@ -34,6 +47,7 @@ import grpc.aio
 
 from kitpy.context import Context
 from kitpy.errors import DeadlineExceeded, KitError, Unavailable
+from kitpy.transport.relay import response_too_large
 
 from .metadata import Metadata, MutableMetadata, metadata_from_pairs, metadata_to_pairs
 from .status import error_from_rpc_error
@@ -55,6 +69,10 @@ ErrorDecoder: TypeAlias = Callable[[grpc.aio.AioRpcError], KitError]
 """Turns a failed call into the error the client raises."""
 
 _serialize: Callable[[Any], bytes] = methodcaller("SerializeToString")
+
+_OVERSIZE_REPLY = re.compile(r"CLIENT: Received message larger than max \(\d+ vs\. (\d{1,15})\)")
+"""What grpc says when *this* side refuses a reply over the channel's receive limit
+(its peer's refusal of our request says ``SERVER:``)."""
 
 _MAX_TIMEOUT = 1e8
 """Longer timeouts (~3 years) are sent as this: grpc caps what it sends at 27,000 hours
@@ -137,6 +155,9 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
             try:
                 reply = await call
             except grpc.aio.AioRpcError as exc:
+                oversize = _oversize_reply(exc)
+                if oversize is not None:  # our own limit, not the upstream's answer
+                    raise oversize from exc
                 raise self._decode_error(exc) from exc
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -157,3 +178,13 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
         finally:
             for finalizer in self._finalizer:
                 finalizer(ctx, error)
+
+
+def _oversize_reply(exc: grpc.aio.AioRpcError) -> KitError | None:
+    """``Unavailable`` naming the receive limit if grpc refused the reply as too large."""
+    if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    match = _OVERSIZE_REPLY.search(exc.details() or "")
+    if match is None:
+        return None
+    return response_too_large(int(match[1]), option="grpc.max_receive_message_length")

@@ -17,10 +17,16 @@ lets a handler be a kitpy :class:`~kitpy.transport.grpc.Server` object itself
 ``grpc.aio.server`` delegate to the Server from an ``async def`` method, as a
 generated servicer subclass does).
 
-:meth:`GrpcServer.stop` stops gracefully: health turns NOT_SERVING for every
-service (so health-checking load balancers stop sending), an optional
-``drain`` pause lets them notice, then new calls are refused and in-flight
-calls get ``grace`` seconds to finish before they are cancelled::
+:meth:`GrpcServer.stop` stops gracefully and loses no call: health turns
+NOT_SERVING for every service (so health-checking load balancers stop sending)
+and open health ``Watch`` streams end; an optional ``drain`` pause lets callers
+notice; then every new call is refused with UNAVAILABLE and the message
+``server shutting down: call not started``, which clients may safely retry
+elsewhere (the application never saw the call), while the calls in flight get
+``grace`` seconds to finish; only then does grpc.aio stop (its own stop
+cancels calls it has received but not yet started, so it must come last).
+Calls still running after ``grace`` are cancelled.  Each refused call is shown
+to ``error_handler``, so it is logged and counted like any other error::
 
     server = GrpcServer()
     server.add_service("stringsvc.v1.StringService",
@@ -28,27 +34,61 @@ calls get ``grace`` seconds to finish before they are cancelled::
     port = await server.start("127.0.0.1:8081")
     ...
     await server.stop(grace=5.0)
+
+Limits, each a keyword of :class:`GrpcServer` (docs/reliability.md has the
+reasons and figures): at most ``max_concurrent_streams`` calls at once per
+connection (256; the client queues the rest), ``max_pending_calls`` calls
+received but not yet started (10,000), requests of ``max_receive_message_length``
+bytes (4 MiB), client pings no closer than ``min_ping_interval`` seconds
+without calls in between (300 s; ``max_ping_strikes`` = 2 offences close the
+connection), idle connections closed after ``max_connection_idle`` (300 s) and
+every connection after ``max_connection_age`` (1800 s, plus
+``max_connection_age_grace`` = 30 s for its calls).  An entry of ``options``
+with the same grpc name wins over the keyword.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import itertools
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
 
-from .server import CALL_PAIRS, Server
+from kitpy.context import OPERATION, REQUEST_ID, Context
+from kitpy.errors import Unavailable
 
-__all__ = ["GrpcServer"]
+from .health import HealthServicer
+from .metadata import METHOD
+from .server import CALL_PAIRS, ErrorHandler, Server
+
+__all__ = ["REFUSED_MESSAGE", "GrpcServer"]
 
 S = TypeVar("S")
 
 _INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+_MIB = 1 << 20
+# GrpcServer.stop's timing (docs/decisions.md, "Hardening (issue 24)", has the measurements)
+_SETTLE = 0.05
+"""Once the calls in flight are done, stop waits until no new call has come for this long..."""
+_MAX_SETTLE = 1.0
+"""... but no longer than this (calls sent whatever the answers never stop coming)."""
+_GOAWAY_HEAD_START = 0.02
+"""Seconds between grpc.aio's stop (it sends GOAWAY) and answering the held calls."""
+_ANSWER_TIME = 0.1
+"""What grpc.aio's stop gets beyond the grace, to send the held calls their answers."""
+_ANSWER_MARGIN = 0.25
+"""A held call is answered this long before its deadline (UNAVAILABLE, not DEADLINE_EXCEEDED)."""
+
+REFUSED_MESSAGE = "server shutting down: call not started"
+"""The UNAVAILABLE message of a call refused while :class:`GrpcServer` stops (safe to retry)."""
 
 
 class GrpcServer:
@@ -65,9 +105,43 @@ class GrpcServer:
     health and reflection itself (off by default: it tells any caller the
     whole API).
 
+    The limits (see the module docstring; seconds for times, None for no
+    limit where allowed) become grpc channel arguments:
+
+    * ``max_concurrent_streams`` -- ``grpc.max_concurrent_streams``, calls at
+      once per connection, announced to the client, which queues the rest.
+      With it ``grpc.http.overload_protection`` is off: on, grpc counts the
+      streams Python has not yet freed too, and refuses calls of a client that
+      kept to the limit (UNAVAILABLE, "RST_STREAM with error code 7").
+    * ``max_pending_calls`` -- ``grpc.server.max_pending_requests`` and its
+      ``_hard_limit``: calls grpc has received that grpc.aio has not yet
+      started.  Beyond it grpc cancels calls before any handler sees them
+      (CANCELLED, logged nowhere); grpc's own 1,000..3,000 did that to a burst
+      of 2,000 calls on one connection.
+    * ``max_receive_message_length`` -- ``grpc.max_receive_message_length``;
+      a larger request is RESOURCE_EXHAUSTED.
+    * ``min_ping_interval``, ``max_ping_strikes``,
+      ``permit_keepalive_without_calls`` -- keepalive enforcement
+      (``grpc.http2.min_ping_interval_without_data_ms``,
+      ``grpc.http2.max_ping_strikes``, ``grpc.keepalive_permit_without_calls``):
+      a client that pings more often gets GOAWAY ``too_many_pings``.
+    * ``max_connection_idle`` -- ``grpc.max_connection_idle_ms``: a
+      connection without calls that long gets GOAWAY (the client reconnects
+      when it next calls).
+    * ``max_connection_age`` and ``max_connection_age_grace`` --
+      ``grpc.max_connection_age_ms`` (grpc adds +-10% jitter) and
+      ``grpc.max_connection_age_grace_ms``: then GOAWAY, calls on the
+      connection get the grace, new ones go to a new connection (clients
+      re-resolve and spread over instances).
+
+    ``error_handler`` (the kitpy Server's type, e.g. ``server_error_logging``)
+    sees every call this server refuses itself -- while stopping, UNAVAILABLE
+    -- with a Context holding :data:`~kitpy.context.OPERATION`, ``METHOD`` and
+    :data:`~kitpy.context.REQUEST_ID`.
+
     Example::
 
-        server = GrpcServer(reflection=True)
+        server = GrpcServer(reflection=True, max_concurrent_streams=100)
     """
 
     def __init__(
@@ -77,29 +151,58 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         maximum_concurrent_rpcs: int | None = None,
         reflection: bool = False,
+        max_concurrent_streams: int | None = 256,
+        max_pending_calls: int = 10_000,
+        max_receive_message_length: int = 4 * _MIB,
+        min_ping_interval: float = 300.0,
+        max_ping_strikes: int = 2,
+        permit_keepalive_without_calls: bool = False,
+        max_connection_idle: float | None = 300.0,
+        max_connection_age: float | None = 1800.0,
+        max_connection_age_grace: float = 30.0,
+        error_handler: ErrorHandler | None = None,
     ) -> None:
+        limits = _limits(
+            max_concurrent_streams=max_concurrent_streams,
+            max_pending_calls=max_pending_calls,
+            max_receive_message_length=max_receive_message_length,
+            min_ping_interval=min_ping_interval,
+            max_ping_strikes=max_ping_strikes,
+            permit_keepalive_without_calls=permit_keepalive_without_calls,
+            max_connection_idle=max_connection_idle,
+            max_connection_age=max_connection_age,
+            max_connection_age_grace=max_connection_age_grace,
+        )
         opts = tuple(options)
-        if not any(name == "grpc.so_reuseport" for name, _ in opts):
-            opts += (("grpc.so_reuseport", 0),)
+        given = {name for name, _ in opts}
+        opts += tuple((name, value) for name, value in limits if name not in given)
+        self.options: tuple[tuple[str, Any], ...] = opts
+        """The channel arguments the grpc.aio server was made with."""
         self.server: grpc.aio.Server = grpc.aio.server(
             options=opts,
             interceptors=tuple(interceptors) or None,
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
-        self.health = health_aio.HealthServicer()
+        self.health = HealthServicer()
         # grpc.aio builds the metadata for the handler lookup; the router passes it on to the
         # call, unless an interceptor stands between (it may hand the lookup other metadata)
-        self._router = _Router(share_pairs=not interceptors)
+        self._router = _Router(share_pairs=not interceptors, error_handler=error_handler)
         self.server.add_generic_rpc_handlers((self._router,))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._registrar())
         self._services: list[str] = []
         self._reflection = reflection
         self._started = False
+        self._stopped: asyncio.Task[None] | None = None
 
     @property
     def services(self) -> tuple[str, ...]:
         """The full names of the services added (health not included)."""
         return tuple(self._services)
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls started and not yet finished (open streams, health Watch included)."""
+        return len(self._router.calls)
 
     def add_service(self, name: str, add_to_server: Callable[[S, Any], None], servicer: S) -> None:
         """Register ``servicer`` with its generated ``add_..._to_server`` function.
@@ -148,20 +251,112 @@ class GrpcServer:
             servicer, self._registrar()
         )
 
-    async def stop(self, *, grace: float = 5.0, drain: float = 0.0) -> None:
-        """Stop gracefully: NOT_SERVING, wait ``drain`` s, refuse new calls, give ``grace`` s.
-
-        In-flight calls still running after ``grace`` seconds are cancelled.
-        Open streams count as in-flight calls, health ``Watch`` streams included.
-        """
+    async def set_not_serving(self) -> None:
+        """Health NOT_SERVING for every service, for good; open health Watch streams end."""
         await self.health.enter_graceful_shutdown()
+
+    async def stop(self, *, grace: float = 5.0, drain: float = 0.0) -> None:
+        """Stop gracefully (see the module docstring); calls in flight get ``grace`` s.
+
+        In order: health NOT_SERVING (health Watch streams end); ``drain``
+        seconds still serving; new calls refused (each is answered UNAVAILABLE
+        once grpc.aio has begun to stop, or just before its deadline, so that
+        its client's next call goes elsewhere); up to ``grace`` seconds for the
+        calls in flight; grpc.aio's stop, which closes the listener and cancels
+        any call still running.  Calling it again waits for the same stop.
+        """
+        if self._stopped is None:
+            caller = asyncio.current_task()  # a handler that stops the server is not waited for
+            self._stopped = asyncio.ensure_future(self._stop(grace, drain, caller))
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self, grace: float, drain: float, caller: asyncio.Task[Any] | None) -> None:
+        await self.set_not_serving()
         if drain > 0:
             await asyncio.sleep(drain)
-        await self.server.stop(grace)
+        router, refuser = self._router, self._router.refuser
+        router.refusing = True
+        loop = asyncio.get_running_loop()
+        until = loop.time() + grace
+        while (calls := [c for c in router.calls if c is not caller]) and loop.time() < until:
+            await asyncio.wait(calls, timeout=until - loop.time())
+        # A caller whose call just finished sends its next one now: let it arrive (and be
+        # held) rather than meet grpc.aio's stop, until no call came for _SETTLE seconds.
+        done = loop.time()
+        settle_until = min(until, done + _MAX_SETTLE)
+        while (quiet := loop.time() - max(done, refuser.last_arrival)) < _SETTLE:
+            if loop.time() >= settle_until:
+                break
+            await asyncio.sleep(min(_SETTLE - quiet, settle_until - loop.time()))
+        # grpc.aio's stop sends GOAWAY and closes the listener at once; the held calls are
+        # answered just after, so their clients' next calls go to a new connection.
+        left = max(0.0, until - loop.time()) + _ANSWER_TIME
+        stopping = asyncio.ensure_future(self.server.stop(left))
+        await asyncio.sleep(_GOAWAY_HEAD_START)
+        refuser.release()
+        await stopping
 
     async def wait_for_termination(self) -> None:
         """Wait until the server has stopped (bound it with ``asyncio.timeout`` if needed)."""
         await self.server.wait_for_termination()
+
+
+def _limits(
+    *,
+    max_concurrent_streams: int | None,
+    max_pending_calls: int,
+    max_receive_message_length: int,
+    min_ping_interval: float,
+    max_ping_strikes: int,
+    permit_keepalive_without_calls: bool,
+    max_connection_idle: float | None,
+    max_connection_age: float | None,
+    max_connection_age_grace: float,
+) -> list[tuple[str, Any]]:
+    """GrpcServer's limits as grpc channel arguments (checked: a bad one fails here)."""
+    counts = {
+        "max_concurrent_streams": max_concurrent_streams,
+        "max_pending_calls": max_pending_calls,
+        "max_receive_message_length": max_receive_message_length,
+    }
+    for name, count in counts.items():
+        if count is not None and count < 1:
+            raise ValueError(f"{name} must be at least 1, got {count}")
+    if max_ping_strikes < 0:
+        raise ValueError(f"max_ping_strikes must be >= 0 (0: no limit), got {max_ping_strikes}")
+    args: list[tuple[str, Any]] = [
+        ("grpc.so_reuseport", 0),
+        ("grpc.server.max_pending_requests", max_pending_calls),
+        ("grpc.server.max_pending_requests_hard_limit", max_pending_calls),
+        ("grpc.max_receive_message_length", max_receive_message_length),
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            _ms("min_ping_interval", min_ping_interval),
+        ),
+        ("grpc.http2.max_ping_strikes", max_ping_strikes),
+        ("grpc.keepalive_permit_without_calls", int(permit_keepalive_without_calls)),
+        (
+            "grpc.max_connection_age_grace_ms",
+            _ms("max_connection_age_grace", max_connection_age_grace),
+        ),
+    ]
+    if max_concurrent_streams is not None:
+        args.append(("grpc.max_concurrent_streams", max_concurrent_streams))
+        args.append(("grpc.http.overload_protection", 0))
+    if max_connection_idle is not None:
+        args.append(
+            ("grpc.max_connection_idle_ms", _ms("max_connection_idle", max_connection_idle))
+        )
+    if max_connection_age is not None:
+        args.append(("grpc.max_connection_age_ms", _ms("max_connection_age", max_connection_age)))
+    return args
+
+
+def _ms(name: str, seconds: float) -> int:
+    """``seconds`` as whole milliseconds for grpc (at most INT_MAX, grpc's "no limit")."""
+    if seconds < 0:
+        raise ValueError(f"{name} is seconds >= 0, got {seconds}")
+    return min(round(seconds * 1000), 2**31 - 1)
 
 
 class _Router(grpc.GenericRpcHandler):
@@ -174,15 +369,22 @@ class _Router(grpc.GenericRpcHandler):
     kept whatever the call's metadata: a generic handler that chooses by
     metadata is asked only once per method.
 
-    With ``share_pairs`` each lookup puts the metadata grpc.aio built for it in
-    :data:`~kitpy.transport.grpc.server.CALL_PAIRS` (the lookup runs in the
-    call's own task, just before its handler).
+    The lookup runs in the call's own task, just before its handler: so the
+    router keeps the calls in flight (:attr:`calls`, the tasks, each removed as
+    it ends) and, once :attr:`refusing`, answers every call it serves with a
+    handler that refuses it (UNAVAILABLE).  With ``share_pairs`` each lookup
+    puts the metadata grpc.aio built for it in
+    :data:`~kitpy.transport.grpc.server.CALL_PAIRS`.
     """
 
-    def __init__(self, *, share_pairs: bool) -> None:
+    def __init__(self, *, share_pairs: bool, error_handler: ErrorHandler | None = None) -> None:
         self.inner: list[grpc.GenericRpcHandler] = []
+        self.calls: set[asyncio.Task[Any]] = set()
+        self.refusing = False
         self._share_pairs = share_pairs
         self._found: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self._refusals: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self.refuser = _Refuser(error_handler)
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -190,7 +392,24 @@ class _Router(grpc.GenericRpcHandler):
         if self._share_pairs:
             CALL_PAIRS.set(handler_call_details.invocation_metadata)
         found = self._found.get(handler_call_details.method)
-        return self._find(handler_call_details) if found is None else found
+        if found is None:
+            found = self._find(handler_call_details)
+        if self.refusing and found is not None:
+            return self._refusal(handler_call_details.method, found)
+        call = asyncio.current_task()
+        if call is not None:
+            self.calls.add(call)
+            call.add_done_callback(self.calls.discard)
+        return found
+
+    def _refusal(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """A handler of ``handler``'s kind that refuses the call (made once per method)."""
+        refusal = self._refusals.get(method)
+        if refusal is None:
+            refusal = self._refusals[method] = self.refuser.handler(method, handler)
+        return refusal
 
     def serves(self, method: str) -> bool:
         """Whether one of the handlers registered so far serves ``method``."""
@@ -206,6 +425,65 @@ class _Router(grpc.GenericRpcHandler):
                 guarded = self._found[method] = _guard(handler, method)
                 return guarded
         return None
+
+
+class _Refuser:
+    """Refuses calls while GrpcServer stops: UNAVAILABLE, shown to the error handler first.
+
+    A refused call is held until :meth:`release` (GrpcServer calls it once
+    grpc.aio has begun to stop and sent GOAWAY), or until just before its
+    deadline: a client waiting for its answer sends no new call on the
+    connection meanwhile, and grpc.aio's stop cancels calls that arrive while
+    it begins (CANCELLED, which a client cannot tell safe to retry).
+    """
+
+    def __init__(self, error_handler: ErrorHandler | None) -> None:
+        self._error_handler = error_handler
+        self._released = asyncio.Event()
+        self.last_arrival = 0.0
+        """When the last refused call arrived (the event loop's clock)."""
+        self._id_prefix = os.urandom(6).hex() + "-refused-"
+        self._ids = itertools.count(1)
+
+    def release(self) -> None:
+        """Answer the held calls now, and each refused call from now on at once."""
+        self._released.set()
+
+    def handler(
+        self, method: str, kind: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """A handler for ``method`` of the same streaming kind as ``kind`` that refuses calls."""
+
+        async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await self.refuse(method, context)
+
+        if kind.request_streaming and kind.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(refuse)
+        if kind.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(refuse)
+        if kind.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(refuse)
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+    async def refuse(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Hold the call, then abort it UNAVAILABLE with the request id (the client's, else new)."""
+        self.last_arrival = asyncio.get_running_loop().time()
+        request_id = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
+                request_id = value
+        if request_id is None:
+            request_id = f"{self._id_prefix}{next(self._ids)}"
+        if not self._released.is_set():
+            remaining = context.time_remaining()
+            hold = None if remaining is None else max(0.0, remaining - _ANSWER_MARGIN)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(hold):
+                    await self._released.wait()
+        if self._error_handler is not None:
+            values = {OPERATION: method, METHOD: method, REQUEST_ID: request_id}
+            self._error_handler(Context().with_values(values), Unavailable(REFUSED_MESSAGE))
+        await context.abort(_UNAVAILABLE, REFUSED_MESSAGE, (("x-request-id", request_id),))
 
 
 class _Registrar:

@@ -21,7 +21,8 @@ Per call, in order (one path, :meth:`Server.__call__`): the Context is made
 from the Server's ``root`` with :data:`METHOD` and :data:`~kitpy.context.OPERATION`
 (the ``method``), :data:`METADATA`, :data:`PEER`,
 :data:`~kitpy.context.REQUEST_ID` and the client's deadline; the ``before``
-funcs run; an already-expired deadline is DEADLINE_EXCEEDED; the request is
+funcs run; an already-expired deadline is DEADLINE_EXCEEDED; ``authenticate``
+(if given) checks the caller before the request is parsed; the request is
 decoded and the endpoint called; the ``after`` funcs fill the initial and
 trailing metadata and the response is encoded.  An error anywhere in that goes
 one way: ``error_handler`` observes it (its Context tells in
@@ -58,7 +59,7 @@ import copy
 import itertools
 import os
 from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from typing import Any, Generic, Self, TypeAlias, TypedDict, TypeVar
 
 import grpc.aio
 
@@ -68,11 +69,13 @@ from kitpy.context import (
     OPERATION,
     REQUEST_ID,
     REQUEST_ID_SOURCE,
+    Authenticate,
     Context,
     Key,
 )
 from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError, to_kit_error
+from kitpy.ratelimit.concurrency import Admission
 
 from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
 from .status import grpc_status
@@ -84,6 +87,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "default_error_encoder",
 ]
 
@@ -104,6 +108,27 @@ ErrorHandler: TypeAlias = Callable[[Context, BaseException], None]
 """Observes an error (e.g. logs it); gets the real exception with its traceback."""
 ErrorEncoder: TypeAlias = Callable[[Context, BaseException], KitError]
 """Turns any exception into the KitError whose code, message and headers are sent."""
+
+
+class ServerOptions(TypedDict, total=False):
+    """The Server's keyword options but ``method``, as one type, for helpers passing them on.
+
+    Every key is the :class:`Server` option of that name::
+
+        class Servicer(pb_grpc.GreeterServicer):
+            def __init__(self, endpoints: Endpoints, **options: Unpack[ServerOptions]) -> None:
+                self.Hello = Server(endpoints.hello, decode, encode, **options)
+    """
+
+    root: Context | None
+    enforce_deadline: bool
+    before: Sequence[ServerBefore]
+    after: Sequence[ServerAfter]
+    error_encoder: ErrorEncoder
+    error_handler: ErrorHandler | None
+    finalizer: Sequence[ServerFinalizer]
+    authenticate: Authenticate | None
+    admission: Admission | None
 
 
 def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
@@ -160,13 +185,24 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
     * ``error_handler`` -- sees every error with its traceback (e.g. logs it).
     * ``error_encoder`` -- turns an error into the ``KitError`` sent
       (default :func:`default_error_encoder`).
+    * ``authenticate`` -- ``async (ctx) -> ctx``, run after the ``before`` funcs
+      and before the request message is parsed or decoded: it returns the
+      Context the endpoint gets (e.g. with claims) or raises, so an anonymous
+      call is UNAUTHENTICATED whatever its message.  E.g. a JWT parser's
+      ``parser.authenticate``.  Default None.
+    * ``admission`` -- a :class:`~kitpy.ratelimit.ConcurrencyLimiter` (any
+      :class:`~kitpy.ratelimit.Admission`) every call holds a slot of from
+      before its message is parsed until it ends; refused calls get its error
+      (UNAVAILABLE with ``retry-after``).  Share one between Servers, HTTP's too.
 
     Request ids not sent by the client are ``<random prefix>-<counter>``:
     unique per Server, cheap to make.
     """
 
     __slots__ = (
+        "_admission",
         "_after",
+        "_authenticate",
         "_before",
         "_decode",
         "_encode",
@@ -199,6 +235,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         error_encoder: ErrorEncoder = default_error_encoder,
         error_handler: ErrorHandler | None = None,
         finalizer: Sequence[ServerFinalizer] = (),
+        authenticate: Authenticate | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._endpoint = endpoint
         name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
@@ -213,6 +251,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         self._error_encoder = error_encoder
         self._error_handler = error_handler
         self._finalizer = tuple(finalizer)
+        self._authenticate = authenticate
+        self._admission = admission
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         self._id_source = self._request_id  # one bound method, stored in every Context
@@ -263,6 +303,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         granted = ctx.deadline if self._root.deadline is None else None
         code = Code.OK
         in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
+        admitted: Admission | None = None  # set while this call holds an admission slot
         try:
             if self._before:
                 metadata = ctx[METADATA]
@@ -271,6 +312,13 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             remaining = ctx.time_remaining()
             if remaining is not None and remaining <= 0.0:
                 raise DeadlineExceeded("deadline exceeded before the call was handled")
+            if self._admission is not None:  # counted from here: before the message is parsed
+                if not self._admission.try_acquire():
+                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
+                    remaining = ctx.time_remaining()
+                admitted = self._admission
+            if self._authenticate is not None:  # the caller first, then its message
+                ctx = await self._authenticate(ctx)
             if parse is not None:
                 try:
                     message = parse(message)  # type: ignore[arg-type]  # bytes, from GrpcServer
@@ -308,8 +356,12 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
                 raise Internal("could not encode the response") from exc
             context.set_trailing_metadata(trailers)
             return reply
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             code = Code.DEADLINE_EXCEEDED if ctx.expired else Code.CANCELLED
+            if self._error_handler is not None:  # a cancelled call is logged and counted too
+                ctx = ctx.with_values({ENDPOINT_ERROR: in_endpoint, **self._named})
+                late = DeadlineExceeded("deadline exceeded")
+                self._error_handler(ctx, late if ctx.expired else to_kit_error(cancelled))
             raise
         except Exception as exc:
             ctx = ctx.with_values({ENDPOINT_ERROR: in_endpoint, **self._named})
@@ -321,6 +373,8 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             headers[_REQUEST_ID_METADATA] = ctx[REQUEST_ID]
             await context.abort(grpc_status(code), err.message, metadata_to_pairs(headers))
         finally:
+            if admitted is not None:
+                admitted.release()
             for finalizer in self._finalizer:
                 finalizer(ctx, code)
 

@@ -3,7 +3,7 @@
 The two enums number the canonical codes the same way, so the mapping is a
 lookup table built once; :func:`error_from_rpc_error` turns a failed call into
 the :class:`~kitpy.errors.KitError` subclass the server raised, with the
-server's message.
+server's message (relayed: one line, at most 512 characters).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import grpc
 import grpc.aio
 
 from kitpy.errors import Code, KitError, from_code
+from kitpy.transport.relay import relayed_message
 
 __all__ = ["code_from_grpc_status", "error_from_rpc_error", "grpc_status"]
 
@@ -32,6 +33,10 @@ def code_from_grpc_status(status: grpc.StatusCode) -> Code:
 def error_from_rpc_error(err: grpc.aio.AioRpcError) -> KitError:
     """The ``KitError`` subclass for a failed call, carrying the server's details as message.
 
+    The message is relayed as :func:`kitpy.transport.relay.relayed_message`
+    makes it: control characters and line breaks become spaces, and it is cut
+    to 512 characters.
+
     String-valued trailing metadata becomes the error's ``headers``, so a
     ``KitError.headers`` sent by a kitpy server (e.g. ``www-authenticate``)
     arrives with the error.
@@ -48,4 +53,4 @@ def error_from_rpc_error(err: grpc.aio.AioRpcError) -> KitError:
         code = Code.UNKNOWN
     trailing = err.trailing_metadata()
     headers = {k: v for k, v in trailing if isinstance(v, str)} if trailing else None
-    return from_code(code, err.details() or "", headers=headers or None)
+    return from_code(code, relayed_message(err.details() or ""), headers=headers or None)

@@ -23,6 +23,10 @@ Call one (the Client is itself an Endpoint, so middleware stacks on it)::
   shows their text (code UNKNOWN, as gRPC answers).  Every response carries
   ``X-Request-Id``.  :func:`add_fallback` gives unmatched requests the same
   body (404 NOT_FOUND, 405 UNIMPLEMENTED) instead of aiohttp's plain text.
+* The Client does not trust its upstream: it reads at most ``max_response_size``
+  (default :data:`DEFAULT_MAX_RESPONSE_SIZE`, 4 MiB; custom decoders read with
+  :func:`read_body`), at most :data:`MAX_ERROR_BODY_SIZE` of an error body, and
+  :func:`decode_error` maps the status first and relays messages capped.
 * Deadlines travel in ``X-Timeout-Ms: <milliseconds>`` (see :mod:`.keys`).
 * JSON is msgspec (see :mod:`.codec`).
 * Hook shapes: :mod:`.types`.
@@ -34,7 +38,10 @@ require("aiohttp", "msgspec", extra="http")
 
 from kitpy.transport.http.client import Client
 from kitpy.transport.http.codec import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_RESPONSE_SIZE,
+    MAX_RESPONSE_SIZE,
     READ_ERRORS,
     JsonRequestDecoder,
     body_read_error,
@@ -43,11 +50,15 @@ from kitpy.transport.http.codec import (
     encode_json,
     encode_json_request,
     json_decoder,
+    read_body,
 )
 from kitpy.transport.http.errors import (
+    MAX_ERROR_BODY_SIZE,
     MethodNotAllowed,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
+    UnsupportedTransferCoding,
     decode_error,
     default_error_encoder,
     error_body,
@@ -84,11 +95,16 @@ from kitpy.transport.http.types import (
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    ServerOptions,
 )
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "HEADERS",
+    "MAX_ERROR_BODY_SIZE",
+    "MAX_RESPONSE_SIZE",
     "METHOD",
     "PATH",
     "PEER",
@@ -113,12 +129,15 @@ __all__ = [
     "MethodNotAllowed",
     "OutgoingRequest",
     "PayloadTooLarge",
+    "RequestTimeout",
     "RunningApp",
     "Server",
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "UnsupportedMediaType",
+    "UnsupportedTransferCoding",
     "add_fallback",
     "add_routes",
     "body_read_error",
@@ -133,6 +152,7 @@ __all__ = [
     "incoming_request_id",
     "json_decoder",
     "parse_timeout",
+    "read_body",
     "response_status",
     "run",
     "serve",

@@ -12,6 +12,21 @@ decode a 2xx response or raise the ``KitError`` the server sent.  The
 Transport failures become kitpy errors: a refused or dropped connection is
 ``Unavailable``, running out of time is ``DeadlineExceeded``, so retry and
 breaker middleware can tell them apart from the server's answers.
+
+The upstream is not trusted:
+
+* a success body is read up to ``max_response_size`` (default 4 MiB,
+  :data:`~kitpy.transport.http.DEFAULT_MAX_RESPONSE_SIZE`): a declared length
+  over it fails before the decoder runs, and kitpy's decoders read through
+  :func:`~kitpy.transport.http.read_body`, which stops a longer body as it
+  arrives.  Over the limit: ``Unavailable("upstream response over 4 MiB
+  (max_response_size)")``, the connection closed, the rest never read;
+* an error body is read up to 64 KiB
+  (:data:`~kitpy.transport.http.MAX_ERROR_BODY_SIZE`); a longer one is left
+  unread and the error mapped from the status alone;
+* the default error decoder believes the status first, relays messages capped
+  and on one line, and never quotes an HTML page
+  (:func:`~kitpy.transport.http.decode_error`).
 """
 
 from __future__ import annotations
@@ -25,7 +40,8 @@ from yarl import URL
 
 from kitpy.context import Context
 from kitpy.errors import DeadlineExceeded, KitError, Unavailable, Unknown
-from kitpy.transport.http.errors import decode_error
+from kitpy.transport.http.codec import DEFAULT_MAX_RESPONSE_SIZE, MAX_RESPONSE_SIZE, read_body
+from kitpy.transport.http.errors import MAX_ERROR_BODY_SIZE, decode_error
 from kitpy.transport.http.keys import TIMEOUT_HEADER, format_timeout
 from kitpy.transport.http.types import (
     ClientAfter,
@@ -36,6 +52,7 @@ from kitpy.transport.http.types import (
     ErrorDecoder,
     OutgoingRequest,
 )
+from kitpy.transport.relay import response_too_large
 
 __all__ = ["Client"]
 
@@ -58,6 +75,10 @@ class Client(Generic[Req, Resp]):
             await uppercase(Context().with_timeout(0.5), UppercaseRequest(s="hi"))
 
     The session is yours: the Client never creates or closes one.
+    ``max_response_size`` bounds the response body it reads (see the module
+    docstring); raise it for an upstream that legitimately answers more::
+
+        Client(session, "GET", url, encode, decode_report, max_response_size=32 * 1024 * 1024)
     """
 
     __slots__ = (
@@ -67,6 +88,7 @@ class Client(Generic[Req, Resp]):
         "_decode_error",
         "_encode",
         "_finalizer",
+        "_max_response_size",
         "_method",
         "_session",
         "_url",
@@ -84,7 +106,10 @@ class Client(Generic[Req, Resp]):
         after: Sequence[ClientAfter] = (),
         finalizer: Sequence[ClientFinalizer] = (),
         error_decoder: ErrorDecoder = decode_error,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
+        if max_response_size < 0:
+            raise ValueError(f"max_response_size must be >= 0, got {max_response_size}")
         self._session = session
         self._method = method.upper()
         self._url = URL(url)
@@ -94,6 +119,7 @@ class Client(Generic[Req, Resp]):
         self._after = tuple(after)
         self._finalizer = tuple(finalizer)
         self._decode_error = error_decoder
+        self._max_response_size = max_response_size
 
     async def __call__(self, ctx: Context, request: Req) -> Resp:
         """Send ``request`` and return the decoded response (or raise a ``KitError``)."""
@@ -113,14 +139,29 @@ class Client(Generic[Req, Resp]):
                     options["timeout"] = aiohttp.ClientTimeout(total=remaining)
             try:
                 async with self._session.request(
-                    out.method, out.url, data=out.body, headers=out.headers, **options
+                    out.method,
+                    out.url,
+                    data=out.body,
+                    headers=out.headers,
+                    allow_redirects=False,  # an upstream does not get to send us elsewhere
+                    **options,
                 ) as response:
                     for after in self._after:
                         ctx = after(ctx, response)
                     status = response.status
                     if not 200 <= status < 300:
-                        body = await response.read()
+                        try:
+                            body = await read_body(ctx, response, limit=MAX_ERROR_BODY_SIZE)
+                        except Unavailable:  # too long to be an error body: go by the status
+                            body = b""
                         raise self._decode_error(status, body, response.reason)
+                    limit = self._max_response_size
+                    length = response.content_length
+                    if length is not None and length > limit:  # whatever the decoder
+                        response.close()
+                        raise response_too_large(limit, option="max_response_size")
+                    if ctx.get(MAX_RESPONSE_SIZE, DEFAULT_MAX_RESPONSE_SIZE) != limit:
+                        ctx = ctx.with_value(MAX_RESPONSE_SIZE, limit)  # where read_body looks
                     return await self._decode(ctx, response)
             except KitError:
                 raise

@@ -2,7 +2,10 @@
 
 Server side: :func:`decode_json` builds a request decoder for a dataclass (or
 any type msgspec understands) and :func:`encode_json` writes a response.
-Client side: :func:`encode_json_request` and :func:`decode_json_response`.
+Client side: :func:`encode_json_request` and :func:`decode_json_response`,
+which reads the body with :func:`read_body`: at most the Client's
+``max_response_size`` (:data:`DEFAULT_MAX_RESPONSE_SIZE`, 4 MiB, unless the
+Client sets another), whatever the upstream sends.
 
 Why msgspec: it decodes straight into a frozen dataclass *with type
 validation* in C, faster than orjson plus a hand-written validator or stdlib
@@ -26,6 +29,7 @@ shape or type, missing or unknown field (400).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import types
 import typing
@@ -38,13 +42,22 @@ from aiohttp import ClientResponse, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from kitpy.context import Context
+from kitpy.context import Context, Key
 from kitpy.errors import Internal, InvalidArgument
-from kitpy.transport.http.errors import PayloadTooLarge, UnsupportedMediaType
+from kitpy.transport.http.errors import (
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    UnsupportedTransferCoding,
+)
 from kitpy.transport.http.types import DecodeResponse, OutgoingRequest
+from kitpy.transport.relay import response_too_large
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_RESPONSE_SIZE",
+    "MAX_RESPONSE_SIZE",
     "JsonRequestDecoder",
     "decode_json",
     "decode_json_response",
@@ -53,12 +66,25 @@ __all__ = [
     "READ_ERRORS",
     "body_read_error",
     "json_decoder",
+    "read_body",
 ]
 
 T = TypeVar("T")
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 """The default request body limit of :func:`decode_json`: 1 MiB (as aiohttp's)."""
+
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds :func:`decode_json` waits for a body still arriving: 1 MiB at ~35 KB/s at least."""
+
+DEFAULT_MAX_RESPONSE_SIZE = 4 * 1024 * 1024
+"""The default response body limit of a :class:`~kitpy.transport.http.Client`: 4 MiB
+(grpc's default receive limit, so both transports' Clients read at most as much)."""
+
+MAX_RESPONSE_SIZE: Key[int] = Key("max_response_size")
+"""The response body limit :func:`read_body` applies: a Client puts its ``max_response_size``
+here in the Context it hands its decoder (when it differs from what :func:`read_body` would
+find there already)."""
 
 _JSON = "application/json"
 _JSON_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict({hdrs.CONTENT_TYPE: _JSON}))
@@ -236,6 +262,14 @@ async def _read_unsized_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _check_transfer_coding(coding: str | None) -> None:
+    """Refuse a transfer coding other than plain ``chunked`` (aiohttp would ignore the rest)."""
+    if coding is not None and coding.strip().lower() != "chunked":
+        raise UnsupportedTransferCoding(
+            f"Transfer-Encoding {coding[:60]!r} is not supported; send chunked or Content-Length"
+        )
+
+
 def _arrived_body(request: web.Request) -> bytes | None:
     """The whole body if it has already arrived (taken out of the stream), else None.
 
@@ -270,7 +304,13 @@ class JsonRequestDecoder(Generic[T]):
         decode.parse(b'{"s": "hi"}')                  # UppercaseRequest(s='hi')
     """
 
-    __slots__ = ("_decode", "_strict_check", "max_body_size", "require_content_type")
+    __slots__ = (
+        "_decode",
+        "_strict_check",
+        "body_timeout",
+        "max_body_size",
+        "require_content_type",
+    )
 
     def __init__(
         self,
@@ -279,11 +319,13 @@ class JsonRequestDecoder(Generic[T]):
         max_body_size: int,
         require_content_type: bool,
         strict_check: Callable[[bytes], object] | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self._decode = decode
         self._strict_check = strict_check  # run first; raises on unknown fields
         self.max_body_size = max_body_size
         self.require_content_type = require_content_type
+        self.body_timeout = body_timeout
 
     async def __call__(self, ctx: Context, request: web.Request) -> T:
         """Read and decode the request body; every problem is an ``InvalidArgument``."""
@@ -301,14 +343,13 @@ class JsonRequestDecoder(Generic[T]):
             raise PayloadTooLarge(
                 f"request body is {length} bytes; the limit is {self.max_body_size}"
             )
+        if length is None:
+            _check_transfer_coding(headers.get(hdrs.TRANSFER_ENCODING))
         try:
             # the fast path: a body that came with the headers is decoded without awaiting
             body = _arrived_body(request)
             if body is None:
-                if length is None:  # chunked: stop reading once over the limit
-                    body = await _read_unsized_body(request, self.max_body_size)
-                else:
-                    body = await request.read()
+                body = await self._read_slowly(request, length is None)
             elif length is None and len(body) > self.max_body_size:
                 raise PayloadTooLarge(
                     f"request body is larger than the limit of {self.max_body_size} bytes"
@@ -316,6 +357,21 @@ class JsonRequestDecoder(Generic[T]):
         except READ_ERRORS as exc:
             raise body_read_error(request, exc) from None
         return self.parse(body)
+
+    async def _read_slowly(self, request: web.Request, unsized: bool) -> bytes:
+        """Await a body still arriving, for at most ``body_timeout`` seconds."""
+        timeout = asyncio.timeout(self.body_timeout)
+        try:
+            async with timeout:
+                if unsized:  # chunked: stop reading once over the limit
+                    return await _read_unsized_body(request, self.max_body_size)
+                return await request.read()
+        except TimeoutError:
+            if timeout.expired():  # ours, not the request's deadline
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.body_timeout:g} s"
+                ) from None
+            raise
 
     def parse(self, body: bytes) -> T:
         """Decode the body; ``InvalidArgument`` (400) naming the problem if it does not fit."""
@@ -369,14 +425,18 @@ def decode_json(
     ignore_unknown_fields: bool = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     require_content_type: bool = True,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> JsonRequestDecoder[T]:
     """Build a request decoder that reads a JSON body into ``tp`` (usually a frozen dataclass).
 
     Unknown fields are rejected unless ``ignore_unknown_fields``; the body must
     be at most ``max_body_size`` bytes; the Content-Type must be
     ``application/json`` (or ``application/*+json``, UTF-8) unless
-    ``require_content_type=False``.  Every failure is an ``InvalidArgument``
-    (400, or 413/415) whose message names the problem.
+    ``require_content_type=False``.  A body still arriving must arrive within
+    ``body_timeout`` seconds (a client stalling its body is answered 408); a
+    ``Transfer-Encoding`` other than ``chunked`` is refused (501).  Every other
+    failure is an ``InvalidArgument`` (400, or 413/415) whose message names the
+    problem.
 
     Example::
 
@@ -388,6 +448,7 @@ def decode_json(
         max_body_size=max_body_size,
         require_content_type=require_content_type,
         strict_check=check,
+        body_timeout=body_timeout,
     )
 
 
@@ -406,19 +467,63 @@ def encode_json_request(ctx: Context, out: OutgoingRequest, request: Any) -> Non
     out.headers["Content-Type"] = _JSON
 
 
+async def read_body(ctx: Context, response: ClientResponse, *, limit: int | None = None) -> bytes:
+    """Read a response body of at most ``limit`` bytes; over it, ``Unavailable`` naming the limit.
+
+    ``limit`` defaults to the calling Client's ``max_response_size`` (from the
+    Context, :data:`MAX_RESPONSE_SIZE`), else :data:`DEFAULT_MAX_RESPONSE_SIZE`.
+    A declared ``Content-Length`` over it fails before anything is read; a body
+    without one (chunked) or compressed is read chunk by chunk and fails as soon
+    as it passes the limit (decompressed size counts).  On failure the
+    connection is closed, not drained.  Call it in a response decoder of your
+    own instead of ``await response.read()``:
+
+    Example::
+
+        async def decode_csv(ctx: Context, response: ClientResponse) -> list[str]:
+            return (await read_body(ctx, response)).decode().splitlines()
+    """
+    if limit is None:
+        limit = ctx.get(MAX_RESPONSE_SIZE, DEFAULT_MAX_RESPONSE_SIZE)
+    length = response.content_length
+    if length is not None:
+        if length > limit:
+            response.close()
+            raise response_too_large(limit, option="max_response_size")
+        if hdrs.CONTENT_ENCODING not in response.headers:
+            return await response.read()  # the parser stops at Content-Length
+    chunks: list[bytes] = []
+    size = 0
+    stream = response.content
+    while chunk := await stream.readany():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise response_too_large(limit, option="max_response_size")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_UNDECODABLE = "the upstream's response could not be decoded"
+
+
 def decode_json_response(tp: type[T], *, ignore_unknown_fields: bool = True) -> DecodeResponse[T]:
     """Build a response decoder that reads a 2xx JSON body into ``tp``.
 
     Unknown fields are ignored by default, so a server may add fields without
-    breaking older clients.  A body that does not fit raises ``Internal``.
+    breaking older clients.  The body is read with :func:`read_body` (at most
+    the Client's ``max_response_size``).  A body that does not fit raises
+    ``Internal`` with a fixed message, "the upstream's response could not be
+    decoded": what the decoder said (which may quote the upstream) is only in
+    its ``__cause__``, for the logs, never in what a caller sees.
     """
     decode = json_decoder(tp, ignore_unknown_fields=ignore_unknown_fields)
 
     async def decode_response(ctx: Context, response: ClientResponse) -> T:
-        body = await response.read()
+        body = await read_body(ctx, response)
         try:
             return decode(body)
         except (msgspec.MsgspecError, RecursionError) as exc:
-            raise Internal(f"invalid response body: {exc}") from None
+            raise Internal(_UNDECODABLE) from exc
 
     return decode_response

@@ -16,20 +16,25 @@ own listener does, and adds what a server facing the open internet needs:
   chunking) is answered with the same JSON error body kitpy's Servers send --
   a fixed message for the status, never an echo of the offending bytes -- and
   summarised in the log like refusals, one line per interval.
+* **Arrival time.**  Each connection notes when it last read bytes, so
+  :func:`queued_for` tells how long a request waited for its handler: the
+  HTTP Server starts the caller's deadline from then.
 * **Drain.**  After :meth:`Connections.drain`, every response says
   ``Connection: close``, so a client finishes its request and opens its next
   connection elsewhere instead of sending it on a connection about to close.
 
 The request handler is aiohttp's :class:`aiohttp.web_protocol.RequestHandler`
-with those three overrides; everything else (parsing, keep-alive, the idle
+with those overrides; everything else (parsing, keep-alive, the idle
 timeout) is aiohttp's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import socket
 import time
 from http import HTTPStatus
 from typing import Any
@@ -39,9 +44,20 @@ from aiohttp.web_protocol import RequestHandler
 
 from kitpy.errors import code_from_http_status
 
-__all__ = ["Connections", "default_max_connections"]
+__all__ = ["Connections", "default_max_connections", "queued_for"]
 
 _log = logging.getLogger("kitpy.transport.http")
+
+
+def queued_for(request: web.BaseRequest) -> float:
+    """Seconds since ``request`` was read off its socket (0 unless :class:`Connections` serves it).
+
+    Under load a request waits in the event loop between arriving and its
+    handler starting; the HTTP Server charges this wait to the caller's
+    ``X-Timeout-Ms``, so the deadline runs from when the request was read.
+    """
+    received: float | None = getattr(request.protocol, "received_at", None)
+    return 0.0 if not received else max(0.0, time.monotonic() - received)
 
 
 def default_max_connections() -> int:
@@ -104,29 +120,29 @@ class _Tally:
         self._last = time.monotonic() if now is None else now
 
 
-class _Refused(asyncio.Protocol):
-    """A connection over the cap: answered 503 at once and closed, its bytes never read."""
-
-    _RESPONSE = _error_bytes(503, "the server has too many open connections; retry")
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self._RESPONSE)
-        transport.close()
+_REFUSAL = _error_bytes(503, "the server has too many open connections; retry")
 
 
 class Connections:
-    """The protocol factory :func:`~kitpy.transport.http.start_app` listens with.
+    """The listening socket of :func:`~kitpy.transport.http.start_app` and what it accepts.
 
     ``server`` is the aiohttp low-level server an ``AppRunner`` made (its
     ``runner.server``); ``handler_options`` go to each connection's request
     handler (``keepalive_timeout``, ``max_field_size``, ...).  ``open`` is the
     number of connections open now, ``refused`` how many the cap turned away.
 
+    It accepts connections itself (``loop.add_reader`` on the socket, then
+    ``loop.connect_accepted_socket``) rather than through ``loop.create_server``,
+    so that it can count a connection the moment it is accepted, refuse one
+    over the cap without making a handler for it, and, when it stops, take in
+    what is waiting in the kernel's backlog instead of resetting it.
+
     Example (what ``start_app`` does)::
 
         connections = Connections(runner.server, max_connections=1000)
-        listener = await loop.create_server(connections, "127.0.0.1", 8080)
+        await connections.listen("127.0.0.1", 8080)
+        ...
+        await connections.stop_listening()
     """
 
     def __init__(
@@ -144,19 +160,101 @@ class Connections:
         self.open = 0
         self.refused = 0
         self.draining = False
+        self.socket: socket.socket | None = None
         self._options = handler_options
+        self._connecting: set[asyncio.Task[None]] = set()
         self._refusals = _Tally(
             f"refused %d connection(s) over the limit of {max_connections} open connections",
             log_interval,
         )
         self.malformed = _Tally("answered %d request(s) that did not parse as HTTP", log_interval)
+        self._accept_errors = _Tally("could not accept %d connection(s)", log_interval)
 
-    def __call__(self) -> asyncio.Protocol:
-        if self.open >= self.max_connections:
-            self.refused += 1
-            self._refusals.add()
-            return _Refused()
+    async def listen(self, host: str, port: int, *, backlog: int = 128) -> None:
+        """Bind ``host:port`` (``port=0``: a free one) and start accepting."""
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, *_, address = infos[0]
+        sock = socket.create_server(address[:2], family=family, backlog=backlog)
+        sock.setblocking(False)
+        self.socket = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """The loop calls this when the socket is readable."""
+        if self.socket is not None and not self._accept_waiting(self.socket):
+            # e.g. out of file descriptors: try again in a second, not in a busy loop
+            asyncio.get_running_loop().remove_reader(self.socket.fileno())
+            asyncio.get_running_loop().call_later(1.0, self._resume)
+
+    def _accept_waiting(self, sock: socket.socket) -> bool:
+        """Accept every connection waiting on ``sock``; False if accepting failed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as exc:
+                self._accept_errors.add(exc.strerror or type(exc).__name__)
+                return False
+            if self.open >= self.max_connections:
+                self._refuse(conn)
+                continue
+            self.open += 1
+            conn.setblocking(False)
+            task = loop.create_task(self._connect(conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    def _resume(self) -> None:
+        if self.socket is not None:
+            asyncio.get_running_loop().add_reader(self.socket.fileno(), self._accept)
+
+    def _refuse(self, conn: socket.socket) -> None:
+        """Answer 503 on a connection over the cap, without reading it, and close it."""
+        self.refused += 1
+        self._refusals.add()
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(_REFUSAL)
+        conn.close()
+
+    async def _connect(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(self._handler, conn)
+        except OSError:  # the peer left before its transport was made
+            self.open -= 1
+            conn.close()
+
+    def _handler(self) -> _Handler:
         return _Handler(self, loop=asyncio.get_running_loop(), **self._options)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The ``(host, port)`` it listens on (the real port when asked for port 0)."""
+        if self.socket is None:
+            raise RuntimeError("not listening")
+        name = self.socket.getsockname()
+        return str(name[0]), int(name[1])
+
+    async def stop_listening(self) -> None:
+        """Stop accepting and close the socket: new connections are refused, open ones go on.
+
+        What waits in the kernel's backlog -- connected, perhaps with a request
+        already sent -- is accepted and served first: closing a listening
+        socket would reset it, mid-request for its client.
+        """
+        sock, self.socket = self.socket, None
+        if sock is None:
+            return
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        self._accept_waiting(sock)
+        sock.close()  # no await since the last accept: nothing waiting is reset
+        if self._connecting:
+            await asyncio.wait(self._connecting)
 
     def drain(self) -> None:
         """From now on every response says ``Connection: close``."""
@@ -166,22 +264,27 @@ class Connections:
         """Log what the interval summaries hold now (on the way out)."""
         self._refusals.flush()
         self.malformed.flush()
+        self._accept_errors.flush()
 
 
 class _Handler(RequestHandler):
-    """aiohttp's request handler, counted, with JSON errors and ``Connection: close`` in drain."""
+    """aiohttp's request handler, counted, with JSON errors and ``Connection: close`` in drain.
 
-    __slots__ = ("_connections", "_counted")
+    ``received_at`` is when its latest bytes were read off the socket
+    (:func:`time.monotonic`), for :func:`queued_for`.
+    """
+
+    __slots__ = ("_connections", "_counted", "received_at")
 
     def __init__(self, connections: Connections, **options: Any) -> None:
         super().__init__(connections.server, **options)
         self._connections = connections
-        self._counted = False
+        self._counted = True  # by Connections, when it accepted the connection
+        self.received_at = 0.0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._connections.open += 1
-        self._counted = True
-        super().connection_made(transport)
+    def data_received(self, data: bytes) -> None:
+        self.received_at = time.monotonic()
+        super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:

@@ -54,26 +54,20 @@ _HANDLER_OPTIONS = frozenset(
 class RunningApp:
     """An application listening on a socket; :meth:`stop` shuts it down gracefully.
 
-    ``connections`` is the listener's :class:`~kitpy.transport.http.connections.Connections`
-    (``open``, ``refused``, ``drain()``).
+    ``connections`` is its :class:`~kitpy.transport.http.connections.Connections`
+    (``open``, ``refused``).
     """
 
-    __slots__ = ("connections", "listener", "runner")
+    __slots__ = ("connections", "runner")
 
-    def __init__(
-        self, runner: web.AppRunner, listener: asyncio.Server, connections: Connections
-    ) -> None:
+    def __init__(self, runner: web.AppRunner, connections: Connections) -> None:
         self.runner = runner
-        self.listener = listener
         self.connections = connections
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The ``(host, port)`` pairs it listens on (the real port when asked for port 0)."""
-        return [
-            (str(name[0]), int(name[1]))
-            for name in (sock.getsockname() for sock in self.listener.sockets)
-        ]
+        return [self.connections.address]
 
     @property
     def url(self) -> URL:
@@ -85,13 +79,13 @@ class RunningApp:
         """Keep serving, but close each connection after its next response (Connection: close)."""
         self.connections.drain()
 
-    def stop_accepting(self) -> None:
+    async def stop_accepting(self) -> None:
         """Close the listening socket: new connections are refused, open ones go on."""
-        self.listener.close()
+        await self.connections.stop_listening()
 
     async def stop(self) -> None:
         """Refuse new connections, let in-flight requests finish (up to the grace period)."""
-        self.stop_accepting()
+        await self.stop_accepting()
         self.connections.drain()
         await self.runner.cleanup()
         self.connections.flush_logs()
@@ -116,7 +110,8 @@ async def start_app(
     quarters of the open-file limit); one more is answered 503 and closed.
     ``idle_timeout`` closes a connection that has sent no request for that
     long: both a keep-alive connection between requests and a new one that has
-    not finished sending its headers.  ``runner_options`` go to
+    not finished sending its headers.  ``host`` is resolved to one address (the
+    first the resolver gives).  ``runner_options`` go to
     :class:`aiohttp.web.AppRunner` and each connection's handler (e.g.
     ``access_log=None``, ``max_field_size=8190``).
     """
@@ -135,13 +130,11 @@ async def start_app(
             keepalive_timeout=idle_timeout,
             **handler_options,
         )
-        listener = await asyncio.get_running_loop().create_server(
-            connections, host, port, backlog=backlog, reuse_address=True
-        )
+        await connections.listen(host, port, backlog=backlog)
     except BaseException:
         await runner.cleanup()
         raise
-    return RunningApp(runner, listener, connections)
+    return RunningApp(runner, connections)
 
 
 async def wait_for_signal(signals: Sequence[signal.Signals] = DEFAULT_SIGNALS) -> signal.Signals:

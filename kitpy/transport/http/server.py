@@ -3,8 +3,9 @@
 Per request, in this order (one path, :meth:`Server.__call__`): the Context is
 made from the Server's ``root`` (method, path, route, headers, peer, request
 id and operation readable; deadline from ``X-Timeout-Ms``), the ``before``
-funcs run, an already-expired deadline is answered 504, the request is
-decoded and the endpoint called (both bounded by the deadline), the ``after``
+funcs run, an already-expired deadline is answered 504, ``authenticate`` (if
+given) checks the caller before the body is read, the request is
+decoded and the endpoint called (all bounded by the deadline), the ``after``
 funcs fill response headers and the response is encoded.  An error anywhere
 in that goes one way: ``error_handler`` observes it (the Context it gets
 tells in :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised
@@ -34,10 +35,20 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from multidict import CIMultiDict, istr
 
-from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION_SOURCE, REQUEST_ID, Context, Key
+from kitpy.context import (
+    ENDPOINT_ERROR,
+    ENDPOINT_NAME,
+    OPERATION_SOURCE,
+    REQUEST_ID,
+    Authenticate,
+    Context,
+    Key,
+)
 from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import DeadlineExceeded, Internal, InvalidArgument
+from kitpy.ratelimit.concurrency import Admission
 from kitpy.transport.http.codec import body_read_error
+from kitpy.transport.http.connections import queued_for
 from kitpy.transport.http.errors import default_error_encoder
 from kitpy.transport.http.keys import (
     REQUEST,
@@ -102,6 +113,16 @@ class Server(Generic[Req, Resp]):
     * ``error_handler`` -- sees every error with its traceback (e.g. logs it).
     * ``error_encoder`` -- writes the error response (default
       :func:`~kitpy.transport.http.default_error_encoder`).
+    * ``authenticate`` -- ``async (ctx) -> ctx``, run after the ``before`` funcs
+      and before the body is read: it returns the Context the endpoint gets
+      (e.g. with claims) or raises, so an anonymous request is refused (401)
+      before its body can draw a 400, 413 or 415.  E.g. a JWT parser's
+      ``parser.authenticate`` (see :mod:`kitpy.auth.jwt`).  Default None.
+    * ``admission`` -- a :class:`~kitpy.ratelimit.ConcurrencyLimiter` (any
+      :class:`~kitpy.ratelimit.Admission`) that every request holds a slot of
+      from the moment its headers are read until its response is ready, so a
+      client stalling its body counts against the limit; refused requests get
+      its error (503 with ``Retry-After``).  Share one between Servers.
 
     A plain exception from the endpoint is answered 500 with code UNKNOWN and
     a generic message; a failure to encode the response is INTERNAL (the
@@ -112,7 +133,9 @@ class Server(Generic[Req, Resp]):
     """
 
     __slots__ = (
+        "_admission",
         "_after",
+        "_authenticate",
         "_before",
         "_decode",
         "_encode",
@@ -142,6 +165,8 @@ class Server(Generic[Req, Resp]):
         error_encoder: ErrorEncoder = default_error_encoder,
         error_handler: ErrorHandler | None = None,
         finalizer: Sequence[ServerFinalizer] = (),
+        authenticate: Authenticate | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._endpoint = endpoint
         name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
@@ -155,6 +180,8 @@ class Server(Generic[Req, Resp]):
         self._error_encoder = error_encoder
         self._error_handler = error_handler
         self._finalizer = tuple(finalizer)
+        self._authenticate = authenticate
+        self._admission = admission
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         # aiohttp accepts only coroutine functions as handlers (anything else is
@@ -177,11 +204,13 @@ class Server(Generic[Req, Resp]):
         header = request.headers.get(_TIMEOUT_KEY)
         bad_header: InvalidArgument | None = None
         try:
-            budget = None if header is None else parse_timeout(header)
+            # the deadline runs from when the request was read, not from when its turn came
+            budget = None if header is None else parse_timeout(header) - queued_for(request)
         except InvalidArgument as exc:  # answered 400 below, with the Context made
             budget, bad_header = None, exc
         ctx = self._root.with_values(values, timeout=budget)
         in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
+        admitted: Admission | None = None  # set while this request holds an admission slot
         try:
             if bad_header is not None:
                 raise bad_header
@@ -190,12 +219,21 @@ class Server(Generic[Req, Resp]):
             remaining = ctx.time_remaining()
             if remaining is not None and remaining <= 0.0:
                 raise DeadlineExceeded("deadline exceeded before the request was handled")
+            if self._admission is not None:  # counted from here: before the body is read
+                if not self._admission.try_acquire():
+                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
+                    remaining = ctx.time_remaining()
+                admitted = self._admission
             if remaining is None or not self._enforce_deadline:
+                if self._authenticate is not None:  # the caller first, then its body
+                    ctx = await self._authenticate(ctx)
                 decoded = await self._decode(ctx, request)
                 in_endpoint = True
                 response = await self._endpoint(ctx, decoded)
             else:
                 async with asyncio.timeout(remaining):
+                    if self._authenticate is not None:
+                        ctx = await self._authenticate(ctx)
                     decoded = await self._decode(ctx, request)
                     in_endpoint = True
                     response = await self._endpoint(ctx, decoded)
@@ -221,6 +259,9 @@ class Server(Generic[Req, Resp]):
             if self._error_handler is not None:
                 self._error_handler(ctx, error)
             result = self._error_encoder(ctx, error)
+        finally:
+            if admitted is not None:
+                admitted.release()
         # a before func may have set another request id: the Context's is the one logged
         result.headers[_REQUEST_ID_KEY] = ctx[REQUEST_ID] if self._before else request_id
         if self._finalizer:

@@ -22,16 +22,17 @@ Client side, per call::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
+from typing import TypeAlias, TypedDict, TypeVar
 
 from aiohttp import ClientResponse, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from kitpy.context import Context
+from kitpy.context import Authenticate, Context
 from kitpy.errors import KitError
+from kitpy.ratelimit.concurrency import Admission
 
 __all__ = [
     "ClientAfter",
@@ -48,6 +49,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
 ]
 
 T = TypeVar("T")
@@ -66,6 +68,30 @@ ErrorHandler: TypeAlias = Callable[[Context, BaseException], None]
 
 ErrorEncoder: TypeAlias = Callable[[Context, BaseException], web.StreamResponse]
 """Turns an error into the response to send."""
+
+
+class ServerOptions(TypedDict, total=False):
+    """The Server's keyword options as one type, for helpers that pass them through.
+
+    Every key is the :class:`~kitpy.transport.http.Server` option of that
+    name.  A function building several Servers takes them once::
+
+        def make_app(endpoints: Endpoints, **options: Unpack[ServerOptions]) -> web.Application:
+            app = web.Application()
+            add_routes(app, {"POST /hello": Server(endpoints.hello, decode, encode, **options)})
+            return app
+    """
+
+    root: Context | None
+    enforce_deadline: bool
+    before: Sequence[ServerBefore]
+    after: Sequence[ServerAfter]
+    error_encoder: ErrorEncoder
+    error_handler: ErrorHandler | None
+    finalizer: Sequence[ServerFinalizer]
+    authenticate: Authenticate | None
+    admission: Admission | None
+
 
 DecodeRequest: TypeAlias = Callable[[Context, web.Request], Awaitable[T]]
 """Reads the incoming request into the endpoint's request value."""

@@ -39,6 +39,7 @@ from kitpy.transport.messaging.server import (
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    ServerOptions,
     Settle,
     default_error_encoder,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "Settle",
     "default_error_encoder",
     "error_body",

@@ -11,11 +11,11 @@ Per message, in order: the Context is built from ``root`` (:data:`HEADERS`,
 :data:`~kitpy.context.OPERATION` = the subject or queue,
 :data:`~kitpy.context.REQUEST_ID` from ``X-Request-Id`` or a new one, and the
 deadline from ``X-Timeout-Ms``); a message whose deadline has already passed
-is answered DEADLINE_EXCEEDED without running; ``before`` funcs run, the body
-is decoded, the endpoint runs (under the deadline when ``enforce_deadline``),
-``after`` funcs fill the outgoing headers and the response is encoded; then
-the transport settles the outcome, and ``finalizer`` funcs run last with the
-final code.
+is answered DEADLINE_EXCEEDED without running; ``before`` funcs run,
+``authenticate`` (if given) checks the caller, the body is decoded, the
+endpoint runs (under the deadline when ``enforce_deadline``), ``after`` funcs
+fill the outgoing headers and the response is encoded; then the transport
+settles the outcome, and ``finalizer`` funcs run last with the final code.
 
 Errors: ``error_handler`` observes every exception with its traceback (its
 Context tells in :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised it);
@@ -32,9 +32,17 @@ import itertools
 import os
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypedDict, TypeVar
 
-from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Context, Key
+from kitpy.context import (
+    ENDPOINT_ERROR,
+    ENDPOINT_NAME,
+    OPERATION,
+    REQUEST_ID,
+    Authenticate,
+    Context,
+    Key,
+)
 from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import (
     Code,
@@ -63,6 +71,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "Settle",
     "default_error_encoder",
 ]
@@ -87,6 +96,27 @@ ErrorHandler: TypeAlias = Callable[[Context, BaseException], None]
 ErrorEncoder: TypeAlias = Callable[[Context, BaseException], KitError]
 """Turns any exception into the KitError whose code and message are replied."""
 EncodeResponse: TypeAlias = Callable[[Context, Resp], bytes]
+
+
+class ServerOptions(TypedDict, total=False):
+    """A message Server's keyword options as one type, for helpers passing them on.
+
+    Every key is the :class:`MessageServer` option of that name (the NATS and
+    AMQP Servers take the same)::
+
+        def servers(endpoints: Endpoints, **options: Unpack[ServerOptions]) -> list[Server]:
+            return [Server(endpoints.hello, decode, encode, **options)]
+    """
+
+    root: Context | None
+    enforce_deadline: bool
+    before: Sequence[ServerBefore]
+    after: Sequence[ServerAfter]
+    error_encoder: ErrorEncoder
+    error_handler: ErrorHandler | None
+    finalizer: Sequence[ServerFinalizer]
+    authenticate: Authenticate | None
+
 
 _MAX_REQUEST_ID = 128
 
@@ -130,6 +160,11 @@ class MessageServer(Generic[Req, Resp, M]):
 
     Subclasses implement :meth:`envelope`; they call :meth:`serve` with a
     ``settle`` coroutine that replies to, acks or naks the message.
+
+    ``authenticate`` -- ``async (ctx) -> ctx``, as on the HTTP and gRPC Servers:
+    run after the ``before`` funcs and before the body is decoded; it returns
+    the Context the endpoint gets or raises (e.g. a JWT parser's
+    ``parser.authenticate``).  Default None.
     """
 
     def __init__(
@@ -145,6 +180,7 @@ class MessageServer(Generic[Req, Resp, M]):
         error_encoder: ErrorEncoder = default_error_encoder,
         error_handler: ErrorHandler | None = None,
         finalizer: Sequence[ServerFinalizer] = (),
+        authenticate: Authenticate | None = None,
     ) -> None:
         self._endpoint = endpoint
         name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
@@ -158,6 +194,7 @@ class MessageServer(Generic[Req, Resp, M]):
         self._error_encoder = error_encoder
         self._error_handler = error_handler
         self._finalizer = tuple(finalizer)
+        self._authenticate = authenticate
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
 
@@ -193,6 +230,8 @@ class MessageServer(Generic[Req, Resp, M]):
                 raise DeadlineExceeded("the message's deadline passed before it was handled")
             for before in self._before:
                 ctx = before(ctx, headers)
+            if self._authenticate is not None:  # the caller first, then its body
+                ctx = await self._authenticate(ctx)
             try:
                 request = self._decode(ctx, msg)
             except KitError:

@@ -34,6 +34,7 @@ from kitpy.transport.messaging import (
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
+    ServerOptions,
     default_error_encoder,
 )
 from kitpy.transport.nats.client import Client, ClientAfter, Publisher
@@ -62,6 +63,7 @@ __all__ = [
     "ServerAfter",
     "ServerBefore",
     "ServerFinalizer",
+    "ServerOptions",
     "Subscription",
     "default_error_encoder",
 ]

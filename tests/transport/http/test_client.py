@@ -108,15 +108,20 @@ async def test_errors_round_trip_for_every_code(
 @pytest.mark.parametrize(
     ("status", "body", "error", "message"),
     [
-        (502, b"<html>bad gateway</html>", Unavailable, "HTTP 502 Bad Gateway"),
-        (404, b"not here", NotFound, "HTTP 404 Not Found"),
-        (418, b"", InvalidArgument, "HTTP 418 I'm a Teapot"),
-        (500, b'{"error": {"code": "NO_SUCH_CODE"}}', Internal, "HTTP 500 Internal Server Error"),
+        (502, b"<html>bad gateway</html>", Unavailable, "upstream answered 502 Bad Gateway"),
+        (404, b"not here", NotFound, "upstream answered 404 Not Found"),
+        (418, b"", InvalidArgument, "upstream answered 418 I'm a Teapot"),
+        (
+            500,
+            b'{"error": {"code": "NO_SUCH_CODE"}}',
+            Internal,
+            "upstream answered 500 Internal Server Error",
+        ),
         (
             503,
             b'{"error": {"code": "OK", "message": "?"}}',
             Unavailable,
-            "HTTP 503 Service Unavailable",
+            "upstream answered 503 Service Unavailable",
         ),
     ],
 )
@@ -178,7 +183,8 @@ async def test_undecodable_response_is_internal(
     client = Client(session, "POST", url / "x", encode_json_request, decode_json_response(Echo))
     with pytest.raises(Internal) as info:
         await client(Context(), Echo(s="a"))
-    assert info.value.message == "invalid response body: Object missing required field `s`"
+    assert info.value.message == "the upstream's response could not be decoded"
+    assert str(info.value.__cause__) == "Object missing required field `s`"  # for the logs
 
 
 async def test_client_hooks_run_in_order_and_middleware_stacks(

@@ -1,177 +1,65 @@
-"""svcname's configuration: flags with environment-variable defaults.
+"""svcname's settings: one frozen dataclass that :func:`kitpy.config.load` fills.
 
-Each option is one field of :class:`Config` with its flag, environment variable
-and help text; ``--help`` lists them all.  A flag beats the environment
-variable, which beats the default.  To add an option, add one field::
+Each field is one setting with three spellings, each source overriding the
+one before: ``http_addr`` in a TOML file (``--config PATH``, or the file named
+by ``SVCNAME_CONFIG``), ``SVCNAME_HTTP_ADDR`` in the environment,
+``--http-addr`` on the command line.  The string under a field is its
+``--help`` text.  To add a setting, add a field::
 
-    greeting: str = option("Hi", "--greeting", "SVCNAME_GREETING", "greeting word")
+    greeting: str = "Hello"
+    \"\"\"The word each greeting starts with.\"\"\"
+
+A value that does not fit stops the start with one line naming where it came
+from (exit status 2); checks the types cannot express go in ``__post_init__``.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import os
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-__all__ = ["Config", "option", "parse_addr", "parse_config", "split_addr"]
+from kitpy.config import Address, Duration
+
+__all__ = ["LogLevel", "Settings"]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-def option(
-    default: Any, flag: str, env: str, help: str, *, parse: Callable[[str], Any] = str
-) -> Any:
-    """Declare a :class:`Config` field settable by ``flag`` and environment variable ``env``.
+@dataclass(frozen=True)
+class Settings:
+    """Run svcname.
 
-    ``parse`` turns the text into the value, raising ``ValueError`` with a helpful
-    message when it cannot.
+    Every flag can also be set by the environment variable named in its help,
+    or in a TOML file (--config).
     """
-    return dataclasses.field(
-        default=default, metadata={"flag": flag, "env": env, "help": help, "parse": parse}
-    )
 
-
-def split_addr(addr: str) -> tuple[str, int]:
-    """Split ``"host:port"`` into its parts; raise ValueError if it is not one."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{addr!r} is not host:port (port 0-65535)")
-    return host.strip("[]"), int(port)
-
-
-def parse_addr(addr: str) -> str:
-    """Validate a ``host:port`` address and return it unchanged."""
-    split_addr(addr)
-    return addr
-
-
-def parse_seconds(text: str) -> float:
-    """A non-negative number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise ValueError(f"{text!r} must be >= 0 seconds")
-    return value
-
-
-def parse_log_format(text: str) -> str:
-    """``json`` or ``console``."""
-    if text not in ("json", "console"):
-        raise ValueError(f"{text!r} is not json or console")
-    return text
-
-
-def parse_bool(text: str) -> bool:
-    """true/false, yes/no, on/off or 1/0."""
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"{text!r} is not true or false")
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """Everything svcname can be told at start-up."""
-
-    http_addr: str = option(
-        "127.0.0.1:8080",
-        "--http-addr",
-        "SVCNAME_HTTP_ADDR",
-        "HTTP listen address, host:port (port 0 picks a free port)",
-        parse=parse_addr,
-    )
-    grpc_addr: str = option(
-        "127.0.0.1:8081",
-        "--grpc-addr",
-        "SVCNAME_GRPC_ADDR",
-        "gRPC listen address, host:port (port 0 picks a free port)",
-        parse=parse_addr,
-    )
-    grpc_reflection: bool = option(
-        True,
-        "--grpc-reflection",
-        "SVCNAME_GRPC_REFLECTION",
-        "serve gRPC server reflection, so grpcurl can list the service (true/false)",
-        parse=parse_bool,
-    )
-    log_format: str = option(
-        "json",
-        "--log-format",
-        "SVCNAME_LOG_FORMAT",
-        "log line format: json or console",
-        parse=parse_log_format,
-    )
-    shutdown_grace: float = option(
-        10.0,
-        "--shutdown-grace",
-        "SVCNAME_SHUTDOWN_GRACE",
-        "seconds in-flight requests get to finish on shutdown",
-        parse=parse_seconds,
-    )
-    shutdown_drain: float = option(
-        0.5,
-        "--shutdown-drain",
-        "SVCNAME_SHUTDOWN_DRAIN",
-        "seconds between reporting NOT_SERVING and refusing new requests",
-        parse=parse_seconds,
-    )
-
-    @property
-    def http_host(self) -> str:
-        return split_addr(self.http_addr)[0]
-
-    @property
-    def http_port(self) -> int:
-        return split_addr(self.http_addr)[1]
-
-    @property
-    def grpc_host(self) -> str:
-        return split_addr(self.grpc_addr)[0]
-
-    @property
-    def grpc_port(self) -> int:
-        return split_addr(self.grpc_addr)[1]
-
-
-def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m svcname",
-        description="Run svcname. Every flag can also be set by the "
-        "environment variable named in its help.",
-    )
-    for f in dataclasses.fields(Config):
-        meta = f.metadata
-        parse: Callable[[str], Any] = meta["parse"]
-
-        def convert(text: str, parse: Callable[[str], Any] = parse) -> Any:
-            try:
-                return parse(text)
-            except ValueError as exc:  # argparse shows ArgumentTypeError's text as is
-                raise argparse.ArgumentTypeError(str(exc)) from None
-
-        convert.__name__ = f.name  # argparse names the option in its error message
-        default = environ.get(meta["env"])
-        parser.add_argument(
-            meta["flag"],
-            dest=f.name,
-            type=convert,
-            default=f.default if default is None else default,
-            help=f"{meta['help']} (env {meta['env']}; default {f.default})",
-        )
-    return parser
-
-
-def parse_config(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
-    """Build a :class:`Config` from ``argv`` (default: ``sys.argv``) and ``environ``.
-
-    Invalid values exit with status 2 and a message naming the flag, as argparse does.
-    """
-    parser = _parser(os.environ if environ is None else environ)
-    return Config(**vars(parser.parse_args(argv)))
+    http_addr: Address = Address("127.0.0.1", 8080)
+    """HTTP listen address, host:port (port 0 picks a free port)."""
+    grpc_addr: Address = Address("127.0.0.1", 8081)
+    """gRPC listen address, host:port (port 0 picks a free port)."""
+    grpc_reflection: bool = True
+    """Serve gRPC server reflection, so grpcurl can list the service."""
+    shutdown_grace: Duration = Duration(10.0)
+    """How long in-flight requests get to finish on shutdown."""
+    shutdown_drain: Duration = Duration(0.5)
+    """Time between reporting NOT_SERVING and refusing new requests."""
+    log_format: Literal["json", "console"] = "json"
+    """Log line format."""
+    log_level: LogLevel = "info"
+    """The least severe level logged."""
+    max_in_flight: int = 256
+    """Requests served at once, over HTTP and gRPC together, each counted from the moment its
+    headers are read; beyond it (and the queue) they get 503 with Retry-After."""
+    max_waiting: int = 256
+    """Requests that may wait for a free slot before new ones are shed."""
+    max_wait: Duration = Duration(1.0)
+    """The longest a request waits for a free slot before it is shed (503, Retry-After)."""
+    max_loop_lag: Duration = Duration(0.1)
+    """Shed every new request while work waits longer than this to start on the event loop
+    (overload); 0 turns it off."""
+    max_connections: int | None = None
+    """Open HTTP connections at most; one more is answered 503 and closed. Default: 3/4 of
+    the open-file limit (ulimit -n), at most 10000."""
+    idle_timeout: Duration = Duration(60.0)
+    """Close an HTTP connection that sends no complete request for this long (idle
+    keep-alive, or headers never finished)."""

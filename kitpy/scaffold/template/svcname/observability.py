@@ -110,7 +110,7 @@ def build_observability(
     *,
     service_name: str = "svcname",
     log_format: Literal["json", "console"] = "json",
-    log_level: int = logging.INFO,
+    log_level: int | str = logging.INFO,
     log_stream: TextIO | None = None,
     span_exporter: SpanExporter | None = None,
     sample_ratio: float = 1.0,

@@ -8,18 +8,11 @@ between protobuf messages and the endpoint types.  The protobuf modules in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Unpack
 
 import grpc.aio
 from kitpy import Context, Endpoint, GenericMiddleware
-from kitpy.transport.grpc import (
-    Client,
-    ErrorHandler,
-    GrpcServer,
-    Server,
-    ServerBefore,
-    ServerFinalizer,
-)
+from kitpy.transport.grpc import Client, GrpcServer, Server, ServerOptions
 
 from .endpoints import Endpoints, HelloRequest, HelloResponse
 from .pb import svcname_pb2 as pb
@@ -65,42 +58,32 @@ class Servicer(pb_grpc.SvcnameServicer):
 
     Hello: Server[HelloRequest, HelloResponse, pb.HelloRequest, pb.HelloResponse]
 
-    def __init__(
-        self,
-        endpoints: Endpoints,
-        *,
-        before: Sequence[ServerBefore] = (),
-        error_handler: ErrorHandler | None = None,
-        finalizer: Sequence[ServerFinalizer] = (),
-    ) -> None:
+    def __init__(self, endpoints: Endpoints, **options: Unpack[ServerOptions]) -> None:
         self.Hello = Server(
             endpoints.hello_endpoint,
             decode_hello_request,
             encode_hello_response,
             method=f"/{SERVICE}/Hello",
-            before=before,
-            error_handler=error_handler,
-            finalizer=finalizer,
+            **options,
         )
 
 
 def make_grpc_server(
     endpoints: Endpoints,
     *,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
     reflection: bool = True,
+    **options: Unpack[ServerOptions],
 ) -> GrpcServer:
     """A gRPC server (not yet started) serving ``endpoints``, with health and reflection.
 
-    ``before``, ``error_handler`` and ``finalizer`` go to every method's Server.
+    ``options`` go to every method's Server (``before``, ``admission``, ...).
     Start it with ``port = await server.start("127.0.0.1:8081")`` or hand it to
     ``kitpy.lifecycle.grpc.serve_grpc``; ``reflection=False`` turns server
     reflection (``grpcurl ... list``) off.
     """
-    server = GrpcServer(reflection=reflection)
-    servicer = Servicer(endpoints, before=before, error_handler=error_handler, finalizer=finalizer)
+    # the error handler also sees the calls GrpcServer refuses itself (while stopping)
+    server = GrpcServer(reflection=reflection, error_handler=options.get("error_handler"))
+    servicer = Servicer(endpoints, **options)
     server.add_service(SERVICE, pb_grpc.add_SvcnameServicer_to_server, servicer)
     return server
 

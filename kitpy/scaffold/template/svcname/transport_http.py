@@ -16,7 +16,7 @@ Errors use kitpy's JSON error body, e.g. an empty name::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Unpack
 
 import aiohttp
 from aiohttp import web
@@ -24,10 +24,8 @@ from kitpy import Endpoint, GenericMiddleware
 from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
-    ErrorHandler,
     Server,
-    ServerBefore,
-    ServerFinalizer,
+    ServerOptions,
     add_fallback,
     add_routes,
     decode_json,
@@ -45,25 +43,19 @@ def make_http_app(
     endpoints: Endpoints,
     *,
     health: Health | None = None,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
+    **options: Unpack[ServerOptions],
 ) -> web.Application:
     """An aiohttp application serving ``endpoints`` (and ``/healthz``, answered by ``health``).
 
-    ``before``, ``error_handler`` and ``finalizer`` are given to every route's Server.
+    ``options`` go to every route's Server (``before``, ``error_handler``,
+    ``finalizer``, ``admission``, ...).
     """
     app = web.Application()
     add_routes(
         app,
         {
             "POST /hello": Server(
-                endpoints.hello_endpoint,
-                decode_json(HelloRequest),
-                encode_json,
-                before=before,
-                error_handler=error_handler,
-                finalizer=finalizer,
+                endpoints.hello_endpoint, decode_json(HelloRequest), encode_json, **options
             ),
             "GET /healthz": (health or Health()).handle,
         },

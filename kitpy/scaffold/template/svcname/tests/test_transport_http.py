@@ -1,4 +1,4 @@
-"""svcname over HTTP on a real socket (127.0.0.1, port 0), and its config."""
+"""svcname over HTTP on a real socket (127.0.0.1, port 0)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from kitpy import Context, InvalidArgument
 from kitpy.lifecycle.http import Health
 from kitpy.transport.http import start_app
 
-from ..config import Config, parse_config
 from ..endpoints import make_endpoints
 from ..service import BasicService
 from ..transport_http import make_http_app, make_http_client
@@ -49,21 +48,3 @@ async def test_http_client_is_a_service(base_url: str) -> None:
         assert await svc.hello(ctx, "Ada") == "Hello, Ada!"
         with pytest.raises(InvalidArgument):
             await svc.hello(ctx, "")
-
-
-def test_config_flags_beat_environment_beat_defaults() -> None:
-    assert parse_config([], {}) == Config()
-    env = {
-        "SVCNAME_HTTP_ADDR": "0.0.0.0:9000",
-        "SVCNAME_SHUTDOWN_GRACE": "2.5",
-    }
-    assert parse_config([], env).http_addr == "0.0.0.0:9000"
-    assert parse_config(["--http-addr", "127.0.0.1:1"], env).http_addr == "127.0.0.1:1"
-    assert parse_config([], env).shutdown_grace == 2.5
-
-
-@pytest.mark.parametrize("argv", [["--http-addr", "nohost"], ["--log-format", "xml"]])
-def test_invalid_config_exits_with_usage_error(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse_config(argv, {})
-    assert info.value.code == 2
