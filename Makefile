@@ -66,9 +66,11 @@ fuzz: $(STAMP)
 		$(BIN)/python $$harness -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
 	done
 
-# Soak the full stack (~80 s): every request accounted for, proxy RSS growth bounded.
+# Soak the full stack (~80 s): every request accounted for, proxy RSS growth bounded;
+# then SIGTERM one service under gRPC load (~5 s): every call answered or refused retryably.
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak.driver $(ARGS)
+	$(BIN)/python -m tests.soak.drain
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -34,13 +34,19 @@ async def _invoke(svc: Endpoints, ctx: Context, method: str, s: str) -> str | in
     return await svc.count(ctx, s)
 
 
+# The claims the service requires: ISSUER and AUDIENCE in __main__ (not imported from
+# there, since that would load the whole server into the CLI).
+ISSUER = "stringsvc-auth"
+AUDIENCE = "stringsvc"
+
+
 def _signer(jwt_secret: str | None) -> GenericMiddleware | None:
-    """A JWT signer (HS256, audience ``stringsvc``) when a secret is given."""
+    """A JWT signer (HS256; ``iss``, ``aud`` and a 60 s ``exp`` as the service requires)."""
     if jwt_secret is None:
         return None
     from kitpy.auth.jwt import jwt_signer
 
-    claims = {"aud": "stringsvc", "sub": "stringsvc-cli"}
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "stringsvc-cli"}
     return jwt_signer(jwt_secret.encode(), algorithm="HS256", claims=claims, lifetime=60)
 
 

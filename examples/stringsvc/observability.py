@@ -46,6 +46,7 @@ from opentelemetry.util.types import AttributeValue
 from structlog.typing import FilteringBoundLogger
 
 from kitpy import Context, GenericMiddleware, chain
+from kitpy.config import Live
 from kitpy.log import call_logging, make_logger, server_error_logging
 from kitpy.metrics import call_metrics, server_error_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
@@ -197,7 +198,7 @@ def build_observability(
     *,
     service_name: str = "stringsvc",
     log_format: Literal["json", "console"] = "json",
-    log_level: int = logging.INFO,
+    log_level: int | str | Live[int] | Live[str] = logging.INFO,
     log_stream: TextIO | None = None,
     otlp_endpoint: str | None = None,
     span_stream: TextIO | None = None,
@@ -210,7 +211,8 @@ def build_observability(
     Spans go to ``span_exporter`` if given, else to OTLP when ``otlp_endpoint``
     is set, else to the console (``span_stream``, default stdout) as JSON.
     Head sampling is ``ParentBased(TraceIdRatioBased(sample_ratio))``: a call
-    that arrives with a sampled-out parent stays sampled out.
+    that arrives with a sampled-out parent stays sampled out.  ``log_level`` is
+    a number, a name (``"debug"``) or a live setting the logger follows.
 
     ``endpoint_spans`` (default True): each server endpoint call gets its own
     INTERNAL span under the transport's SERVER span.  False traces it with the

@@ -52,7 +52,7 @@ from kitpy.resilience import RetryBudget, RetryError, timeout
 from kitpy.sd import P2C, Closer, Endpointer, Event, FixedInstancer, Instance, Instancer, lb_retry
 from kitpy.sd.etcd import EtcdClient, EtcdInstancer
 
-from .config import Config
+from .config import Settings
 from .endpoints import UppercaseRequest, UppercaseResponse
 from .observability import Observability
 from .service import StringService
@@ -150,7 +150,7 @@ def _etcd_url(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def open_proxy(
-    config: Config,
+    config: Settings,
     *,
     session: aiohttp.ClientSession,
     obs: Observability,

@@ -9,13 +9,13 @@ once.  Run with ``--amqp amqp://guest:guest@127.0.0.1:5672/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Unpack
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.amqp import serve_amqp
-from kitpy.transport.amqp import ErrorHandler, Server, ServerBefore, ServerFinalizer
+from kitpy.transport.amqp import Server, ServerOptions
 
 from .endpoints import Endpoints
 from .transport_messages import json_servers
@@ -31,15 +31,10 @@ async def serve_stringsvc_amqp(
     life: Lifecycle,
     connection: AbstractRobustConnection,
     endpoints: Endpoints,
-    *,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
+    **options: Unpack[ServerOptions],
 ) -> None:
     """Declare the two queues and serve Uppercase and Count from them under ``life``."""
-    servers = json_servers(
-        Server, endpoints, _body, before=before, error_handler=error_handler, finalizer=finalizer
-    )
+    servers = json_servers(Server, endpoints, _body, **options)
     for name, server in servers.items():
         channel = await connection.channel()  # one channel per consumer: its own prefetch
         queue = await channel.declare_queue(name, durable=True)

@@ -20,6 +20,7 @@ The protobuf modules in ``pb/`` are generated from ``stringsvc.proto`` by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 import grpc.aio
 
@@ -27,11 +28,9 @@ from kitpy import Context, GenericMiddleware
 from kitpy.transport.grpc import (
     Client,
     ClientBefore,
-    ErrorHandler,
     GrpcServer,
     Server,
-    ServerBefore,
-    ServerFinalizer,
+    ServerOptions,
 )
 
 from .endpoints import (
@@ -104,8 +103,9 @@ class StringServicer(pb_grpc.StringServiceServicer):
     methods: there, write ``async def Uppercase(self, request, context): return
     await self._uppercase(request, context)`` instead.)
 
-    ``before``, ``error_handler`` and ``finalizer`` are passed to every method's
-    Server (e.g. metadata readers, an error logger, a metrics finalizer).
+    ``options`` go to every method's Server (e.g. metadata readers, an error
+    logger, a metrics finalizer, the JWT check that runs before a message is
+    parsed, the concurrency limit).
     """
 
     Uppercase: Server[
@@ -113,52 +113,38 @@ class StringServicer(pb_grpc.StringServiceServicer):
     ]
     Count: Server[CountRequest, CountResponse, pb.CountRequest, pb.CountResponse]
 
-    def __init__(
-        self,
-        endpoints: Endpoints,
-        *,
-        before: Sequence[ServerBefore] = (),
-        error_handler: ErrorHandler | None = None,
-        finalizer: Sequence[ServerFinalizer] = (),
-    ) -> None:
+    def __init__(self, endpoints: Endpoints, **options: Unpack[ServerOptions]) -> None:
         self.Uppercase = Server(
             endpoints.uppercase_endpoint,
             decode_uppercase_request,
             encode_uppercase_response,
             method=f"/{SERVICE}/Uppercase",
-            before=before,
-            error_handler=error_handler,
-            finalizer=finalizer,
+            **options,
         )
         self.Count = Server(
             endpoints.count_endpoint,
             decode_count_request,
             encode_count_response,
             method=f"/{SERVICE}/Count",
-            before=before,
-            error_handler=error_handler,
-            finalizer=finalizer,
+            **options,
         )
 
 
 def make_grpc_server(
     endpoints: Endpoints,
     *,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
     reflection: bool = True,
+    **options: Unpack[ServerOptions],
 ) -> GrpcServer:
     """A gRPC server (not yet started) serving ``endpoints``, with health and reflection.
 
-    ``before``, ``error_handler`` and ``finalizer`` go to every method's Server.
+    ``options`` go to every method's Server (see :class:`StringServicer`).
     Start it with ``await server.start("127.0.0.1:8081")`` (it returns the bound
     port) or hand it to ``kitpy.lifecycle.grpc.serve_grpc``.
     """
-    server = GrpcServer(reflection=reflection)
-    servicer = StringServicer(
-        endpoints, before=before, error_handler=error_handler, finalizer=finalizer
-    )
+    # the error handler also sees the calls GrpcServer refuses itself (while stopping)
+    server = GrpcServer(reflection=reflection, error_handler=options.get("error_handler"))
+    servicer = StringServicer(endpoints, **options)
     server.add_service(SERVICE, pb_grpc.add_StringServiceServicer_to_server, servicer)
     return server
 
@@ -168,22 +154,14 @@ async def start_grpc_server(
     *,
     host: str = "127.0.0.1",
     port: int = 8081,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
     reflection: bool = True,
+    **options: Unpack[ServerOptions],
 ) -> tuple[GrpcServer, int]:
     """:func:`make_grpc_server`, started on ``host:port``; return it and the bound port.
 
     ``port=0`` picks a free port.  Stop it with ``await server.stop(grace=...)``.
     """
-    server = make_grpc_server(
-        endpoints,
-        before=before,
-        error_handler=error_handler,
-        finalizer=finalizer,
-        reflection=reflection,
-    )
+    server = make_grpc_server(endpoints, reflection=reflection, **options)
     return server, await server.start(f"{host}:{port}")
 
 

@@ -17,6 +17,7 @@ Errors use kitpy's JSON error body, e.g. an empty string::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 import aiohttp
 from aiohttp import web
@@ -26,10 +27,8 @@ from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
     ClientBefore,
-    ErrorHandler,
     Server,
-    ServerBefore,
-    ServerFinalizer,
+    ServerOptions,
     add_fallback,
     add_routes,
     decode_json,
@@ -53,36 +52,25 @@ def make_http_app(
     endpoints: Endpoints,
     *,
     health: Health | None = None,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
+    **options: Unpack[ServerOptions],
 ) -> web.Application:
     """An aiohttp application serving ``endpoints`` (and ``/healthz``).
 
     ``health`` answers ``/healthz``; the lifecycle turns it to 503 when shutdown
-    starts (see ``__main__``).  ``before``, ``error_handler`` and ``finalizer``
-    are given to every route's Server (e.g. tracing's header extraction, or
-    logging the requests that do not decode).
+    starts (see ``__main__``).  ``options`` go to every route's Server (e.g.
+    ``before`` hooks for tracing, an ``error_handler`` logging the requests that
+    do not decode, the JWT check run before a body is read as ``authenticate``,
+    the concurrency limit as ``admission``).
     """
     app = web.Application()
     add_routes(
         app,
         {
             "POST /uppercase": Server(
-                endpoints.uppercase_endpoint,
-                decode_json(UppercaseRequest),
-                encode_json,
-                before=before,
-                error_handler=error_handler,
-                finalizer=finalizer,
+                endpoints.uppercase_endpoint, decode_json(UppercaseRequest), encode_json, **options
             ),
             "POST /count": Server(
-                endpoints.count_endpoint,
-                decode_json(CountRequest),
-                encode_json,
-                before=before,
-                error_handler=error_handler,
-                finalizer=finalizer,
+                endpoints.count_endpoint, decode_json(CountRequest), encode_json, **options
             ),
             "GET /healthz": (health or Health()).handle,
         },

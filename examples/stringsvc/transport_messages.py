@@ -7,14 +7,14 @@ them on subjects and AMQP from queues, both named ``stringsvc.<operation>``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack
 
 import msgspec
 
 from kitpy import Context
 from kitpy.transport.http import json_decoder
-from kitpy.transport.messaging import ErrorHandler, ServerBefore, ServerFinalizer
+from kitpy.transport.messaging import ServerOptions
 
 from .endpoints import CountRequest, Endpoints, UppercaseRequest
 
@@ -29,15 +29,12 @@ def json_servers(
     server: Callable[..., S],
     endpoints: Endpoints,
     body: Callable[[M], bytes],
-    *,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
+    **options: Unpack[ServerOptions],
 ) -> dict[str, S]:
     """``{"stringsvc.uppercase": ..., "stringsvc.count": ...}`` built with ``server``.
 
     ``server`` is a transport's Server class (NATS or AMQP); ``body`` reads a
-    message's bytes.
+    message's bytes; ``options`` go to each Server (hooks, ``authenticate``).
     """
     decode_upper = json_decoder(UppercaseRequest)
     decode_count = json_decoder(CountRequest)
@@ -46,14 +43,7 @@ def json_servers(
         return _encode(response)
 
     def build(endpoint: Any, decode: Callable[[bytes], Any]) -> S:
-        return server(
-            endpoint,
-            lambda ctx, msg: decode(body(msg)),
-            encode,
-            before=before,
-            error_handler=error_handler,
-            finalizer=finalizer,
-        )
+        return server(endpoint, lambda ctx, msg: decode(body(msg)), encode, **options)
 
     return {
         "stringsvc.uppercase": build(endpoints.uppercase_endpoint, decode_upper),

@@ -11,14 +11,14 @@ answered once.  Run with ``--nats nats://127.0.0.1:4222``::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Unpack
 
 import nats.aio.client
 from nats.aio.msg import Msg
 
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.nats import serve_nats
-from kitpy.transport.nats import ErrorHandler, Server, ServerBefore, ServerFinalizer
+from kitpy.transport.nats import Server, ServerOptions
 
 from .endpoints import Endpoints
 from .transport_messages import json_servers
@@ -36,14 +36,9 @@ async def serve_stringsvc_nats(
     life: Lifecycle,
     nc: nats.aio.client.Client,
     endpoints: Endpoints,
-    *,
-    before: Sequence[ServerBefore] = (),
-    error_handler: ErrorHandler | None = None,
-    finalizer: Sequence[ServerFinalizer] = (),
+    **options: Unpack[ServerOptions],
 ) -> None:
     """Serve Uppercase and Count on their subjects under ``life``."""
-    servers = json_servers(
-        Server, endpoints, _body, before=before, error_handler=error_handler, finalizer=finalizer
-    )
+    servers = json_servers(Server, endpoints, _body, **options)
     for subject, server in servers.items():
         await serve_nats(life, nc, subject, server, queue=QUEUE)

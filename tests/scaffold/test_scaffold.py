@@ -46,7 +46,7 @@ def test_generated_project_passes_its_own_lint_typecheck_and_tests(tmp_path: Pat
         "demo_svc/service.py", "demo_svc/endpoints.py", "demo_svc/transport_http.py",
         "demo_svc/transport_grpc.py", "demo_svc/observability.py", "demo_svc/config.py",
         "demo_svc/__main__.py", "demo_svc/pb/demo_svc_pb2.py", "demo_svc/pb/demo_svc_pb2_grpc.py",
-        "demo_svc/tests/test_endpoints.py",
+        "demo_svc/tests/test_endpoints.py", "demo_svc/tests/test_config.py",
     ):  # fmt: skip
         assert expected in files
     assert not [f for f in files if f.endswith(".tmpl") or "ruff.toml" in f]
@@ -56,6 +56,7 @@ def test_generated_project_passes_its_own_lint_typecheck_and_tests(tmp_path: Pat
             assert not [p for p in PLACEHOLDERS if p in text], path
     assert "service DemoSvc {" in (project / "demo_svc/demo_svc.proto").read_text()
     assert "DEMO_SVC_HTTP_ADDR" in (project / "demo_svc/config.py").read_text()
+    assert 'prefix="DEMO_SVC",' in (project / "demo_svc/__main__.py").read_text()
     makefile = (project / "Makefile").read_text()
     assert "make run" in makefile
     assert "KITPY_SPEC ?= kitpy[" in makefile

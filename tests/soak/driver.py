@@ -20,6 +20,10 @@ where one was, a non-zero exit of a service, a traceback in a service's log,
 or RSS growth over the steady phase above ``--rss-limit-mb`` (default 5 MiB:
 about 0.7 KB per request of a 60 s steady phase at 120 req/s, so a per-request
 leak shows; measured growth is ~0.1 MiB).
+
+Then (unless ``--no-hostile``) the hostile-load scenarios of
+:mod:`tests.soak.hostile` -- slow clients past the connection cap, a ``wrk``
+flood -- each on its own stringsvc, with their counts.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 import aiohttp
 import grpc.aio
 
+from .hostile import flood, slow_clients
 from .load import (
     Caller,
     GrpcCaller,
@@ -73,6 +78,8 @@ class SoakOptions:
     rss_limit_mb: float | None = 5.0
     rss_every: float = 10.0
     log_dir: Path | None = None
+    hostile: bool = True
+    """Then run the hostile-load scenarios (:mod:`tests.soak.hostile`) and report them."""
 
 
 async def soak(options: SoakOptions, *, log: bool = True) -> SoakReport:
@@ -160,6 +167,11 @@ async def soak(options: SoakOptions, *, log: bool = True) -> SoakReport:
             say(note)
         for name, kib in report.rss_kib:
             say(f"proxy RSS {name:>14}: {kib / MIB:7.1f} MiB")
+        if options.hostile:
+            for scenario in (slow_clients, flood):
+                result = await scenario(log_dir)
+                say(result.table())
+                report.problems.extend(result.problems)
         return report
 
 
@@ -188,6 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rss-limit-mb", type=float, default=defaults.rss_limit_mb,
                    help="max proxy RSS growth in the steady phase (MiB); 0: none")  # fmt: skip
     p.add_argument("--log-dir", type=Path, default=None, help="keep service logs here")
+    p.add_argument("--no-hostile", dest="hostile", action="store_false",
+                   help="skip the slow-client and flood scenarios")  # fmt: skip
     return p
 
 
@@ -209,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample_ratio=args.sample_ratio,
         rss_limit_mb=args.rss_limit_mb or None,
         log_dir=args.log_dir,
+        hostile=args.hostile,
     )
     report = asyncio.run(soak(options))
     if report.problems:

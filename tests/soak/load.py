@@ -90,7 +90,7 @@ class Tokens:
         """A token valid for at least half its lifetime."""
         now = time.time()
         if now >= self._renew_at:
-            claims = {"aud": "stringsvc", "sub": "soak", "iat": int(now)}
+            claims = {"iss": "stringsvc-auth", "aud": "stringsvc", "sub": "soak", "iat": int(now)}
             claims["exp"] = int(now + self._lifetime)
             self._token = jwt.encode(claims, self._secret, algorithm="HS256")
             self._renew_at = now + self._lifetime / 2

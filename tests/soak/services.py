@@ -112,7 +112,7 @@ async def start_service(name: str, log_dir: Path, *args: str) -> Service:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "examples.stringsvc",
             "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-            "--log-format", "json", "--print-spans", "false", "--shutdown-drain", "0",
+            "--log-format", "json", "--no-print-spans", "--shutdown-drain", "0",
             *args,
             cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
             stdout=log, stderr=asyncio.subprocess.STDOUT,

@@ -185,7 +185,7 @@ async def test_sigterm_on_an_upstream_under_load_fails_no_request(
     backend = Backend()
     async with backend_server(backend) as backend_addr:
         upstream = (
-            *common, "--register", etcd_url, "--print-spans", "true",
+            *common, "--register", etcd_url, "--print-spans",
             "--proxy", f"static://{backend_addr}", "--proxy-timeout", "15",
             "--shutdown-drain", "1", "--shutdown-grace", "10",
         )  # fmt: skip

@@ -30,6 +30,7 @@ async def test_short_soak_accounts_for_every_request(tmp_path: Path, proxy_trans
         proxy_transport=proxy_transport,
         rss_limit_mb=None,
         log_dir=tmp_path,
+        hostile=False,  # test_hostile.py runs its own short version
     )
     report = await soak(options, log=False)
     table = format_table(report.results)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +27,45 @@ class RunningService:
     http_addr: str = ""
     grpc_addr: str = ""
     lines: list[str] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def http_url(self) -> str:
         return f"http://{self.http_addr}"
+
+    def keep_reading(self) -> None:
+        """Read the output into ``lines`` in the background from now on.
+
+        For tests that make the service log a lot: a pipe nobody reads fills
+        up, and then the service blocks on its next log line.
+        """
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while raw := await self.proc.stdout.readline():
+            self.lines.append(raw.decode().rstrip())
+
+    async def wait_for_line(
+        self, matches: Callable[[str], bool], *, start: int = 0, within: float
+    ) -> str | None:
+        """The first line from index ``start`` on that ``matches``, waiting at most ``within`` s.
+
+        Needs :meth:`keep_reading`.  Returns None when no line matched in time.
+        """
+        assert self._reader is not None, "call keep_reading() first"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        index = start
+        while True:
+            for line in self.lines[index:]:
+                if matches(line):
+                    return line
+            index = len(self.lines)
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM, *, within: float = 30) -> int:
         """Send ``sig``, collect the rest of the output, return the exit code (bounded)."""
@@ -38,8 +73,11 @@ class RunningService:
             self.proc.send_signal(sig)
         assert self.proc.stdout is not None
         async with asyncio.timeout(within):
-            rest = (await self.proc.stdout.read()).decode()
-            self.lines.extend(rest.splitlines())
+            if self._reader is not None:
+                await self._reader
+            else:
+                rest = (await self.proc.stdout.read()).decode()
+                self.lines.extend(rest.splitlines())
             return await self.proc.wait()
 
 
@@ -49,7 +87,7 @@ async def running_service(*args: str, extra: Sequence[str] = ()) -> AsyncIterato
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "examples.stringsvc",
         "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-        "--log-format", "json", "--print-spans", "false", "--shutdown-drain", "0",
+        "--log-format", "json", "--no-print-spans", "--shutdown-drain", "0",
         *args, *extra,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
@@ -72,3 +110,6 @@ async def running_service(*args: str, extra: Sequence[str] = ()) -> AsyncIterato
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        if service._reader is not None:
+            async with asyncio.timeout(10):
+                await service._reader  # ends at the end of the output

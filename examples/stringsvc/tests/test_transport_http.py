@@ -1,11 +1,9 @@
-"""stringsvc over HTTP on a real socket, its config, and the runnable module."""
+"""stringsvc over HTTP on a real socket, and the runnable module."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +17,6 @@ from kitpy.endpoint import Req, Resp
 from kitpy.lifecycle.http import Health
 from kitpy.transport.http import DEFAULT_MAX_BODY_SIZE, start_app
 
-from ..config import Config, parse_config
 from ..endpoints import make_endpoints
 from ..service import BasicStringService
 from ..transport_http import make_http_app, make_http_client
@@ -110,36 +107,6 @@ async def test_http_client_is_a_string_service(
         await svc.uppercase(ctx, "")
     assert info.value.message == "empty string"
     assert len(calls) == 3
-
-
-def test_config_flags_beat_environment_beat_defaults() -> None:
-    assert parse_config([], {}) == Config(http_addr="127.0.0.1:8080", shutdown_grace=10.0)
-    env = {"STRINGSVC_HTTP_ADDR": "0.0.0.0:9000", "STRINGSVC_SHUTDOWN_GRACE": "2.5"}
-    config = parse_config([], env)
-    assert (config.http_host, config.http_port, config.shutdown_grace) == ("0.0.0.0", 9000, 2.5)
-    assert parse_config(["--http-addr", "[::1]:7"], env).http_host == "::1"
-
-
-@pytest.mark.parametrize(
-    "argv", [["--http-addr", "nohost"], ["--http-addr", "h:99999"], ["--shutdown-grace", "-1"]]
-)
-def test_invalid_config_exits_with_usage_error(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse_config(argv, {})
-    assert info.value.code == 2
-    assert argv[0] in capsys.readouterr().err
-
-
-def test_help_documents_every_flag() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "examples.stringsvc", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
-    for f in dataclasses.fields(Config):
-        assert f.metadata["flag"] in out
-        assert f.metadata["env"] in out
 
 
 async def test_module_serves_until_sigterm() -> None:
