@@ -6,8 +6,11 @@ does everything a kitpy Server does per request (Context with method, path,
 route, headers, peer, request id and operation; deadline header; Content-Type
 and size checks; strict unknown-field check; ``X-Request-Id`` on the response).
 Each variant is an app factory served by its own process on 127.0.0.1
-(``--serve NAME``), all loaded by the same generator -- ``wrk``
-(``/usr/bin/wrk``, a Lua script sets the POST body) or, if it is missing, an
+(``--serve NAME``): ``raw`` through aiohttp's own listener (``AppRunner`` +
+``TCPSite``), the kitpy variants through :func:`kitpy.transport.http.start_app`
+(its connection cap, arrival times and JSON parse errors included), all
+loaded by the same generator -- ``wrk`` (``/usr/bin/wrk``, a Lua script sets
+the POST body) or, if it is missing, an
 aiohttp client process with ``CONNECTIONS`` connections.
 Every round starts a fresh server process per variant (warmed up before it is
 measured) and rounds alternate the order of the variants; servers are pinned
@@ -47,7 +50,7 @@ import msgspec
 from aiohttp import ClientSession, TCPConnector, web
 
 from kitpy import Context, InvalidArgument
-from kitpy.transport.http import Server, decode_json, encode_json
+from kitpy.transport.http import Server, decode_json, encode_json, start_app
 
 ROUNDS = 7
 SECONDS = 3.0
@@ -120,6 +123,9 @@ VARIANTS: dict[str, Callable[[], web.Application] | str] = {
 }
 """Name -> app factory, or ``"module:function"`` naming one (imported in the server process)."""
 
+RAW_VARIANTS = frozenset({"raw"})
+"""Variants served by aiohttp's own listener; the rest by :func:`kitpy.transport.http.start_app`."""
+
 RATIOS: dict[str, tuple[str, str]] = {
     "ratio_bare": ("kitpy", "raw"),
     "ratio_full_stack": ("full_stack", "raw"),
@@ -164,14 +170,20 @@ async def serve(name: str) -> None:
     """Serve variant ``name`` on 127.0.0.1 (free port, printed) until stdin closes."""
     pin(cpu_split()[0])
     app = load_factory(VARIANTS[name])()
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(runner.addresses[0][1], flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
-    await runner.cleanup()
+    if name in RAW_VARIANTS:  # aiohttp's own listener
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
+        await runner.cleanup()
+    else:  # kitpy's: start_app, with its connection cap and handler
+        running = await start_app(app, host="127.0.0.1", port=0, access_log=None)
+        print(running.addresses[0][1], flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+        await running.stop()
 
 
 def start_server(name: str, extra: list[str]) -> tuple[subprocess.Popen[str], int]:

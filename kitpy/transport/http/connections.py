@@ -19,13 +19,16 @@ own listener does, and adds what a server facing the open internet needs:
 * **Arrival time.**  Each connection notes when it last read bytes, so
   :func:`queued_for` tells how long a request waited for its handler: the
   HTTP Server starts the caller's deadline from then.
-* **Drain.**  After :meth:`Connections.drain`, every response says
-  ``Connection: close``, so a client finishes its request and opens its next
-  connection elsewhere instead of sending it on a connection about to close.
+* **Drain.**  After :meth:`Connections.drain`, every kitpy Server's response
+  says ``Connection: close``, so a client finishes its request and opens its
+  next connection elsewhere instead of sending it on a connection about to
+  close.
 
 The request handler is aiohttp's :class:`aiohttp.web_protocol.RequestHandler`
-with those overrides; everything else (parsing, keep-alive, the idle
-timeout) is aiohttp's.
+with two small overrides (``data_received`` notes the time, ``handle_error``
+answers in JSON); everything else (parsing, keep-alive, the idle timeout) is
+aiohttp's.  Nothing is added to a response's own path: an override there (an
+``async`` ``finish_response``) cost ~2 us a request.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ class _Tally:
             self._count = 0
         self._last = time.monotonic() if now is None else now
 
+
+_now = time.monotonic
+_data_received = RequestHandler.data_received
 
 _REFUSAL = _error_bytes(503, "the server has too many open connections; retry")
 
@@ -257,8 +263,11 @@ class Connections:
             await asyncio.wait(self._connecting)
 
     def drain(self) -> None:
-        """From now on every response says ``Connection: close``."""
+        """From now on every kitpy Server's response says ``Connection: close``."""
         self.draining = True
+        for handler in self.server.connections:
+            if isinstance(handler, _Handler):
+                handler.draining = True
 
     def flush_logs(self) -> None:
         """Log what the interval summaries hold now (on the way out)."""
@@ -268,38 +277,31 @@ class Connections:
 
 
 class _Handler(RequestHandler):
-    """aiohttp's request handler, counted, with JSON errors and ``Connection: close`` in drain.
+    """aiohttp's request handler, counted, with JSON errors.
 
     ``received_at`` is when its latest bytes were read off the socket
-    (:func:`time.monotonic`), for :func:`queued_for`.
+    (:func:`time.monotonic`), for :func:`queued_for`; ``draining`` tells a
+    kitpy Server to answer with ``Connection: close``.
     """
 
-    __slots__ = ("_connections", "_counted", "received_at")
+    __slots__ = ("_connections", "_counted", "draining", "received_at")
 
     def __init__(self, connections: Connections, **options: Any) -> None:
         super().__init__(connections.server, **options)
         self._connections = connections
         self._counted = True  # by Connections, when it accepted the connection
         self.received_at = 0.0
+        self.draining = connections.draining
 
     def data_received(self, data: bytes) -> None:
-        self.received_at = time.monotonic()
-        super().data_received(data)
+        self.received_at = _now()
+        _data_received(self, data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
             self._counted = False
             self._connections.open -= 1
         super().connection_lost(exc)
-
-    async def finish_response(
-        self, request: Any, resp: web.StreamResponse, start_time: float | None
-    ) -> Any:
-        if isinstance(resp, web.HTTPException) and resp.text == f"{resp.status}: {resp.reason}":
-            resp = _json_error(resp.status, f"{resp.status} {resp.reason}")  # aiohttp's own text
-        if self._connections.draining and not resp.prepared:
-            resp.force_close()
-        return await super().finish_response(request, resp, start_time)
 
     def handle_error(
         self,

@@ -264,6 +264,8 @@ class Server(Generic[Req, Resp]):
                 admitted.release()
         # a before func may have set another request id: the Context's is the one logged
         result.headers[_REQUEST_ID_KEY] = ctx[REQUEST_ID] if self._before else request_id
+        if getattr(request.protocol, "draining", False):  # shutting down: reconnect elsewhere
+            result.force_close()
         if self._finalizer:
             status, size = result.status, _body_size(result)
             for finalize in self._finalizer:
