@@ -346,6 +346,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.log": [
         "Fields",
         "Logger",
+        "ServerErrorLog",
         "StdlibBridge",
         "call_logging",
         "make_logger",
@@ -357,6 +358,7 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.log.middleware": [
         "Fields",
         "Logger",
+        "ServerErrorLog",
         "call_logging",
         "server_error_logging",
     ],

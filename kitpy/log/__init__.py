@@ -19,12 +19,19 @@ from kitpy._extras import require
 require("structlog", extra="log")
 
 from kitpy.log.factory import make_logger
-from kitpy.log.middleware import Fields, Logger, call_logging, server_error_logging
+from kitpy.log.middleware import (
+    Fields,
+    Logger,
+    ServerErrorLog,
+    call_logging,
+    server_error_logging,
+)
 from kitpy.log.stdlib import StdlibBridge
 
 __all__ = [
     "Fields",
     "Logger",
+    "ServerErrorLog",
     "StdlibBridge",
     "call_logging",
     "make_logger",

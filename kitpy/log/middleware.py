@@ -21,7 +21,7 @@ from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, 
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import Code, error_code, is_server_fault
 
-__all__ = ["Fields", "Logger", "call_logging", "server_error_logging"]
+__all__ = ["Fields", "Logger", "ServerErrorLog", "call_logging", "server_error_logging"]
 
 
 class Logger(Protocol):
@@ -108,7 +108,7 @@ def server_error_logging(
     summarise: Collection[Code] = (Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED),
     interval: float = 10.0,
     clock: Clock = time.monotonic,
-) -> Callable[[Context, BaseException], None]:
+) -> ServerErrorLog:
     """An ``error_handler`` for any kitpy Server that logs the errors its endpoint never raised.
 
     Those are the errors of the Server's own steps, which :func:`call_logging`
@@ -127,49 +127,92 @@ def server_error_logging(
     when logging each would add to the overload: they are logged as one line
     per ``interval`` seconds for each method and code, ``event`` "requests
     refused" with their ``count`` and the last one's ``error``, at the first
-    refusal after the interval (the metrics count every one).
+    refusal after the interval; :meth:`ServerErrorLog.flush` (on the way out)
+    logs what is still counted.  The metrics count every one.
 
     Example::
 
-        server = Server(endpoint, decode, encode, error_handler=server_error_logging(logger))
+        log_errors = server_error_logging(logger)
+        server = Server(endpoint, decode, encode, error_handler=log_errors)
+        ...
+        log_errors.flush()  # at shutdown
     """
+    return ServerErrorLog(
+        logger,
+        event=event,
+        fields=fields,
+        endpoint_errors=endpoint_errors,
+        summarise=summarise,
+        interval=interval,
+        clock=clock,
+    )
 
-    summarised = frozenset(summarise)
-    counts: dict[tuple[str, Code], int] = {}
-    logged_at: dict[tuple[str, Code], float] = {}
 
-    def handle(ctx: Context, exc: BaseException) -> None:
-        if not endpoint_errors and ctx.get(ENDPOINT_ERROR):
+class ServerErrorLog:
+    """The ``error_handler`` :func:`server_error_logging` returns; call it with (ctx, exc)."""
+
+    def __init__(
+        self,
+        logger: Logger,
+        *,
+        event: str,
+        fields: Fields | None,
+        endpoint_errors: bool,
+        summarise: Collection[Code],
+        interval: float,
+        clock: Clock,
+    ) -> None:
+        self._logger = logger
+        self._event = event
+        self._fields = fields
+        self._endpoint_errors = endpoint_errors
+        self._summarised = frozenset(summarise)
+        self._interval = interval
+        self._clock = clock
+        self._counts: dict[tuple[str, Code], tuple[int, str]] = {}  # (count, last message)
+        self._logged_at: dict[tuple[str, Code], float] = {}
+
+    def __call__(self, ctx: Context, exc: BaseException) -> None:
+        if not self._endpoint_errors and ctx.get(ENDPOINT_ERROR):
             return
         method = ctx.get(ENDPOINT_NAME) or ctx.get(OPERATION) or "unknown"
         code = error_code(exc)
-        if code in summarised:
+        if code in self._summarised:
             key = (method, code)
-            counts[key] = counts.get(key, 0) + 1
-            now = clock()
-            if now - logged_at.get(key, -interval) < interval:
-                return
-            logged_at[key] = now
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            logger.warning(
-                "requests refused", method=method, code=code.name, count=counts.pop(key),
-                error=message,
-            )  # fmt: skip
+            count, _ = self._counts.get(key, (0, ""))
+            self._counts[key] = (count + 1, _message(exc))
+            now = self._clock()
+            if now - self._logged_at.get(key, -self._interval) >= self._interval:
+                self._logged_at[key] = now
+                self._log_refusals(key)
             return
-        line: dict[str, Any] = dict(fields(ctx)) if fields is not None else {}
+        line: dict[str, Any] = dict(self._fields(ctx)) if self._fields is not None else {}
         line["method"] = method
         request_id = ctx.get(REQUEST_ID)
         if request_id is not None:
             line["request_id"] = request_id
-        _log_failure(logger, event, exc, **line)
+        _log_failure(self._logger, self._event, exc, **line)
 
-    return handle
+    def flush(self) -> None:
+        """Log the refusals counted since their last line (call it on the way out)."""
+        for key in list(self._counts):
+            self._log_refusals(key)
+
+    def _log_refusals(self, key: tuple[str, Code]) -> None:
+        count, message = self._counts.pop(key)
+        self._logger.warning(
+            "requests refused", method=key[0], code=key[1].name, count=count, error=message
+        )
+
+
+def _message(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
 def _log_failure(logger: Logger, event: str, exc: BaseException, **line: Any) -> None:
     """Log ``exc``: a server fault at error with its traceback, anything else at warning."""
     code = error_code(exc)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    message = _message(exc)
     if is_server_fault(code):
         logger.error(event, code=code.name, error=message, exc_info=exc, **line)
     else:

@@ -9,6 +9,7 @@ def test_public_names() -> None:
     assert set(kitpy.log.__all__) == {
         "Fields",
         "Logger",
+        "ServerErrorLog",
         "StdlibBridge",
         "call_logging",
         "make_logger",

@@ -196,3 +196,6 @@ def test_server_error_logging_summarises_refusals_under_load() -> None:
     ]
     assert all("exc_info" not in e for e in refused)  # no traceback for a refusal
     logs.assert_logged_once("request failed", code="INVALID_ARGUMENT")
+    handle(ctx, Unavailable("too many concurrent requests"))  # counted, not logged yet
+    handle.flush()  # on the way out: nothing counted is lost
+    assert [e["count"] for e in logs.find("requests refused")] == [1, 5, 1]

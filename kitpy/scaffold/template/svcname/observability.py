@@ -80,7 +80,7 @@ class Observability:
         self.grpc_server_before = (grpc_server_before(self.tracer),)
         self.grpc_server_finalizer = (grpc_server_finalizer(),)
         self.metrics_handler = metrics_handler(self.registry)
-        log_error = server_error_logging(self.logger, fields=log_fields)
+        log_error = self._server_error_log = server_error_logging(self.logger, fields=log_fields)
         count_error = server_error_metrics(self._requests)
 
         def server_error_handler(ctx: Context, exc: BaseException) -> None:
@@ -102,7 +102,8 @@ class Observability:
         )
 
     def shutdown(self) -> None:
-        """Flush and stop span export (call once, on the way out)."""
+        """Flush the summarised refusals and stop span export (call once, on the way out)."""
+        self._server_error_log.flush()
         self.tracer_provider.shutdown()
 
 
