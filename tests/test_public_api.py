@@ -857,7 +857,6 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.transport.http.connections": [
         "Connections",
         "default_max_connections",
-        "queued_for",
     ],
     "kitpy.transport.http.errors": [
         "MAX_ERROR_BODY_SIZE",

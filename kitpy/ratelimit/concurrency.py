@@ -61,7 +61,9 @@ class ConcurrencyLimiter:
     ``in_flight`` and ``waiting`` are readable (e.g. to export as gauges),
     ``shed`` counts the calls refused.  ``max_wait`` bounds the time a call
     queues for a slot (None: up to its deadline); ``lag`` sheds every new call
-    while the event loop is overloaded.  Rejections carry ``Retry-After: 1``.
+    while the event loop is overloaded (it is readable as ``lag``: an HTTP
+    Server charges its value to a caller's deadline).  Rejections carry
+    ``Retry-After: 1``.
     """
 
     __slots__ = (
@@ -73,6 +75,7 @@ class ConcurrencyLimiter:
         "_reject_code",
         "_waiters",
         "in_flight",
+        "lag",
         "shed",
     )
 
@@ -93,6 +96,7 @@ class ConcurrencyLimiter:
         self.shed = 0
         self._max_wait = max_wait
         self._lag = lag if lag is not None else _NEVER_OVERLOADED
+        self.lag = lag
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._max_in_flight = 1
         self.resize(follow(max_in_flight, self.resize))

@@ -171,3 +171,36 @@ async def test_a_grpc_call_cancelled_by_its_client_gives_its_slot_back() -> None
         with pytest.raises(asyncio.CancelledError):
             await pending
         await wait_until(lambda: limiter.in_flight == 0)  # the slot is back
+
+
+async def test_the_loop_lag_is_charged_to_the_callers_deadline(
+    session: aiohttp.ClientSession,
+) -> None:
+    """Under load a request waits about the loop's lag before its handler runs: that wait counts
+    against its X-Timeout-Ms, so one whose budget it used up is 504 without running."""
+    ran: list[str] = []
+
+    async def record(ctx: Context, request: Echo) -> Echo:
+        ran.append(request.s)
+        return request
+
+    lag = LoopLag(max_lag=1.0, window=1)  # lagging, but not enough to shed
+    app = web.Application()
+    server = kit_http.Server(
+        record,
+        kit_http.decode_json(Echo),
+        kit_http.encode_json,
+        admission=ConcurrencyLimiter(10, lag=lag),
+    )
+    kit_http.add_routes(app, {"POST /echo": server})
+    running = await kit_http.start_app(app, host="127.0.0.1", port=0, grace_period=1.0)
+    try:
+        lag.record(0.3)
+        for budget_ms, s in ((100, "late"), (2000, "in time")):
+            headers = {**JSON, "X-Timeout-Ms": str(budget_ms)}
+            body = json.dumps({"s": s})
+            async with session.post(running.url / "echo", data=body, headers=headers) as resp:
+                assert resp.status == (504 if s == "late" else 200)
+    finally:
+        await running.stop()
+    assert ran == ["in time"]  # the late one never reached the endpoint

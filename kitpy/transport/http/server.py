@@ -48,7 +48,6 @@ from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import DeadlineExceeded, Internal, InvalidArgument
 from kitpy.ratelimit.concurrency import Admission
 from kitpy.transport.http.codec import body_read_error
-from kitpy.transport.http.connections import queued_for
 from kitpy.transport.http.errors import default_error_encoder
 from kitpy.transport.http.keys import (
     REQUEST,
@@ -94,6 +93,15 @@ def _body_size(response: web.StreamResponse) -> int:
     return length if length is not None else 0
 
 
+class _NoLag:
+    """The loop lag of a Server without a LoopLag: none."""
+
+    value = 0.0
+
+
+_NO_LAG: Any = _NoLag()
+
+
 class Server(Generic[Req, Resp]):
     """An aiohttp handler that serves one endpoint.
 
@@ -122,7 +130,10 @@ class Server(Generic[Req, Resp]):
       :class:`~kitpy.ratelimit.Admission`) that every request holds a slot of
       from the moment its headers are read until its response is ready, so a
       client stalling its body counts against the limit; refused requests get
-      its error (503 with ``Retry-After``).  Share one between Servers.
+      its error (503 with ``Retry-After``).  Share one between Servers.  When
+      it has a :class:`~kitpy.ratelimit.LoopLag` (``lag``), the loop's current
+      lag -- how long a request waits for its turn -- is taken off the caller's
+      ``X-Timeout-Ms``, so the deadline runs from the request's arrival.
 
     A plain exception from the endpoint is answered 500 with code UNKNOWN and
     a generic message; a failure to encode the response is INTERNAL (the
@@ -148,6 +159,7 @@ class Server(Generic[Req, Resp]):
         "_ids",
         "_is_coroutine",
         "_is_coroutine_marker",
+        "_lag",
         "_named",
         "_root",
     )
@@ -182,6 +194,7 @@ class Server(Generic[Req, Resp]):
         self._finalizer = tuple(finalizer)
         self._authenticate = authenticate
         self._admission = admission
+        self._lag = getattr(admission, "lag", None) or _NO_LAG
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         # aiohttp accepts only coroutine functions as handlers (anything else is
@@ -204,8 +217,9 @@ class Server(Generic[Req, Resp]):
         header = request.headers.get(_TIMEOUT_KEY)
         bad_header: InvalidArgument | None = None
         try:
-            # the deadline runs from when the request was read, not from when its turn came
-            budget = None if header is None else parse_timeout(header) - queued_for(request)
+            # the deadline runs from the request's arrival, not from when its turn came: the
+            # event loop's current lag (the admission's LoopLag) is the time it queued
+            budget = None if header is None else parse_timeout(header) - self._lag.value
         except InvalidArgument as exc:  # answered 400 below, with the Context made
             budget, bad_header = None, exc
         ctx = self._root.with_values(values, timeout=budget)

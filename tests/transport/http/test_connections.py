@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from kitpy import Context
 from kitpy.transport.http import (
     RunningApp,
     Server,
@@ -225,39 +224,3 @@ async def test_a_transfer_coding_other_than_chunked_is_refused(
     )
     assert answered == status
     assert json.loads(answer)["error"]["code"] == code
-
-
-async def test_the_deadline_runs_from_when_the_request_was_read_not_from_its_turn() -> None:
-    """Two requests pipelined in one write: the second waits behind the first (0.3 s) with a
-    100 ms budget, so it is answered 504 without running -- its time queued was charged."""
-    ran: list[str] = []
-
-    async def slow_then_fast(ctx: Context, request: Echo) -> Echo:
-        ran.append(request.s)
-        if request.s == "slow":
-            await asyncio.sleep(0.3)
-        return request
-
-    app = web.Application()
-    add_routes(app, {"POST /echo": Server(slow_then_fast, decode_json(Echo), encode_json)})
-    running = await start_app(app, host="127.0.0.1", port=0, grace_period=2.0)
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(running))
-
-        def post(s: str, timeout_ms: int) -> bytes:
-            body = json.dumps({"s": s}).encode()
-            return (
-                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                b"X-Timeout-Ms: %d\r\nContent-Length: %d\r\n\r\n%s" % (timeout_ms, len(body), body)
-            )
-
-        writer.write(post("slow", 5000) + post("late", 100))
-        first = await read_response(reader)
-        second = await read_response(reader)
-        writer.close()
-    finally:
-        await running.stop()
-    assert first[0] == 200
-    assert second[0] == 504
-    assert json.loads(second[2])["error"]["code"] == "DEADLINE_EXCEEDED"
-    assert ran == ["slow"]  # the late one never reached the endpoint
