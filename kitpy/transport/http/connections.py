@@ -104,7 +104,7 @@ class _Tally:
     def flush(self, now: float | None = None) -> None:
         if self._count:
             detail = f" (the last: {self.last_reason})" if self.last_reason else ""
-            _log.warning(self._what + detail, self._count)
+            _log.warning(self._what + "%s", self._count, detail)
             self._count = 0
         self._last = time.monotonic() if now is None else now
 

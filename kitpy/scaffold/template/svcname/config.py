@@ -54,7 +54,7 @@ class Settings:
     """Requests that may wait for a free slot before new ones are shed."""
     max_wait: Duration = Duration(1.0)
     """The longest a request waits for a free slot before it is shed (503, Retry-After)."""
-    max_loop_lag: Duration = Duration(0.1)
+    max_loop_lag: Duration = Duration(0.5)
     """Shed every new request while work waits longer than this to start on the event loop
     (overload); 0 turns it off."""
     max_connections: int | None = None
