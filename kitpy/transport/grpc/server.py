@@ -20,11 +20,12 @@ generated servicer's method::
 Per call, in order (one path, :meth:`Server.__call__`): the Context is made
 from the Server's ``root`` with :data:`METHOD` and :data:`~kitpy.context.OPERATION`
 (the ``method``), :data:`METADATA`, :data:`PEER`,
-:data:`~kitpy.context.REQUEST_ID` and the client's deadline; the ``before``
-funcs run; an already-expired deadline is DEADLINE_EXCEEDED; ``authenticate``
-(if given) checks the caller before the request is parsed; the request is
-decoded and the endpoint called; the ``after`` funcs fill the initial and
-trailing metadata and the response is encoded.  An error anywhere in that goes
+:data:`~kitpy.context.REQUEST_ID` and the client's deadline; ``admission`` (if
+given) takes a slot or refuses; the ``before`` funcs run; an already-expired
+deadline is DEADLINE_EXCEEDED; ``authenticate`` (if given) checks the caller
+before the request is parsed; the request is decoded and the endpoint called;
+the ``after`` funcs fill the initial and trailing metadata and the response is
+encoded.  An error anywhere in that goes
 one way: ``error_handler`` observes it (its Context tells in
 :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised it),
 ``error_encoder`` turns it into a :class:`~kitpy.errors.KitError`, and the
@@ -305,6 +306,12 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         in_endpoint = False  # whether an error came out of the endpoint (see ENDPOINT_ERROR)
         admitted: Admission | None = None  # set while this call holds an admission slot
         try:
+            # admitted first, so that a refusal costs the least (no span, no hooks), and
+            # counted from here on: before the message is parsed
+            if self._admission is not None:
+                if not self._admission.try_acquire():
+                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
+                admitted = self._admission
             if self._before:
                 metadata = ctx[METADATA]
                 for before in self._before:
@@ -312,11 +319,6 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             remaining = ctx.time_remaining()
             if remaining is not None and remaining <= 0.0:
                 raise DeadlineExceeded("deadline exceeded before the call was handled")
-            if self._admission is not None:  # counted from here: before the message is parsed
-                if not self._admission.try_acquire():
-                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
-                    remaining = ctx.time_remaining()
-                admitted = self._admission
             if self._authenticate is not None:  # the caller first, then its message
                 ctx = await self._authenticate(ctx)
             if parse is not None:

@@ -2,10 +2,11 @@
 
 Per request, in this order (one path, :meth:`Server.__call__`): the Context is
 made from the Server's ``root`` (method, path, route, headers, peer, request
-id and operation readable; deadline from ``X-Timeout-Ms``), the ``before``
-funcs run, an already-expired deadline is answered 504, ``authenticate`` (if
-given) checks the caller before the body is read, the request is
-decoded and the endpoint called (all bounded by the deadline), the ``after``
+id and operation readable; deadline from ``X-Timeout-Ms``), ``admission``
+(if given) takes a slot or refuses, the ``before`` funcs run, an
+already-expired deadline is answered 504, ``authenticate`` (if given) checks
+the caller before the body is read, the request is decoded and the endpoint
+called (all bounded by the deadline), the ``after``
 funcs fill response headers and the response is encoded.  An error anywhere
 in that goes one way: ``error_handler`` observes it (the Context it gets
 tells in :data:`~kitpy.context.ENDPOINT_ERROR` whether the endpoint raised
@@ -228,16 +229,17 @@ class Server(Generic[Req, Resp]):
         try:
             if bad_header is not None:
                 raise bad_header
+            # admitted first, so that a refusal costs the least (no span, no hooks), and
+            # counted from here on: before the body is read
+            if self._admission is not None:
+                if not self._admission.try_acquire():
+                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
+                admitted = self._admission
             for before in self._before:
                 ctx = before(ctx, request)
             remaining = ctx.time_remaining()
             if remaining is not None and remaining <= 0.0:
                 raise DeadlineExceeded("deadline exceeded before the request was handled")
-            if self._admission is not None:  # counted from here: before the body is read
-                if not self._admission.try_acquire():
-                    await self._admission.acquire(ctx)  # may queue: the deadline keeps running
-                    remaining = ctx.time_remaining()
-                admitted = self._admission
             if remaining is None or not self._enforce_deadline:
                 if self._authenticate is not None:  # the caller first, then its body
                     ctx = await self._authenticate(ctx)
