@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from kitpy import Context, chain
-from kitpy.auth import grpc_to_context, http_to_context
+from kitpy.auth import grpc_to_context, http_to_context, message_to_context
 from kitpy.auth.jwt import jwt_parser
 from kitpy.auth.jwt.jwks import JWKS
 from kitpy.config import Address, Live, load
@@ -206,7 +206,10 @@ async def _serve(
                 life,
                 nc,
                 endpoints,
-                before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                before=(
+                    message_server_before(obs.tracer, kind=SpanKind.SERVER),
+                    message_to_context,
+                ),
                 error_handler=obs.server_error_handler,
                 finalizer=(message_server_finalizer(),),
                 authenticate=auth,
@@ -217,7 +220,10 @@ async def _serve(
                 life,
                 connection,
                 endpoints,
-                before=(message_server_before(obs.tracer, kind=SpanKind.SERVER),),
+                before=(
+                    message_server_before(obs.tracer, kind=SpanKind.SERVER),
+                    message_to_context,
+                ),
                 error_handler=obs.server_error_handler,
                 finalizer=(message_server_finalizer(),),
                 authenticate=auth,

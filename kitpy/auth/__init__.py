@@ -18,8 +18,10 @@ from kitpy.auth.bearer import (
     bearer_token,
     context_to_grpc,
     context_to_http,
+    context_to_message,
     grpc_to_context,
     http_to_context,
+    message_to_context,
 )
 from kitpy.auth.context import CLAIMS, TOKEN
 from kitpy.auth.errors import (
@@ -65,8 +67,10 @@ __all__ = [
     "claim_values",
     "context_to_grpc",
     "context_to_http",
+    "context_to_message",
     "grpc_to_context",
     "http_to_context",
+    "message_to_context",
     "require_claim_values",
     "require_roles",
     "require_scopes",

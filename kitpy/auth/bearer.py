@@ -35,8 +35,10 @@ __all__ = [
     "bearer_token",
     "context_to_grpc",
     "context_to_http",
+    "context_to_message",
     "grpc_to_context",
     "http_to_context",
+    "message_to_context",
 ]
 
 
@@ -142,4 +144,24 @@ def context_to_grpc(ctx: Context, metadata: MutableMapping[str, str | bytes]) ->
     token = ctx.get(TOKEN)
     if token is not None:
         metadata["authorization"] = "Bearer " + token
+    return ctx
+
+
+def message_to_context(ctx: Context, headers: Mapping[str, str]) -> Context:
+    """Message server before hook (NATS, AMQP): the ``Authorization`` header's bearer token.
+
+    Example::
+
+        server = nats.Server(endpoint, decode, encode, before=[message_to_context],
+                             authenticate=parser.authenticate)
+    """
+    token = bearer_token(headers.get("Authorization"))
+    return ctx if token is None else ctx.with_value(TOKEN, token)
+
+
+def context_to_message(ctx: Context, headers: MutableMapping[str, str]) -> Context:
+    """Message client before hook: send the Context's token as an ``Authorization`` header."""
+    token = ctx.get(TOKEN)
+    if token is not None:
+        headers["Authorization"] = "Bearer " + token
     return ctx

@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 from nats.aio.msg import Msg
 
 from kitpy import Context
-from kitpy.auth import CLAIMS, TOKEN, bearer_token, grpc_to_context, http_to_context
+from kitpy.auth import CLAIMS, grpc_to_context, http_to_context, message_to_context
 from kitpy.auth.jwt import JWTParser, jwt_parser
 from kitpy.transport.grpc import Server as GrpcKitServer
 from kitpy.transport.http import DEFAULT_MAX_BODY_SIZE, Server, decode_json, encode_json
@@ -290,12 +290,6 @@ async def test_grpc_two_authorization_entries_are_unauthenticated() -> None:
 # -- NATS (the messaging Server) --------------------------------------------------
 
 
-def token_from_headers(ctx: Context, headers: Any) -> Context:
-    """A before hook for the test: ``Authorization: Bearer`` message header -> TOKEN."""
-    found = bearer_token(headers.get("Authorization"))
-    return ctx if found is None else ctx.with_value(TOKEN, found)
-
-
 async def test_nats_an_anonymous_message_is_unauthenticated_before_decoding(
     nats_server: Nats,
 ) -> None:
@@ -312,7 +306,7 @@ async def test_nats_an_anonymous_message_is_unauthenticated_before_decoding(
 
     server = NatsServer(
         upper, decode, lambda ctx, r: json.dumps(r).encode(),
-        before=[token_from_headers], authenticate=parser().authenticate,
+        before=[message_to_context], authenticate=parser().authenticate,
     )  # fmt: skip
     subject = f"test.{uuid.uuid4().hex}.upper"
     nc = await nats.connect(nats_server.url, connect_timeout=2, allow_reconnect=False)

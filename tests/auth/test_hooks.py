@@ -15,8 +15,10 @@ from kitpy.auth import (
     bearer_token,
     context_to_grpc,
     context_to_http,
+    context_to_message,
     grpc_to_context,
     http_to_context,
+    message_to_context,
 )
 from kitpy.transport.grpc import INVOCATION_PAIRS
 
@@ -100,3 +102,15 @@ def test_client_hooks_without_token_send_nothing() -> None:
     context_to_grpc(Context(), metadata)
     assert not headers
     assert not metadata
+
+
+def test_message_hooks_carry_the_token_in_an_authorization_header() -> None:
+    headers: dict[str, str] = {}
+    context_to_message(Context().with_value(TOKEN, "abc"), headers)
+    assert headers == {"Authorization": "Bearer abc"}
+    assert message_to_context(Context(), headers)[TOKEN] == "abc"
+    assert message_to_context(Context(), {}).get(TOKEN) is None
+    assert message_to_context(Context(), {"Authorization": "Basic x"}).get(TOKEN) is None
+    untouched: dict[str, str] = {}
+    context_to_message(Context(), untouched)
+    assert untouched == {}
