@@ -39,6 +39,7 @@ from kitpy.log import StdlibBridge
 from kitpy.ratelimit import ConcurrencyLimiter, LoopLag
 from kitpy.sd.etcd import EtcdClient, EtcdRegistrar
 from kitpy.tracing import message_server_before, message_server_finalizer
+from kitpy.transport.messaging import ServerOptions as BrokerOptions
 
 from .config import Settings
 from .endpoints import make_endpoints
@@ -201,33 +202,18 @@ async def _serve(
             authenticate=auth,
             admission=admission,
         )
+        # the broker Servers: traced like the others, the JWT from the Authorization header
+        broker: BrokerOptions = {
+            "before": (message_server_before(obs.tracer, kind=SpanKind.SERVER), message_to_context),
+            "error_handler": obs.server_error_handler,
+            "finalizer": (message_server_finalizer(),),
+            "authenticate": auth,
+        }
         if nc is not None:  # subscribed before the HTTP and gRPC listeners announce
-            await serve_stringsvc_nats(
-                life,
-                nc,
-                endpoints,
-                before=(
-                    message_server_before(obs.tracer, kind=SpanKind.SERVER),
-                    message_to_context,
-                ),
-                error_handler=obs.server_error_handler,
-                finalizer=(message_server_finalizer(),),
-                authenticate=auth,
-            )
+            await serve_stringsvc_nats(life, nc, endpoints, **broker)
         if config.amqp is not None:
             connection = life.close(await aio_pika.connect_robust(config.amqp))
-            await serve_stringsvc_amqp(
-                life,
-                connection,
-                endpoints,
-                before=(
-                    message_server_before(obs.tracer, kind=SpanKind.SERVER),
-                    message_to_context,
-                ),
-                error_handler=obs.server_error_handler,
-                finalizer=(message_server_finalizer(),),
-                authenticate=auth,
-            )
+            await serve_stringsvc_amqp(life, connection, endpoints, **broker)
         http = await serve_http(
             life,
             http_app,
