@@ -53,7 +53,7 @@ import nats.aio.client
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from nats.aio.msg import Msg
 
-from kitpy import Context
+from kitpy import Code, Context
 from kitpy.transport import amqp as kit_amqp
 from kitpy.transport import nats as kit_nats
 
@@ -204,7 +204,6 @@ async def jetstream_raw(nc: nats.aio.client.Client) -> float:
     """A raw consumer with the same concurrency: a fetch loop feeding ``BATCH`` workers."""
     js = nc.jetstream()
     stream, subject = await _fill_stream(nc)
-    psub = await js.pull_subscribe(subject, durable="raw")
     inbox: asyncio.Queue[Msg] = asyncio.Queue()
     done = asyncio.Event()
     count = 0
@@ -219,8 +218,9 @@ async def jetstream_raw(nc: nats.aio.client.Client) -> float:
             if count == MESSAGES:
                 done.set()
 
+    start = time.perf_counter()  # like kitpy's, the time includes creating the consumer
+    psub = await js.pull_subscribe(subject, durable="raw")
     workers = [asyncio.create_task(worker()) for _ in range(BATCH)]
-    start = time.perf_counter()
     fetched = 0
     while fetched < MESSAGES:
         if inbox.qsize() >= BATCH:
@@ -240,9 +240,9 @@ async def jetstream_raw(nc: nats.aio.client.Client) -> float:
 async def jetstream_raw_sequential(nc: nats.aio.client.Client) -> float:
     js = nc.jetstream()
     stream, subject = await _fill_stream(nc)
-    psub = await js.pull_subscribe(subject, durable="raw")
     done = 0
     start = time.perf_counter()
+    psub = await js.pull_subscribe(subject, durable="raw")
     while done < MESSAGES:
         for msg in await psub.fetch(batch=BATCH, timeout=5):
             work(msg.data)
@@ -259,14 +259,15 @@ async def jetstream_kitpy(nc: nats.aio.client.Client) -> float:
     done = asyncio.Event()
     count = 0
 
-    async def endpoint(ctx: Context, request: Upper) -> dict[str, str]:
+    def acked(ctx: Context, code: Code) -> None:  # a finalizer: runs once the ack is sent
         nonlocal count
         count += 1
         if count == MESSAGES:
             done.set()
-        return await uppercase(ctx, request)
 
-    server = kit_nats.Server(endpoint, lambda ctx, m: _decode(m.data), lambda ctx, r: _encode(r))
+    server = kit_nats.Server(
+        uppercase, lambda ctx, m: _decode(m.data), lambda ctx, r: _encode(r), finalizer=[acked]
+    )
     start = time.perf_counter()
     consumer = await kit_nats.JetStreamConsumer.start(
         js, subject, server, durable="kitpy", max_in_flight=BATCH
@@ -360,41 +361,55 @@ async def paired(
     }
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, only: str | None) -> None:
     figures: dict[str, Any] = {"bench": "messaging", "rounds": rounds}
+
+    def wanted(name: str) -> bool:
+        return only is None or name.startswith(only)
+
     with tempfile.TemporaryDirectory() as nats_dir, tempfile.TemporaryDirectory() as rmq_dir:
         nats_proc, nats_url = start_nats(nats_dir)
         rmq_proc, rmq_url = start_rabbitmq(rmq_dir)
         try:
             nc = await nats.connect(nats_url)
-            figures |= await paired("nats", lambda: nats_kitpy(nc), lambda: nats_raw(nc), rounds)
-            sequential = await paired(
-                "nats_sequential", lambda: nats_kitpy(nc), lambda: nats_raw_sequential(nc), rounds
-            )
-            figures["ratio_nats_sequential"] = sequential["ratio_nats_sequential"]
-            figures |= await paired(
-                "jetstream", lambda: jetstream_kitpy(nc), lambda: jetstream_raw(nc), rounds
-            )
-            sequential = await paired(
-                "jetstream_sequential",
-                lambda: jetstream_kitpy(nc),
-                lambda: jetstream_raw_sequential(nc),
-                rounds,
-            )
-            figures["ratio_jetstream_sequential"] = sequential["ratio_jetstream_sequential"]
+            if wanted("nats"):
+                figures |= await paired(
+                    "nats", lambda: nats_kitpy(nc), lambda: nats_raw(nc), rounds
+                )
+                sequential = await paired(
+                    "nats_sequential",
+                    lambda: nats_kitpy(nc),
+                    lambda: nats_raw_sequential(nc),
+                    rounds,
+                )
+                figures["ratio_nats_sequential"] = sequential["ratio_nats_sequential"]
+            if wanted("jetstream"):
+                figures |= await paired(
+                    "jetstream", lambda: jetstream_kitpy(nc), lambda: jetstream_raw(nc), rounds
+                )
+                sequential = await paired(
+                    "jetstream_sequential",
+                    lambda: jetstream_kitpy(nc),
+                    lambda: jetstream_raw_sequential(nc),
+                    rounds,
+                )
+                figures["ratio_jetstream_sequential"] = sequential["ratio_jetstream_sequential"]
             await nc.close()
-            connection = await aio_pika.connect_robust(rmq_url)
-            channel = await connection.channel()
-            figures |= await paired(
-                "amqp", lambda: amqp_kitpy(channel), lambda: amqp_raw(channel), rounds
-            )
-            await connection.close()
+            if wanted("amqp"):
+                connection = await aio_pika.connect_robust(rmq_url)
+                channel = await connection.channel()
+                figures |= await paired(
+                    "amqp", lambda: amqp_kitpy(channel), lambda: amqp_raw(channel), rounds
+                )
+                await connection.close()
         finally:
             nats_proc.terminate()
             os.killpg(rmq_proc.pid, signal.SIGTERM)
             nats_proc.wait(timeout=10)
             rmq_proc.wait(timeout=30)
     for key in ("ratio_nats", "ratio_jetstream", "ratio_amqp"):
+        if key not in figures:
+            continue
         print(f"{key}: {figures[key]}  (bar: >= 0.90)")
     print(json.dumps(figures))
 
@@ -402,4 +417,8 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"paired rounds ({ROUNDS})")
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument(
+        "--only", choices=("nats", "jetstream", "amqp"), help="run one broker's rows only"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.only))

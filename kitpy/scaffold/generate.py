@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 PLACEHOLDER = "svcname"
-EXTRAS = "http,grpc,prometheus,otel,log"
+EXTRAS = "http,grpc,prometheus,otel,log,nats"
 """The kitpy extras a generated service installs."""
 MAX_NAME_LENGTH = 24
 """Longer names could push template lines past the 100-column lint limit."""

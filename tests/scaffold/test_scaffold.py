@@ -76,7 +76,7 @@ def test_generated_project_passes_its_own_lint_typecheck_and_tests(tmp_path: Pat
 def test_a_project_generated_from_a_checkout_installs_that_checkout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    requirement = f"kitpy[http,grpc,prometheus,otel,log] @ {ROOT.as_uri()}"
+    requirement = f"kitpy[http,grpc,prometheus,otel,log,nats] @ {ROOT.as_uri()}"
     assert kitpy_requirement() == requirement  # this kitpy runs from the checkout
     assert main(["new", "greeter", "--dir", str(tmp_path)]) == 0
     project = tmp_path / "greeter"

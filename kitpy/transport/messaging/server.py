@@ -31,8 +31,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypedDict, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypedDict, TypeVar
 
 from kitpy.context import (
     ENDPOINT_ERROR,
@@ -126,9 +125,12 @@ def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
     return to_kit_error(exc)
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """What a transport reads off its message before decoding: name, headers, values."""
+class Envelope(NamedTuple):
+    """What a transport reads off its message before decoding: name, headers, values.
+
+    A named tuple, like :class:`Outcome`: immutable, and built twice as fast
+    as a frozen dataclass, which counts once per message.
+    """
 
     operation: str
     """The subject or queue: the Context's OPERATION."""
@@ -138,8 +140,7 @@ class Envelope:
     per message, which the server extends and hands to the Context."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What handling a message came to: the body and headers to send, and the error if any."""
 
     body: bytes

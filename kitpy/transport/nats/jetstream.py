@@ -180,26 +180,24 @@ class JetStreamConsumer:
                 self._inbox.put_nowait(msg)
 
     async def _work(self) -> None:
+        clock = asyncio.get_running_loop().time
+        running = self._running
         while True:
             msg = await self._inbox.get()
+            key = id(msg)
+            running[key] = (msg, clock())
             try:
-                await self._handle(msg)
+                await self._server.serve(msg, self._settle)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(msg.nak())  # stopped mid-handler: redeliver at once
+                raise
             finally:
+                del running[key]
                 self._held -= 1
                 if self._max_in_flight - self._held >= self._refill_at:
                     self._room.set()  # wake the fetch loop only when a batch fits
                 self._inbox.task_done()
-
-    async def _handle(self, msg: Msg) -> None:
-        self._running[id(msg)] = (msg, asyncio.get_running_loop().time())
-        try:
-            await self._server.serve(msg, self._settle)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(msg.nak())  # stopped mid-handler: redeliver at once
-            raise
-        finally:
-            del self._running[id(msg)]
 
     async def _keep_alive(self) -> None:
         """One ticker for all handlers: those running past half of ack_wait say so."""

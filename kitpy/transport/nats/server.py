@@ -32,6 +32,24 @@ SUBJECT: Key[str] = Key("nats.subject")
 """The subject the message arrived on."""
 
 _JS_ACK_PREFIX = "$JS.ACK."
+_V1_ACK_TOKENS = 9
+_V2_ACK_TOKENS = 11  # 12 with the trailing random token, which a server may omit
+
+
+def _deliveries(msg: Msg) -> int:
+    """How often JetStream has delivered ``msg``: its ``metadata.num_delivered``, read alone.
+
+    nats-py's ``msg.metadata`` parses the whole ack subject into a dataclass with
+    a ``datetime`` (~2.6 us, a tenth of a message's cost on a durable consumer);
+    this reads the one field (~0.3 us) and falls back to ``metadata`` for an ack
+    subject of a shape it does not know.
+    """
+    tokens = msg.reply.split(".")
+    if len(tokens) == _V1_ACK_TOKENS:  # $JS.ACK.stream.consumer.delivered.sseq.cseq.ts.pending
+        return int(tokens[4])
+    if len(tokens) >= _V2_ACK_TOKENS:  # $JS.ACK.domain.hash.stream.consumer.delivered...
+        return int(tokens[6])
+    return msg.metadata.num_delivered
 
 
 class Server(MessageServer[Req, Resp, Msg]):
@@ -47,7 +65,7 @@ class Server(MessageServer[Req, Resp, Msg]):
         """The subject, headers and (JetStream) delivery count of ``msg``."""
         values: dict[Key[Any], Any] = {SUBJECT: msg.subject}
         if msg.reply.startswith(_JS_ACK_PREFIX):
-            values[DELIVERIES] = msg.metadata.num_delivered
+            values[DELIVERIES] = _deliveries(msg)
         return Envelope(msg.subject, msg.headers or {}, values)
 
     def handler(self, nc: nats.aio.client.Client) -> Callable[[Msg], Coroutine[Any, Any, None]]:

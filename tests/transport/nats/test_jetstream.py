@@ -241,3 +241,21 @@ async def test_drain_past_grace_naks_so_another_consumer_gets_the_message(stream
     # handed over at once, not after ack_wait (30 s): the drain nak-ed it
     assert [value for value, _ in second.calls] == ["handover"]
     assert first.codes == [Code.CANCELLED]  # the first never finished it
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.ORDERS.worker.3.17.12.1700000000000000000.4",  # v1: no domain
+        "$JS.ACK._.ACCHASH.ORDERS.worker.3.17.12.1700000000000000000.4.rnd",  # v2
+        "$JS.ACK.hub.ACCHASH.ORDERS.worker.3.17.12.1700000000000000000.4",  # v2, no token
+    ],
+)
+def test_deliveries_read_from_every_ack_subject_shape_agree_with_nats_py(reply: str) -> None:
+    async def echo(ctx: Context, s: str) -> str:
+        return s
+
+    msg = Msg(None, subject="orders.new", reply=reply, data=b"{}")  # type: ignore[arg-type]
+    server = Server(echo, decode, encode)
+    values = server.envelope(msg).values
+    assert values[DELIVERIES] == msg.metadata.num_delivered == 3

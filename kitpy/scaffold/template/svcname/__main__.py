@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import nats
 from kitpy.config import load
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.grpc import serve_grpc
@@ -26,8 +27,9 @@ from kitpy.ratelimit import ConcurrencyLimiter, LoopLag
 
 from .config import Settings
 from .endpoints import make_endpoints
+from .events import PublishingService, ensure_stream
 from .observability import Observability, build_observability
-from .service import BasicService
+from .service import BasicService, Service
 from .transport_grpc import make_grpc_server
 from .transport_http import make_http_app
 
@@ -67,7 +69,12 @@ async def _serve(config: Settings, obs: Observability, announce: Callable[[str],
         announce=announce,
     ) as life:
         life.on_shutdown(obs.shutdown, "spans flushed")
-        endpoints = make_endpoints(BasicService(), middleware=obs.server_middleware())
+        svc: Service = BasicService()
+        if config.events_nats is not None:  # opt-in: each Hello also publishes an event
+            nc = life.close(await nats.connect(config.events_nats, name="svcname"))
+            await ensure_stream(nc)
+            svc = PublishingService.over_nats(svc, nc)
+        endpoints = make_endpoints(svc, middleware=obs.server_middleware())
         admission = await _admission(life, config)
         health = Health()
         http_app = make_http_app(

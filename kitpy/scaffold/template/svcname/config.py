@@ -63,3 +63,7 @@ class Settings:
     idle_timeout: Duration = Duration(60.0)
     """Close an HTTP connection that sends no complete request for this long (idle
     keep-alive, or headers never finished)."""
+    events_nats: str | None = None
+    """Publish an event to JetStream after each Hello, at this NATS URL, e.g.
+    nats://127.0.0.1:4222 (subject svcname.events.greeted,
+    stream SVCNAME_EVENTS). Default: no events."""
