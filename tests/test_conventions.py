@@ -15,7 +15,7 @@ import inspect
 import pkgutil
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import jwt as pyjwt
@@ -29,6 +29,7 @@ from kitpy.auth.jwt import TOKEN, jwt_parser, jwt_signer
 from kitpy.circuitbreaker import CircuitBreaker, circuit_breaker
 from kitpy.context import OPERATION
 from kitpy.endpoint import chain, endpoint_name
+from kitpy.endpoint.stream import lift, named_stream
 from kitpy.log import call_logging
 from kitpy.metrics import call_metrics
 from kitpy.ratelimit import TokenBucket, concurrency_limit, rate_limit
@@ -63,7 +64,12 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "fallback": lambda: fallback(_handler),
     "named": lambda: named("other"),
 }
-NOT_A_LAYER = {"chain"}  # combines middlewares; it has no layer of its own
+# Every stream middleware factory (returns a StreamMiddleware), with what it takes to build one.
+STREAM_FACTORIES: dict[str, Callable[[], Any]] = {
+    "lift": lambda: lift(call_logging(CapturedLogs().logger)),
+    "named_stream": lambda: named_stream("other"),
+}
+NOT_A_LAYER = {"chain", "stream_chain"}  # combine middlewares; no layer of their own
 
 
 def _public_callables() -> list[tuple[str, Callable[..., Any]]]:
@@ -99,8 +105,24 @@ def _returns_a_middleware(obj: Callable[..., Any]) -> bool:
     return parameters[1:2] == ["next"]
 
 
+def _returns_a_stream_middleware(obj: Callable[..., Any]) -> bool:
+    try:
+        return "StreamMiddleware" in str(inspect.signature(obj).return_annotation)
+    except (TypeError, ValueError):
+        return False
+
+
 def _middleware_factories() -> set[str]:
-    found = {obj.__name__ for _, obj in _public_callables() if _returns_a_middleware(obj)}
+    found = {
+        obj.__name__
+        for _, obj in _public_callables()
+        if _returns_a_middleware(obj) and not _returns_a_stream_middleware(obj)
+    }
+    return found - NOT_A_LAYER
+
+
+def _stream_middleware_factories() -> set[str]:
+    found = {obj.__name__ for _, obj in _public_callables() if _returns_a_stream_middleware(obj)}
     return found - NOT_A_LAYER
 
 
@@ -109,6 +131,20 @@ def test_every_middleware_factory_has_a_row_and_none_is_named_middleware() -> No
     assert {name for name in factories if name.endswith("_middleware")} == set()
     rows = {row.split("(")[0] for row in FACTORIES}
     assert factories - rows == set(), "add these factories to FACTORIES"
+    streams = _stream_middleware_factories()
+    assert {name for name in streams if name.endswith("_middleware")} == set()
+    rows = {row.split("(")[0] for row in STREAM_FACTORIES}
+    assert streams - rows == set(), "add these factories to STREAM_FACTORIES"
+
+
+@pytest.mark.parametrize("row", sorted(STREAM_FACTORIES))
+def test_every_stream_middleware_keeps_the_operation_name(row: str) -> None:
+    async def endpoint(ctx: Context, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            yield request
+
+    wrapped = STREAM_FACTORIES[row]()(named_stream("op")(endpoint))
+    assert endpoint_name(wrapped) == ("other" if row == "named_stream" else "op")
 
 
 @pytest.mark.parametrize("row", sorted(FACTORIES))

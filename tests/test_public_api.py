@@ -284,6 +284,18 @@ EXPECTED: dict[str, list[str]] = {
         "named",
         "nop",
     ],
+    "kitpy.endpoint.stream": [
+        "StreamEndpoint",
+        "StreamMiddleware",
+        "client_stream",
+        "close_stream",
+        "collect",
+        "lift",
+        "messages",
+        "named_stream",
+        "server_stream",
+        "stream_chain",
+    ],
     "kitpy.errors": [
         "Aborted",
         "AlreadyExists",
