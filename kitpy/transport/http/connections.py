@@ -16,6 +16,9 @@ own listener does, and adds what a server facing the open internet needs:
   chunking) is answered with the same JSON error body kitpy's Servers send --
   a fixed message for the status, never an echo of the offending bytes -- and
   summarised in the log like refusals, one line per interval.
+* **Targets that are not paths.**  ``CONNECT host:port`` and ``OPTIONS *``
+  are routed as ``/``, so they reach the application's routes (and
+  ``add_fallback``'s JSON 404) instead of aiohttp's plain-text answer.
 * **Drain.**  After :meth:`Connections.drain`, every kitpy Server's response
   says ``Connection: close``, so a client finishes its request and opens its
   next connection elsewhere instead of sending it on a connection about to
@@ -37,9 +40,11 @@ import resource
 import socket
 import time
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 from aiohttp.web_protocol import RequestHandler
 
 from kitpy.errors import code_from_http_status
@@ -144,6 +149,7 @@ class Connections:
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        server.request_factory = _paths_only(server.request_factory)
         self.server = server
         self.max_connections = max_connections
         self.open = 0
@@ -302,6 +308,26 @@ class _Handler(RequestHandler):
         response = _json_error(status, text)
         response.force_close()
         return response
+
+
+_ROOT_URL = URL("/")
+
+
+def _paths_only(make_request: Callable[..., web.BaseRequest]) -> Callable[..., web.BaseRequest]:
+    """``make_request``, with the targets that are not a path routed as ``/``.
+
+    ``CONNECT host:port`` and ``OPTIONS *`` name no path, so aiohttp's router
+    never tries a route for them (not even ``add_fallback``'s) and answers in
+    plain text; as ``/`` they get the application's JSON 404 or 405 instead.
+    A function call and a comparison per request.
+    """
+
+    def paths_only(message: Any, *args: Any) -> web.BaseRequest:
+        if message.method == "CONNECT" or message.path == "*":
+            message = message._replace(path="/", url=_ROOT_URL)
+        return make_request(message, *args)
+
+    return paths_only
 
 
 def _json_error(status: int, message: str) -> web.Response:

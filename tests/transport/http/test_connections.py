@@ -143,13 +143,22 @@ async def test_what_aiohttp_cannot_parse_gets_kitpy_json_with_no_echo(
     assert b"secret" not in body
 
 
-async def test_connect_gets_a_404_that_echoes_nothing(serve: RunningApp) -> None:
-    """CONNECT's target is not a path, so aiohttp answers it before any route (or the JSON
-    fallback) is tried: still its plain-text 404, but nothing of the request comes back."""
-    status, _, body = await send(
-        port_of(serve), b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
-    )
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    ],
+    ids=["CONNECT", "OPTIONS *"],
+)
+async def test_a_target_that_is_not_a_path_gets_the_json_404_and_echoes_nothing(
+    serve: RunningApp, request_bytes: bytes
+) -> None:
+    """CONNECT host:port and OPTIONS * name no path; routed as "/", they reach the fallback."""
+    status, headers, body = await send(port_of(serve), request_bytes)
     assert status == 404
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"]["code"] == "NOT_FOUND"
     assert b"example.com" not in body
 
 
