@@ -11,6 +11,8 @@ through a durable consumer.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import msgspec
 import nats.aio.client
 import nats.js.errors
@@ -65,3 +67,6 @@ class PublishingService:
 
     async def count(self, ctx: Context, s: str) -> int:
         return await self._inner.count(ctx, s)
+
+    def tokens(self, ctx: Context, s: str) -> AsyncIterator[str]:
+        return self._inner.tokens(ctx, s)

@@ -97,6 +97,9 @@ class ProxyingService:
     async def count(self, ctx: Context, s: str) -> int:
         return await self._local.count(ctx, s)
 
+    def tokens(self, ctx: Context, s: str) -> AsyncIterator[str]:
+        return self._local.tokens(ctx, s)
+
 
 def upstream_error(exc: Exception) -> KitError:
     """This service's own error for a failed upstream Uppercase; never the upstream's internals.

@@ -7,6 +7,7 @@ and travel on when it calls another service (see ``proxy.py``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from kitpy import Context
@@ -33,6 +34,14 @@ class StringService(Protocol):
         """Return the number of characters in ``s``."""
         ...
 
+    def tokens(self, ctx: Context, s: str) -> AsyncIterator[str]:
+        """Yield the words of ``s`` upper-cased, one at a time.
+
+        Raises :class:`EmptyString` for ``""``.  A streaming method: implement it
+        as an ``async def`` that yields (an async generator).
+        """
+        ...
+
 
 class BasicStringService:
     """The plain implementation of :class:`StringService`."""
@@ -44,3 +53,9 @@ class BasicStringService:
 
     async def count(self, ctx: Context, s: str) -> int:
         return len(s)
+
+    async def tokens(self, ctx: Context, s: str) -> AsyncIterator[str]:
+        if not s:
+            raise EmptyString()
+        for word in s.split():
+            yield word.upper()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%examples/stringsvc/pb/stringsvc.proto\x12\x0cstringsvc.v1\"\x1d\n\x10UppercaseRequest\x12\t\n\x01s\x18\x01 \x01(\t\"\x1e\n\x11UppercaseResponse\x12\t\n\x01v\x18\x01 \x01(\t\"\x19\n\x0c\x43ountRequest\x12\t\n\x01s\x18\x01 \x01(\t\"\x1a\n\rCountResponse\x12\t\n\x01v\x18\x01 \x01(\x03\x32\x9f\x01\n\rStringService\x12L\n\tUppercase\x12\x1e.stringsvc.v1.UppercaseRequest\x1a\x1f.stringsvc.v1.UppercaseResponse\x12@\n\x05\x43ount\x12\x1a.stringsvc.v1.CountRequest\x1a\x1b.stringsvc.v1.CountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%examples/stringsvc/pb/stringsvc.proto\x12\x0cstringsvc.v1\"\x1d\n\x10UppercaseRequest\x12\t\n\x01s\x18\x01 \x01(\t\"\x1e\n\x11UppercaseResponse\x12\t\n\x01v\x18\x01 \x01(\t\"\x19\n\x0c\x43ountRequest\x12\t\n\x01s\x18\x01 \x01(\t\"\x1a\n\rCountResponse\x12\t\n\x01v\x18\x01 \x01(\x03\"\x1a\n\rTokensRequest\x12\t\n\x01s\x18\x01 \x01(\t\"\x1b\n\x0eTokensResponse\x12\t\n\x01v\x18\x01 \x01(\t2\xe6\x01\n\rStringService\x12L\n\tUppercase\x12\x1e.stringsvc.v1.UppercaseRequest\x1a\x1f.stringsvc.v1.UppercaseResponse\x12@\n\x05\x43ount\x12\x1a.stringsvc.v1.CountRequest\x1a\x1b.stringsvc.v1.CountResponse\x12\x45\n\x06Tokens\x12\x1b.stringsvc.v1.TokensRequest\x1a\x1c.stringsvc.v1.TokensResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTREQUEST']._serialized_end=143
   _globals['_COUNTRESPONSE']._serialized_start=145
   _globals['_COUNTRESPONSE']._serialized_end=171
-  _globals['_STRINGSERVICE']._serialized_start=174
-  _globals['_STRINGSERVICE']._serialized_end=333
+  _globals['_TOKENSREQUEST']._serialized_start=173
+  _globals['_TOKENSREQUEST']._serialized_end=199
+  _globals['_TOKENSRESPONSE']._serialized_start=201
+  _globals['_TOKENSRESPONSE']._serialized_end=228
+  _globals['_STRINGSERVICE']._serialized_start=231
+  _globals['_STRINGSERVICE']._serialized_end=461
 # @@protoc_insertion_point(module_scope)

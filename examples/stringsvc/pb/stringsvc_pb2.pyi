@@ -27,3 +27,15 @@ class CountResponse(_message.Message):
     V_FIELD_NUMBER: _ClassVar[int]
     v: int
     def __init__(self, v: _Optional[int] = ...) -> None: ...
+
+class TokensRequest(_message.Message):
+    __slots__ = ("s",)
+    S_FIELD_NUMBER: _ClassVar[int]
+    s: str
+    def __init__(self, s: _Optional[str] = ...) -> None: ...
+
+class TokensResponse(_message.Message):
+    __slots__ = ("v",)
+    V_FIELD_NUMBER: _ClassVar[int]
+    v: str
+    def __init__(self, v: _Optional[str] = ...) -> None: ...

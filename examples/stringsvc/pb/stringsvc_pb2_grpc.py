@@ -45,6 +45,11 @@ class StringServiceStub:
                 request_serializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountRequest.SerializeToString,
                 response_deserializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountResponse.FromString,
                 _registered_method=True)
+        self.Tokens = channel.unary_stream(
+                '/stringsvc.v1.StringService/Tokens',
+                request_serializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensRequest.SerializeToString,
+                response_deserializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensResponse.FromString,
+                _registered_method=True)
 
 
 class StringServiceServicer:
@@ -65,6 +70,13 @@ class StringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tokens(self, request, context):
+        """Tokens streams the words of s, upper-cased, one message each; an empty s is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_StringServiceServicer_to_server(servicer, server):
                     servicer.Count,
                     request_deserializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountRequest.FromString,
                     response_serializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountResponse.SerializeToString,
+            ),
+            'Tokens': grpc.unary_stream_rpc_method_handler(
+                    servicer.Tokens,
+                    request_deserializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensRequest.FromString,
+                    response_serializer=examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class StringService:
             '/stringsvc.v1.StringService/Count',
             examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountRequest.SerializeToString,
             examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.CountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stringsvc.v1.StringService/Tokens',
+            examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensRequest.SerializeToString,
+            examples_dot_stringsvc_dot_pb_dot_stringsvc__pb2.TokensResponse.FromString,
             options,
             channel_credentials,
             insecure,
