@@ -30,18 +30,23 @@ from kitpy.circuitbreaker import CircuitBreaker, circuit_breaker
 from kitpy.context import OPERATION
 from kitpy.endpoint import chain, endpoint_name
 from kitpy.endpoint.stream import lift, named_stream
-from kitpy.log import call_logging
-from kitpy.metrics import call_metrics
+from kitpy.log import call_logging, stream_logging
+from kitpy.metrics import call_metrics, stream_metrics
 from kitpy.ratelimit import TokenBucket, concurrency_limit, rate_limit
 from kitpy.resilience import fallback, retry, timeout
-from kitpy.testing import CapturedLogs, RequestMetrics, SpanRecorder
-from kitpy.tracing import call_tracing
+from kitpy.testing import CapturedLogs, RequestMetrics, SpanRecorder, StreamMetrics
+from kitpy.tracing import call_tracing, stream_tracing
 
 SECRET = b"a-test-secret-of-at-least-32-bytes!!"
 
 
 async def _handler(ctx: Context, request: Any, error: BaseException) -> Any:
     return None
+
+
+def _stream_instruments() -> tuple[Any, Any, Any]:
+    metrics = StreamMetrics()
+    return metrics.streams, metrics.duration, metrics.messages
 
 
 # Every middleware factory kitpy exports, with what it takes to build one.
@@ -68,6 +73,9 @@ FACTORIES: dict[str, Callable[[], Any]] = {
 STREAM_FACTORIES: dict[str, Callable[[], Any]] = {
     "lift": lambda: lift(call_logging(CapturedLogs().logger)),
     "named_stream": lambda: named_stream("other"),
+    "stream_logging": lambda: stream_logging(CapturedLogs().logger),
+    "stream_metrics": lambda: stream_metrics(*_stream_instruments()),
+    "stream_tracing": lambda: stream_tracing(SpanRecorder().tracer),
 }
 NOT_A_LAYER = {"chain", "stream_chain"}  # combine middlewares; no layer of their own
 
@@ -166,7 +174,9 @@ def test_one_keyword_for_a_failure_test_and_one_for_a_name() -> None:
         except (TypeError, ValueError):
             continue
         assert leftovers.isdisjoint(parameters), f"{qualified}{inspect.signature(obj)}"
-    for factory in (call_logging, call_metrics, call_tracing):
+    for factory in (
+        call_logging, call_metrics, call_tracing, stream_logging, stream_metrics, stream_tracing,
+    ):  # fmt: skip
         parameters = inspect.signature(factory).parameters
         assert "name" in parameters
         assert "method" not in parameters

@@ -1,6 +1,8 @@
 """Structured logging for endpoints with structlog.
 
 * :func:`call_logging` -- one structured line per endpoint call.
+* :func:`stream_logging` -- one line per stream of a stream endpoint, with its
+  message counts.
 * :class:`StdlibBridge` -- standard-library log records (aiohttp, asyncio,
   grpc) through the same logger, one line each.
 * :func:`server_error_logging` -- an ``error_handler`` logging the errors a
@@ -27,6 +29,7 @@ from kitpy.log.middleware import (
     server_error_logging,
 )
 from kitpy.log.stdlib import StdlibBridge
+from kitpy.log.stream import stream_logging
 
 __all__ = [
     "Fields",
@@ -36,4 +39,5 @@ __all__ = [
     "call_logging",
     "make_logger",
     "server_error_logging",
+    "stream_logging",
 ]

@@ -30,18 +30,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "STREAM_BUCKETS",
     "CollectorRegistry",
     "counter",
     "gauge",
     "histogram",
     "metrics_handler",
     "request_metrics",
+    "stream_instruments",
 ]
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Latency buckets in seconds, from 0.5 ms (an in-process endpoint) to 10 s."""
+
+STREAM_BUCKETS: tuple[float, ...] = (
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""Stream duration buckets in seconds, from 10 ms (a short server stream) to an hour."""
 
 
 def counter(
@@ -137,6 +144,48 @@ def request_metrics(
         buckets=buckets,
     )
     return requests, latency
+
+
+def stream_instruments(
+    registry: CollectorRegistry,
+    *,
+    namespace: str = "kitpy",
+    subsystem: str = "server",
+    buckets: Sequence[float] = STREAM_BUCKETS,
+) -> tuple[prometheus_client.Counter, prometheus_client.Histogram, prometheus_client.Counter]:
+    """The three instruments :func:`~kitpy.metrics.stream_metrics` takes.
+
+    With the defaults: ``kitpy_server_streams_total`` (labels method, code),
+    ``kitpy_server_stream_duration_seconds`` (method, code; buckets
+    :data:`STREAM_BUCKETS`, up to an hour) and
+    ``kitpy_server_stream_messages_total`` (method, direction).
+    """
+    streams = counter(
+        registry,
+        "streams",
+        "Streams by method and outcome code.",
+        ("method", "code"),
+        namespace=namespace,
+        subsystem=subsystem,
+    )
+    duration = histogram(
+        registry,
+        "stream_duration_seconds",
+        "Stream duration in seconds by method and outcome code.",
+        ("method", "code"),
+        namespace=namespace,
+        subsystem=subsystem,
+        buckets=buckets,
+    )
+    messages = counter(
+        registry,
+        "stream_messages",
+        "Stream messages by method and direction (received, sent).",
+        ("method", "direction"),
+        namespace=namespace,
+        subsystem=subsystem,
+    )
+    return streams, duration, messages
 
 
 def metrics_handler(registry: CollectorRegistry) -> Handler:

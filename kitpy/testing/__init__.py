@@ -2,8 +2,9 @@
 
 * :class:`FakeClock` -- virtual time for deadlines, breakers, limiters and retries.
 * :class:`CapturedLogs` -- a structlog logger that records events (``kitpy[log]``).
-* :class:`RequestMetrics`, :class:`MemoryCounter`, :class:`MemoryGauge`,
-  :class:`MemoryHistogram` -- in-memory metrics with readable values.
+* :class:`RequestMetrics`, :class:`StreamMetrics`, :class:`MemoryCounter`,
+  :class:`MemoryGauge`, :class:`MemoryHistogram` -- in-memory metrics with
+  readable values.
 * :class:`SpanRecorder` -- an in-memory tracer provider with span assertions
   (``kitpy[otel]``).
 
@@ -17,7 +18,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kitpy.testing.clock import FakeClock
-from kitpy.testing.metrics import MemoryCounter, MemoryGauge, MemoryHistogram, RequestMetrics
+from kitpy.testing.metrics import (
+    MemoryCounter,
+    MemoryGauge,
+    MemoryHistogram,
+    RequestMetrics,
+    StreamMetrics,
+)
 
 if TYPE_CHECKING:
     from kitpy.testing.logs import CapturedLogs
@@ -31,6 +38,7 @@ __all__ = [
     "MemoryHistogram",
     "RequestMetrics",
     "SpanRecorder",
+    "StreamMetrics",
 ]
 
 _LAZY = {"CapturedLogs": "kitpy.testing.logs", "SpanRecorder": "kitpy.testing.tracing"}

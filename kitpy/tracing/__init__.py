@@ -1,6 +1,8 @@
 """Tracing with OpenTelemetry: a span per endpoint call and W3C propagation.
 
 * :func:`call_tracing` -- a span per call; ERROR status on server faults only.
+* :func:`stream_tracing` -- a span per stream of a stream endpoint, with its
+  message counts.
 * Transport hooks that continue a trace across processes (W3C Trace Context
   and baggage): :func:`http_server_before` / :func:`http_server_finalizer` /
   :func:`http_client_before` and :func:`grpc_server_before` /
@@ -49,6 +51,7 @@ from kitpy.tracing.messaging import (
 )
 from kitpy.tracing.middleware import call_tracing, record_error
 from kitpy.tracing.propagation import extract, inject, w3c_propagator
+from kitpy.tracing.stream import stream_tracing
 
 __all__ = [
     "OTEL_CONTEXT",
@@ -71,6 +74,7 @@ __all__ = [
     "record_error",
     "rpc_attributes",
     "call_tracing",
+    "stream_tracing",
     "w3c_propagator",
     "with_baggage",
     "with_span",

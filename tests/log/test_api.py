@@ -14,6 +14,7 @@ def test_public_names() -> None:
         "call_logging",
         "make_logger",
         "server_error_logging",
+        "stream_logging",
     }
     for name in kitpy.log.__all__:
         assert hasattr(kitpy.log, name)

@@ -12,11 +12,11 @@ import kitpy.metrics.prometheus
 
 def test_public_names() -> None:
     assert set(kitpy.metrics.__all__) == {
-        "Counter", "Gauge", "Histogram", "call_metrics", "server_error_metrics",
+        "Counter", "Gauge", "Histogram", "call_metrics", "server_error_metrics", "stream_metrics",
     }  # fmt: skip
     assert set(kitpy.metrics.prometheus.__all__) == {
-        "LATENCY_BUCKETS", "CollectorRegistry", "counter", "gauge", "histogram",
-        "metrics_handler", "request_metrics",
+        "LATENCY_BUCKETS", "STREAM_BUCKETS", "CollectorRegistry", "counter", "gauge", "histogram",
+        "metrics_handler", "request_metrics", "stream_instruments",
     }  # fmt: skip
     for name in kitpy.metrics.__all__:
         assert hasattr(kitpy.metrics, name)

@@ -19,7 +19,7 @@ from kitpy.tracing import call_tracing
 def test_public_names() -> None:
     assert set(kitpy.testing.__all__) == {
         "CapturedLogs", "FakeClock", "MemoryCounter", "MemoryGauge", "MemoryHistogram",
-        "RequestMetrics", "SpanRecorder",
+        "RequestMetrics", "SpanRecorder", "StreamMetrics",
     }  # fmt: skip
     for name in kitpy.testing.__all__:
         assert getattr(kitpy.testing, name) is not None

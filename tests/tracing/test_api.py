@@ -11,7 +11,8 @@ def test_public_names() -> None:
         "grpc_server_before", "grpc_server_finalizer", "http_client_before", "http_server_before",
         "http_server_finalizer", "inject", "log_fields", "message_client_before",
         "message_server_before", "message_server_finalizer", "otel_context", "record_error",
-        "rpc_attributes", "call_tracing", "w3c_propagator", "with_baggage", "with_span",
+        "rpc_attributes", "call_tracing", "stream_tracing", "w3c_propagator", "with_baggage",
+        "with_span",
     }  # fmt: skip
     for name in kitpy.tracing.__all__:
         assert hasattr(kitpy.tracing, name)

@@ -1,8 +1,11 @@
-"""The gRPC transport on grpc.aio: serve endpoints as unary methods, call them as endpoints.
+"""The gRPC transport on grpc.aio: endpoints served as unary or streaming methods, and called.
 
 * :class:`Server` -- an endpoint as an async ``(request_message, grpc_context)``
   callable that a generated servicer method delegates to.
 * :class:`Client` -- one remote unary method as an :class:`~kitpy.endpoint.Endpoint`.
+* :class:`StreamServer` / :class:`StreamClient` -- the same for streaming
+  methods (server-, client- and bidi-streaming, :data:`StreamKind`): a
+  :class:`~kitpy.endpoint.stream.StreamEndpoint` served, and called.
 * :class:`GrpcServer` -- a grpc.aio server with the standard health service
   and graceful stop.
 * Status mapping (:func:`grpc_status`, :func:`code_from_grpc_status`,
@@ -49,6 +52,7 @@ from .server import (
     default_error_encoder,
 )
 from .status import code_from_grpc_status, error_from_rpc_error, grpc_status
+from .stream import StreamClient, StreamKind, StreamServer
 
 __all__ = [
     "INVOCATION_PAIRS",
@@ -71,6 +75,9 @@ __all__ = [
     "ServerBefore",
     "ServerFinalizer",
     "ServerOptions",
+    "StreamClient",
+    "StreamKind",
+    "StreamServer",
     "code_from_grpc_status",
     "context_to_metadata",
     "context_to_response_metadata",

@@ -74,9 +74,10 @@ _OVERSIZE_REPLY = re.compile(r"CLIENT: Received message larger than max \(\d+ vs
 """What grpc says when *this* side refuses a reply over the channel's receive limit
 (its peer's refusal of our request says ``SERVER:``)."""
 
-_MAX_TIMEOUT = 1e8
+MAX_TIMEOUT = 1e8
 """Longer timeouts (~3 years) are sent as this: grpc caps what it sends at 27,000 hours
-anyway, and a timeout past ~7e9 s overflows its clock and fails the call at once."""
+anyway, and a timeout past ~7e9 s overflows its clock and fails the call at once.
+(Shared with :mod:`.stream`'s StreamClient, as is :func:`oversize_reply`; not exported.)"""
 
 
 class Client(Generic[Req, Resp, PbReq, PbResp]):
@@ -142,8 +143,8 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
             if timeout is not None:
                 if timeout <= 0.0:
                     raise DeadlineExceeded(f"deadline exceeded before calling {self.path}")
-                if timeout > _MAX_TIMEOUT:  # grpc turns a far deadline into an instant failure
-                    timeout = _MAX_TIMEOUT
+                if timeout > MAX_TIMEOUT:  # grpc turns a far deadline into an instant failure
+                    timeout = MAX_TIMEOUT
             metadata = None
             if self._before:
                 outgoing: dict[str, str | bytes] = {}
@@ -155,7 +156,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
             try:
                 reply = await call
             except grpc.aio.AioRpcError as exc:
-                oversize = _oversize_reply(exc)
+                oversize = oversize_reply(exc)
                 if oversize is not None:  # our own limit, not the upstream's answer
                     raise oversize from exc
                 raise self._decode_error(exc) from exc
@@ -180,8 +181,11 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
                 finalizer(ctx, error)
 
 
-def _oversize_reply(exc: grpc.aio.AioRpcError) -> KitError | None:
-    """``Unavailable`` naming the receive limit if grpc refused the reply as too large."""
+def oversize_reply(exc: grpc.aio.AioRpcError) -> KitError | None:
+    """``Unavailable`` naming the receive limit if grpc refused the reply as too large.
+
+    For this package's clients (Client, StreamClient); not exported.
+    """
     if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
     match = _OVERSIZE_REPLY.search(exc.details() or "")

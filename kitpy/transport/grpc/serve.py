@@ -12,10 +12,13 @@ the .proto files.
 Bad request bytes are answered INVALID_ARGUMENT with a short message (plain
 grpc.aio answers UNKNOWN and the protobuf parser's text): ``add_service``
 parses unary requests itself, at no extra cost on the good path.  It also
-lets a handler be a kitpy :class:`~kitpy.transport.grpc.Server` object itself
-(plain grpc.aio only awaits ``async def`` functions, so with a bare
-``grpc.aio.server`` delegate to the Server from an ``async def`` method, as a
-generated servicer subclass does).
+lets a handler be a kitpy :class:`~kitpy.transport.grpc.Server` or
+:class:`~kitpy.transport.grpc.StreamServer` object itself, which then parses
+its request messages itself (plain grpc.aio only awaits ``async def``
+functions, so with a bare ``grpc.aio.server`` delegate to the Server from an
+``async def`` method, as a generated servicer subclass does).  A StreamServer
+whose ``kind`` is not its method's fails ``add_service`` with a ``TypeError``
+(or, registered by a generic handler alone, its method's first call).
 
 :meth:`GrpcServer.stop` stops gracefully and loses no call: health turns
 NOT_SERVING for every service (so health-checking load balancers stop sending)
@@ -67,6 +70,7 @@ from kitpy.errors import Unavailable
 from .health import HealthServicer
 from .metadata import METHOD
 from .server import CALL_PAIRS, ErrorHandler, Server
+from .stream import StreamServer
 
 __all__ = ["REFUSED_MESSAGE", "GrpcServer"]
 
@@ -507,8 +511,9 @@ class _Registrar:
 
     Everything is served as a generic handler (see
     ``add_registered_method_handlers``); the router replaces each unary-unary
-    handler whose behaviour is a coroutine function with one that parses the
-    request bytes itself, so a malformed request aborts with INVALID_ARGUMENT.
+    handler whose behaviour is a coroutine function, and each streaming one
+    whose behaviour is a StreamServer, with one that parses the request bytes
+    itself, so a malformed request aborts with INVALID_ARGUMENT.
     """
 
     def __init__(self, router: _Router) -> None:
@@ -525,6 +530,8 @@ class _Registrar:
         # (docs/decisions.md has the figure for the health service's alone).  So
         # nothing is registered that way.  Generated code has already added a generic
         # handler for the same methods; only methods none answers are added, as generic.
+        for name, handler in handlers.items():
+            _stream_server(handler, f"/{service}/{name}")  # a wrong kind fails here, at once
         missing = {
             name: handler
             for name, handler in handlers.items()
@@ -549,24 +556,48 @@ def _is_async(behavior: object) -> bool:
     )
 
 
+def _kind(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
+    """The handler's kind in gRPC's names: ``"unary_unary"``, ``"unary_stream"``, ..."""
+    request = "stream" if handler.request_streaming else "unary"
+    return f"{request}_{'stream' if handler.response_streaming else 'unary'}"
+
+
+def _stream_server(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> StreamServer[Any, Any, Any, Any] | None:
+    """The kitpy StreamServer that is ``handler``'s behaviour, checked against its kind."""
+    behavior: object = (
+        handler.unary_stream or handler.stream_unary or handler.stream_stream or handler.unary_unary
+    )
+    if not isinstance(behavior, StreamServer):
+        return None
+    if behavior.kind != _kind(handler):
+        raise TypeError(
+            f"{method} is a {_kind(handler)} method; its StreamServer has kind={behavior.kind!r}"
+        )
+    return behavior
+
+
+def _invalid_message(parse: Callable[[bytes], Any]) -> str:
+    """What a request that ``parse`` refuses is told, naming the message type."""
+    owner = getattr(parse, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    type_name = getattr(descriptor, "full_name", "request message")
+    return f"invalid request: the body is not a valid {type_name}"
+
+
 def _guard(
     handler: grpc.RpcMethodHandler[Any, Any], method: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The handler, made to answer bytes that do not parse with INVALID_ARGUMENT."""
+    if handler.request_streaming or handler.response_streaming:
+        return _guard_stream(handler, method)
+    _stream_server(handler, method)  # a StreamServer on a unary method fails here
     behavior = handler.unary_unary
     parse = handler.request_deserializer
-    if (
-        handler.request_streaming
-        or handler.response_streaming
-        or behavior is None
-        or parse is None
-        or not _is_async(behavior)
-    ):
+    if behavior is None or parse is None or not _is_async(behavior):
         return handler
-    owner = getattr(parse, "__self__", None)
-    descriptor = getattr(owner, "DESCRIPTOR", None)
-    type_name = getattr(descriptor, "full_name", "request message")
-    message = f"invalid request: the body is not a valid {type_name}"
+    message = _invalid_message(parse)
     kit_server: object = behavior  # the stubs type it as a plain callable
     if isinstance(kit_server, Server):
         # A kitpy Server (a servicer attribute) parses the bytes itself: no guard coroutine.
@@ -588,4 +619,32 @@ def _guard(
 
     return grpc.unary_unary_rpc_method_handler(
         guarded, request_deserializer=None, response_serializer=handler.response_serializer
+    )
+
+
+def _guard_stream(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A kitpy StreamServer's handler as its bound ``async def``, parsing the request bytes.
+
+    grpc.aio awaits a coroutine function with the reader/writer API (request
+    iterator, ``context.write``); an object, even with an ``async def
+    __call__``, it would run as a *sync* handler.  Other streaming handlers
+    are left as they are.
+    """
+    kit_server = _stream_server(handler, method)
+    if kit_server is None:
+        return handler
+    parse = handler.request_deserializer
+    message = "" if parse is None else _invalid_message(parse)
+    serving = kit_server.with_request_parser(parse, invalid_message=message, method=method)
+    make = {
+        "unary_stream": grpc.unary_stream_rpc_method_handler,
+        "stream_unary": grpc.stream_unary_rpc_method_handler,
+        "stream_stream": grpc.stream_stream_rpc_method_handler,
+    }[kit_server.kind]
+    return make(
+        serving.__call__,
+        request_deserializer=None,
+        response_serializer=handler.response_serializer,
     )

@@ -30,6 +30,12 @@ Call one (the Client is itself an Endpoint, so middleware stacks on it)::
 * Deadlines travel in ``X-Timeout-Ms: <milliseconds>`` (see :mod:`.keys`).
 * JSON is msgspec (see :mod:`.codec`).
 * Hook shapes: :mod:`.types`.
+
+Stream a server-streaming endpoint as server-sent events, and read it back
+(see :mod:`.sse_server`, :mod:`.sse_client`, :mod:`.sse`)::
+
+    add_routes(app, {"GET /ticks": SseServer(ticks, decode_ticks, encode_json_event)})
+    async for event in sse_events(session, f"{base}/ticks"): ...
 """
 
 from kitpy._extras import require
@@ -80,6 +86,25 @@ from kitpy.transport.http.keys import (
 from kitpy.transport.http.routes import Handler, add_fallback, add_routes
 from kitpy.transport.http.run import RunningApp, run, serve, start_app, wait_for_signal
 from kitpy.transport.http.server import Server
+from kitpy.transport.http.sse import (
+    DEFAULT_MAX_EVENT_SIZE,
+    LAST_EVENT_ID_HEADER,
+    Event,
+    SseParser,
+)
+from kitpy.transport.http.sse_client import (
+    DEFAULT_READ_TIMEOUT,
+    SseClient,
+    decode_json_event,
+    sse_events,
+)
+from kitpy.transport.http.sse_server import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_WRITE_TIMEOUT,
+    LAST_EVENT_ID,
+    SseServer,
+    encode_json_event,
+)
 from kitpy.transport.http.types import (
     ClientAfter,
     ClientBefore,
@@ -100,9 +125,15 @@ from kitpy.transport.http.types import (
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEARTBEAT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_WRITE_TIMEOUT",
     "HEADERS",
+    "LAST_EVENT_ID",
+    "LAST_EVENT_ID_HEADER",
     "MAX_ERROR_BODY_SIZE",
     "MAX_RESPONSE_SIZE",
     "METHOD",
@@ -125,6 +156,7 @@ __all__ = [
     "ErrorDecoder",
     "ErrorEncoder",
     "ErrorHandler",
+    "Event",
     "Handler",
     "MethodNotAllowed",
     "OutgoingRequest",
@@ -136,6 +168,9 @@ __all__ = [
     "ServerBefore",
     "ServerFinalizer",
     "ServerOptions",
+    "SseClient",
+    "SseParser",
+    "SseServer",
     "UnsupportedMediaType",
     "UnsupportedTransferCoding",
     "add_fallback",
@@ -143,9 +178,11 @@ __all__ = [
     "body_read_error",
     "decode_error",
     "decode_json",
+    "decode_json_event",
     "decode_json_response",
     "default_error_encoder",
     "encode_json",
+    "encode_json_event",
     "encode_json_request",
     "error_body",
     "format_timeout",
@@ -156,6 +193,7 @@ __all__ = [
     "response_status",
     "run",
     "serve",
+    "sse_events",
     "start_app",
     "wait_for_signal",
 ]

@@ -39,13 +39,13 @@ import logging
 import resource
 import socket
 import time
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 from aiohttp.web_protocol import RequestHandler
+from yarl import URL
 
 from kitpy.errors import code_from_http_status
 
@@ -268,16 +268,39 @@ class Connections:
 class _Handler(RequestHandler):
     """aiohttp's request handler, counted, with JSON errors.
 
-    ``draining`` tells a kitpy Server to answer with ``Connection: close``.
+    ``draining`` tells a kitpy Server to answer with ``Connection: close``;
+    :meth:`closing` tells a long-lived response (an SSE stream) to end.
     """
 
-    __slots__ = ("_connections", "_counted", "draining")
+    __slots__ = ("_closed", "_closing", "_connections", "_counted", "draining")
 
     def __init__(self, connections: Connections, **options: Any) -> None:
         super().__init__(connections.server, **options)
         self._connections = connections
         self._counted = True  # by Connections, when it accepted the connection
         self.draining = connections.draining
+        self._closed = False  # close() was called: the server is shutting down
+        self._closing: asyncio.Future[None] | None = None  # made when a stream asks
+
+    def closing(self) -> asyncio.Future[None]:
+        """A future done once the server shuts this connection down (``RunningApp.stop``).
+
+        aiohttp waits up to the grace period for a response in flight, twice,
+        then cancels it: a server-sent event stream ends at this instead, so a
+        stop is not held up by streams that would never end by themselves.
+        """
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_future()
+            if self._closed:
+                self._closing.set_result(None)
+        return self._closing
+
+    def close(self) -> None:
+        """aiohttp's close (shutdown: no more requests on this connection); open streams end."""
+        super().close()
+        self._closed = True
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
