@@ -58,6 +58,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from examples.stringsvc.endpoints import (
     Endpoints,
     make_count_endpoint,
+    make_tokens_endpoint,
     make_uppercase_endpoint,
 )
 from examples.stringsvc.observability import Observability, build_observability
@@ -209,6 +210,7 @@ def build_full_stack(
     endpoints = Endpoints(
         uppercase_endpoint=wrap(make_uppercase_endpoint(svc), "uppercase"),
         count_endpoint=wrap(make_count_endpoint(svc), "count"),
+        tokens_endpoint=make_tokens_endpoint(svc),  # not measured: the bench calls Uppercase
     )
     if "tracing" in without:  # no SERVER span either
         obs.http_server_before = obs.http_server_finalizer = ()

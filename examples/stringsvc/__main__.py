@@ -31,6 +31,7 @@ from kitpy.auth import grpc_to_context, http_to_context, message_to_context
 from kitpy.auth.jwt import jwt_parser
 from kitpy.auth.jwt.jwks import JWKS
 from kitpy.config import Address, Live, load
+from kitpy.endpoint.stream import lift, stream_chain
 from kitpy.lifecycle import Lifecycle
 from kitpy.lifecycle.grpc import serve_grpc
 from kitpy.lifecycle.http import Health, serve_http
@@ -176,10 +177,17 @@ async def _serve(
             await ensure_stream(nc)
             svc = PublishingService.over_nats(svc, nc)
         # Server middleware, outermost first: span + log + metrics, the rate limit (one bucket
-        # for both methods).  Authentication and the concurrency limit are not layers here:
-        # every Server runs them before it reads a body (authenticate=, admission=).
+        # for all three methods; a Tokens stream takes one token when it starts, through
+        # lift).  Authentication and the concurrency limit are not layers here: every Server
+        # runs them before it reads a body (authenticate=, admission=).
         rate = rate_limiter(live.rate_limit if live is not None else config.rate_limit)
-        endpoints = make_endpoints(svc, middleware=chain(obs.server_middleware(), *rate))
+        endpoints = make_endpoints(
+            svc,
+            middleware=chain(obs.server_middleware(), *rate),
+            stream_middleware=stream_chain(
+                obs.server_stream_middleware(), *(lift(layer) for layer in rate)
+            ),
+        )
         admission = await _admission(life, config)
 
         health = Health()

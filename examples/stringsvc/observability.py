@@ -47,9 +47,15 @@ from structlog.typing import FilteringBoundLogger
 
 from kitpy import Context, GenericMiddleware, chain
 from kitpy.config import Live
-from kitpy.log import call_logging, make_logger, server_error_logging
-from kitpy.metrics import call_metrics, server_error_metrics
-from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
+from kitpy.endpoint.stream import StreamMiddleware, stream_chain
+from kitpy.log import call_logging, make_logger, server_error_logging, stream_logging
+from kitpy.metrics import call_metrics, server_error_metrics, stream_metrics
+from kitpy.metrics.prometheus import (
+    CollectorRegistry,
+    metrics_handler,
+    request_metrics,
+    stream_instruments,
+)
 from kitpy.tracing import (
     call_tracing,
     grpc_client_before,
@@ -60,6 +66,7 @@ from kitpy.tracing import (
     http_server_finalizer,
     log_fields,
     rpc_attributes,
+    stream_tracing,
 )
 from kitpy.transport import grpc as grpc_transport
 from kitpy.transport import http as http_transport
@@ -69,8 +76,8 @@ from .endpoints import Endpoints
 __all__ = ["Observability", "build_observability", "otlp_exporter"]
 
 GRPC_SERVICE = "stringsvc.v1.StringService"
-HTTP_ROUTES = {"uppercase": "/uppercase", "count": "/count"}
-GRPC_METHODS = {"uppercase": "Uppercase", "count": "Count"}
+HTTP_ROUTES = {"uppercase": "/uppercase", "count": "/count", "tokens": "/tokens"}
+GRPC_METHODS = {"uppercase": "Uppercase", "count": "Count", "tokens": "Tokens"}
 
 
 @dataclass
@@ -96,6 +103,8 @@ class Observability:
         self.tracer = self.tracer_provider.get_tracer("kitpy.examples.stringsvc")
         self._server_metrics = request_metrics(self.registry, subsystem="server")
         self._client_metrics = request_metrics(self.registry, subsystem="client")
+        self._server_stream_metrics = stream_instruments(self.registry, subsystem="server")
+        self._client_stream_metrics = stream_instruments(self.registry, subsystem="client")
         self.http_server_before = (http_server_before(self.tracer),)
         self.http_server_finalizer = (http_server_finalizer(),)
         self.http_client_before = (http_client_before(),)
@@ -128,6 +137,20 @@ class Observability:
             call_metrics(requests, latency, name=name),
         )
 
+    def server_stream_middleware(self, name: str | None = None) -> StreamMiddleware:
+        """Span + log line + metrics around a server *streaming* endpoint, once per stream.
+
+        The counterpart of :meth:`server_middleware`: one span and one log line
+        per stream (with its message counts), ``kitpy_server_streams_total``,
+        ``..._stream_duration_seconds`` and ``..._stream_messages_total``.
+        """
+        streams, duration, messages = self._server_stream_metrics
+        return stream_chain(
+            stream_tracing(self.tracer, name=name, join_server_span=not self.endpoint_spans),
+            stream_logging(self.logger, name=name, fields=log_fields),
+            stream_metrics(streams, duration, messages, name=name),
+        )
+
     def client_middleware(
         self,
         name: str,
@@ -145,6 +168,23 @@ class Observability:
             call_metrics(requests, latency, name=name),
         )
 
+    def client_stream_middleware(
+        self,
+        name: str,
+        *,
+        span_name: str | None = None,
+        attributes: dict[str, AttributeValue] | None = None,
+    ) -> StreamMiddleware:
+        """A CLIENT span + log line + ``kitpy_client_stream*`` metrics around a client stream."""
+        streams, duration, messages = self._client_stream_metrics
+        return stream_chain(
+            stream_tracing(
+                self.tracer, name=span_name or name, kind=SpanKind.CLIENT, attributes=attributes
+            ),
+            stream_logging(self.logger, name=name, event="client stream", fields=log_fields),
+            stream_metrics(streams, duration, messages, name=name),
+        )
+
     def instrument_http_client(self, endpoints: Endpoints) -> Endpoints:
         """``endpoints`` (from ``make_http_client``) with client middleware on each method."""
 
@@ -156,9 +196,16 @@ class Observability:
             }
             return self.client_middleware(method, span_name=f"POST {route}", attributes=attributes)
 
+        tokens: dict[str, AttributeValue] = {
+            "http.request.method": "GET",
+            "url.template": HTTP_ROUTES["tokens"],
+        }
         return Endpoints(
             uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
             count_endpoint=mw("count")(endpoints.count_endpoint),
+            tokens_endpoint=self.client_stream_middleware(
+                "tokens", span_name="GET /tokens", attributes=tokens
+            )(endpoints.tokens_endpoint),
         )
 
     def instrument_grpc_client(self, endpoints: Endpoints) -> Endpoints:
@@ -168,9 +215,13 @@ class Observability:
             name, attributes = rpc_attributes(f"/{GRPC_SERVICE}/{GRPC_METHODS[method]}")
             return self.client_middleware(method, span_name=name, attributes=attributes)
 
+        span_name, attributes = rpc_attributes(f"/{GRPC_SERVICE}/{GRPC_METHODS['tokens']}")
         return Endpoints(
             uppercase_endpoint=mw("uppercase")(endpoints.uppercase_endpoint),
             count_endpoint=mw("count")(endpoints.count_endpoint),
+            tokens_endpoint=self.client_stream_middleware(
+                "tokens", span_name=span_name, attributes=attributes
+            )(endpoints.tokens_endpoint),
         )
 
     def shutdown(self) -> None:

@@ -25,18 +25,23 @@ from typing import Unpack
 import grpc.aio
 
 from kitpy import Context, GenericMiddleware
+from kitpy.endpoint.stream import StreamMiddleware
 from kitpy.transport.grpc import (
     Client,
     ClientBefore,
     GrpcServer,
     Server,
     ServerOptions,
+    StreamClient,
+    StreamServer,
 )
 
 from .endpoints import (
     CountRequest,
     CountResponse,
     Endpoints,
+    TokensRequest,
+    TokensResponse,
     UppercaseRequest,
     UppercaseResponse,
 )
@@ -90,6 +95,22 @@ def decode_count_response(ctx: Context, message: pb.CountResponse) -> CountRespo
     return CountResponse(v=message.v)
 
 
+def decode_tokens_request(ctx: Context, message: pb.TokensRequest) -> TokensRequest:
+    return TokensRequest(s=message.s)
+
+
+def encode_tokens_response(ctx: Context, response: TokensResponse) -> pb.TokensResponse:
+    return pb.TokensResponse(v=response.v)
+
+
+def encode_tokens_request(ctx: Context, request: TokensRequest) -> pb.TokensRequest:
+    return pb.TokensRequest(s=request.s)
+
+
+def decode_tokens_response(ctx: Context, message: pb.TokensResponse) -> TokensResponse:
+    return TokensResponse(v=message.v)
+
+
 # -- server -------------------------------------------------------------------------
 
 
@@ -112,6 +133,7 @@ class StringServicer(pb_grpc.StringServiceServicer):
         UppercaseRequest, UppercaseResponse, pb.UppercaseRequest, pb.UppercaseResponse
     ]
     Count: Server[CountRequest, CountResponse, pb.CountRequest, pb.CountResponse]
+    Tokens: StreamServer[TokensRequest, TokensResponse, pb.TokensRequest, pb.TokensResponse]
 
     def __init__(self, endpoints: Endpoints, **options: Unpack[ServerOptions]) -> None:
         self.Uppercase = Server(
@@ -126,6 +148,14 @@ class StringServicer(pb_grpc.StringServiceServicer):
             decode_count_request,
             encode_count_response,
             method=f"/{SERVICE}/Count",
+            **options,
+        )
+        self.Tokens = StreamServer(  # server streaming: one request, a response per word
+            endpoints.tokens_endpoint,
+            decode_tokens_request,
+            encode_tokens_response,
+            kind="unary_stream",
+            method=f"/{SERVICE}/Tokens",
             **options,
         )
 
@@ -173,11 +203,13 @@ def make_grpc_client(
     *,
     before: Sequence[ClientBefore] = (),
     middleware: GenericMiddleware | None = None,
+    stream_middleware: StreamMiddleware | None = None,
 ) -> Endpoints:
     """An ``Endpoints`` set that calls a remote stringsvc over ``channel``.
 
     ``before`` hooks go to every Client (e.g. trace injection, a bearer
-    token); each endpoint is wrapped in ``middleware`` if given (e.g. retry).
+    token); each unary endpoint is wrapped in ``middleware`` if given (e.g.
+    retry), the streaming ``tokens`` in ``stream_middleware``.
 
     Example::
 
@@ -203,5 +235,17 @@ def make_grpc_client(
         pb.CountResponse,
         before=before,
     )
-    endpoints = Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
-    return endpoints if middleware is None else endpoints.wrap(middleware)
+    tokens = StreamClient(
+        channel,
+        SERVICE,
+        "Tokens",
+        encode_tokens_request,
+        decode_tokens_response,
+        pb.TokensResponse,
+        kind="unary_stream",
+        before=before,
+    )
+    endpoints = Endpoints(
+        uppercase_endpoint=uppercase, count_endpoint=count, tokens_endpoint=tokens
+    )
+    return endpoints.wrap(middleware, stream_middleware=stream_middleware)

@@ -4,6 +4,8 @@ Routes::
 
     POST /uppercase  {"s": "hello"}  ->  200 {"v": "HELLO"}
     POST /count      {"s": "hi"}     ->  200 {"v": 2}
+    GET  /tokens?s=go+kit            ->  200 text/event-stream: one event per word,
+                                         data: {"v":"GO"}, then data: {"v":"KIT"}
     GET  /healthz                    ->  200 {"status": "SERVING"} (503 NOT_SERVING while stopping)
 
 Anything else gets the same JSON errors: 404 NOT_FOUND for an unknown path, 405
@@ -22,16 +24,21 @@ from typing import Unpack
 import aiohttp
 from aiohttp import web
 
-from kitpy import GenericMiddleware
+from kitpy import Context, GenericMiddleware, InvalidArgument
+from kitpy.endpoint.stream import StreamMiddleware
 from kitpy.lifecycle.http import Health
 from kitpy.transport.http import (
     Client,
     ClientBefore,
+    OutgoingRequest,
     Server,
     ServerOptions,
+    SseClient,
+    SseServer,
     add_fallback,
     add_routes,
     decode_json,
+    decode_json_event,
     decode_json_response,
     encode_json,
     encode_json_request,
@@ -41,11 +48,25 @@ from .endpoints import (
     CountRequest,
     CountResponse,
     Endpoints,
+    TokensRequest,
+    TokensResponse,
     UppercaseRequest,
     UppercaseResponse,
 )
 
 __all__ = ["make_http_app", "make_http_client"]
+
+
+async def decode_tokens_query(ctx: Context, request: web.Request) -> TokensRequest:
+    """``GET /tokens?s=...``: the string is the query parameter ``s`` (no body for SSE)."""
+    s = request.query.get("s")
+    if s is None:
+        raise InvalidArgument("the query parameter s is required: GET /tokens?s=some+words")
+    return TokensRequest(s=s)
+
+
+def encode_tokens_query(ctx: Context, out: OutgoingRequest, request: TokensRequest) -> None:
+    out.url = out.url.with_query(s=request.s)
 
 
 def make_http_app(
@@ -72,6 +93,7 @@ def make_http_app(
             "POST /count": Server(
                 endpoints.count_endpoint, decode_json(CountRequest), encode_json, **options
             ),
+            "GET /tokens": SseServer(endpoints.tokens_endpoint, decode_tokens_query, **options),
             "GET /healthz": (health or Health()).handle,
         },
     )
@@ -87,12 +109,14 @@ def make_http_client(
     *,
     before: Sequence[ClientBefore] = (),
     middleware: GenericMiddleware | None = None,
+    stream_middleware: StreamMiddleware | None = None,
 ) -> Endpoints:
     """A ``StringService`` that calls a stringsvc HTTP server at ``base_url``.
 
     ``before`` hooks go to every Client (e.g. trace injection, a bearer
-    token); each client endpoint is wrapped in ``middleware`` if given (e.g. a
-    breaker and retries).  The session belongs to the caller.
+    token); each unary client endpoint is wrapped in ``middleware`` if given
+    (e.g. a breaker and retries), ``tokens`` (server-sent events) in
+    ``stream_middleware``.  The session belongs to the caller.
 
     Example::
 
@@ -117,5 +141,15 @@ def make_http_client(
         decode_json_response(CountResponse),
         before=before,
     )
-    endpoints = Endpoints(uppercase_endpoint=uppercase, count_endpoint=count)
-    return endpoints if middleware is None else endpoints.wrap(middleware)
+    tokens = SseClient(
+        session,
+        "GET",
+        f"{base}/tokens",
+        encode_tokens_query,
+        decode_json_event(TokensResponse),
+        before=before,
+    )
+    endpoints = Endpoints(
+        uppercase_endpoint=uppercase, count_endpoint=count, tokens_endpoint=tokens
+    )
+    return endpoints.wrap(middleware, stream_middleware=stream_middleware)

@@ -157,8 +157,11 @@ def test_the_endpoints_set_takes_the_context_per_call(folder: Path) -> None:
     make = top_level(module)["make_endpoints"]
     assert isinstance(make, ast.FunctionDef)
     assert [a.arg for a in make.args.args] == ["svc"]
-    assert [a.arg for a in make.args.kwonlyargs] == ["middleware"]
-    assert len(calls(module).get("named", [])) == len(fields), "every endpoint is named(...)"
+    options = [a.arg for a in make.args.kwonlyargs]  # stream_middleware: with streaming ones
+    assert options in (["middleware"], ["middleware", "stream_middleware"])
+    found = calls(module)
+    names = len(found.get("named", [])) + len(found.get("named_stream", []))
+    assert names == len(fields), "every endpoint is named(...) or named_stream(...)"
 
 
 @BOTH
@@ -182,8 +185,8 @@ LIFECYCLE_CALLS = (
 )
 
 
-STRINGSVC_ONLY = {"authenticate"}
-"""Server options stringsvc passes and the template does not: the template has no auth."""
+STRINGSVC_ONLY = {"authenticate", "stream_middleware"}
+"""Options stringsvc passes and the template does not: the template has no auth, no stream."""
 
 
 def test_main_wires_the_lifecycle_the_same_way() -> None:

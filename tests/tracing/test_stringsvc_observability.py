@@ -20,71 +20,25 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from examples.stringsvc import transport_grpc
 from examples.stringsvc.endpoints import (
-    CountResponse,
     Endpoints,
-    UppercaseResponse,
     make_endpoints,
 )
 from examples.stringsvc.observability import Observability, build_observability, otlp_exporter
-from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.service import BasicStringService
-from examples.stringsvc.transport_grpc import start_grpc_server
+from examples.stringsvc.transport_grpc import make_grpc_client, start_grpc_server
 from examples.stringsvc.transport_http import make_http_app, make_http_client
 from kitpy import Context, InvalidArgument
 from kitpy.testing import RequestMetrics
-from kitpy.transport import grpc as kgrpc
-from kitpy.transport import http as khttp
-
-# make_http_client / make_grpc_client take no client hooks (yet), so the traced
-# clients are built here from the same pieces, with the propagation hooks added.
 
 
 def traced_http_client(obs: Observability, session: aiohttp.ClientSession, base: str) -> Endpoints:
-    uppercase = khttp.Client(
-        session,
-        "POST",
-        f"{base}/uppercase",
-        khttp.encode_json_request,
-        khttp.decode_json_response(UppercaseResponse),
-        before=obs.http_client_before,
-    )
-    count = khttp.Client(
-        session,
-        "POST",
-        f"{base}/count",
-        khttp.encode_json_request,
-        khttp.decode_json_response(CountResponse),
-        before=obs.http_client_before,
-    )
-    return obs.instrument_http_client(Endpoints(uppercase_endpoint=uppercase, count_endpoint=count))
+    client = make_http_client(session, base, before=obs.http_client_before)
+    return obs.instrument_http_client(client)
 
 
 def traced_grpc_client(obs: Observability, channel: grpc.aio.Channel) -> Endpoints:
-    g = transport_grpc
-    return obs.instrument_grpc_client(
-        Endpoints(
-            uppercase_endpoint=kgrpc.Client(
-                channel,
-                g.SERVICE,
-                "Uppercase",
-                g.encode_uppercase_request,
-                g.decode_uppercase_response,
-                pb.UppercaseResponse,
-                before=obs.grpc_client_before,
-            ),
-            count_endpoint=kgrpc.Client(
-                channel,
-                g.SERVICE,
-                "Count",
-                g.encode_count_request,
-                g.decode_count_response,
-                pb.CountResponse,
-                before=obs.grpc_client_before,
-            ),
-        )
-    )
+    return obs.instrument_grpc_client(make_grpc_client(channel, before=obs.grpc_client_before))
 
 
 def is_child(child: ReadableSpan, parent: ReadableSpan) -> bool:

@@ -20,6 +20,7 @@ from examples.stringsvc.endpoints import (
     Endpoints,
     UppercaseRequest,
     UppercaseResponse,
+    make_tokens_endpoint,
 )
 from examples.stringsvc.proxy import ProxyingService
 from examples.stringsvc.service import BasicStringService
@@ -94,7 +95,11 @@ async def test_the_stringsvc_proxy_over_grpc_survives_a_10_mib_reply() -> None:
     async def no_count(ctx: Context, request: CountRequest) -> CountResponse:
         raise AssertionError("not called")
 
-    endpoints = Endpoints(uppercase_endpoint=huge, count_endpoint=no_count)
+    endpoints = Endpoints(
+        uppercase_endpoint=huge,
+        count_endpoint=no_count,
+        tokens_endpoint=make_tokens_endpoint(BasicStringService()),
+    )
     server, port = await start_grpc_server(endpoints, port=0, reflection=False)
     try:
         async with (
