@@ -37,6 +37,8 @@ CASES = [
     ("kitpy.lifecycle.nats", ["nats"], "nats"),
     ("kitpy.lifecycle.amqp", ["aio_pika"], "amqp"),
     ("kitpy.config.etcd", ["aiohttp"], "etcd"),
+    ("kitpy.gateway", ["aiohttp"], "gateway"),
+    ("kitpy.gateway", ["grpc"], "gateway"),
 ]
 
 PROBE = """

@@ -359,6 +359,7 @@ EXPECTED: dict[str, list[str]] = {
         "describe_failure",
         "run",
     ],
+    "kitpy.gateway": [],
     "kitpy.log": [
         "Fields",
         "Logger",
