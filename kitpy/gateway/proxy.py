@@ -73,7 +73,7 @@ from kitpy.errors import (
 )
 from kitpy.gateway.exchange import BadGateway, Exchange, RequestBody
 from kitpy.gateway.headers import request_headers
-from kitpy.gateway.upstream import ProxyEndpoint, UpstreamPool
+from kitpy.gateway.upstream import UpstreamPool
 from kitpy.transport.http.codec import DEFAULT_MAX_BODY_SIZE
 from kitpy.transport.http.errors import MethodNotAllowed, PayloadTooLarge, default_error_encoder
 from kitpy.transport.http.keys import (
@@ -197,24 +197,6 @@ def _exchange(
     )
 
 
-def _pick(pool: UpstreamPool, tried: set[object]) -> ProxyEndpoint | None:
-    """An instance this request has not tried, or None.
-
-    Every instance tried has just failed or refused, so P2C's failure penalty
-    sidelines it: a pick returns a tried one only when both instances it drew
-    were (or when the untried ones are sidelined too), and a few more draws
-    per instance find an untried one if there is one.
-    """
-    for _ in range(4 * len(pool.instances)):
-        try:
-            endpoint = pool.pick()
-        except Unavailable:  # the set emptied meanwhile
-            return None
-        if endpoint not in tried:
-            return endpoint
-    return None
-
-
 async def _forward(pool: UpstreamPool, ctx: Context, exchange: Exchange) -> web.StreamResponse:
     """Try instances until one answers or no further attempt is allowed (module docstring)."""
     budget = pool.budget
@@ -222,14 +204,14 @@ async def _forward(pool: UpstreamPool, ctx: Context, exchange: Exchange) -> web.
     tried = exchange.tried
     failure: KitError | None = None  # the last attempt's error
     refusal: CircuitOpen | None = None  # the last open breaker's
-    endpoint = _pick(pool, tried)
+    endpoint = pool.pick_other(tried)
     while endpoint is not None:
         tried.add(endpoint)
         try:
             return await endpoint(ctx, exchange)
         except CircuitOpen as exc:  # nothing was sent: free to go elsewhere, at no cost
             refusal = exc
-            endpoint = _pick(pool, tried)
+            endpoint = pool.pick_other(tried)
             continue
         except Exception as exc:
             if exchange.response is not None:  # the answer had begun: all we can do is cut it
@@ -241,7 +223,7 @@ async def _forward(pool: UpstreamPool, ctx: Context, exchange: Exchange) -> web.
             if remaining is None or remaining <= 0:
                 raise
             failure = exc
-        endpoint = _pick(pool, tried)
+        endpoint = pool.pick_other(tried)
         if endpoint is None or not budget.try_withdraw():
             break
         exchange.retries_left -= 1

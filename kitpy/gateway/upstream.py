@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 
 import aiohttp
@@ -327,6 +327,10 @@ class UpstreamPool:
     def pick(self) -> ProxyEndpoint:
         """The instance endpoint P2C chooses now; raises ``Unavailable`` when there is none."""
         return self._balancer.pick()
+
+    def pick_other(self, tried: Container[object]) -> ProxyEndpoint | None:
+        """The instance endpoint P2C chooses among those not in ``tried``, or None."""
+        return self._balancer.pick_other(tried)
 
     async def wait_for(self, predicate: Callable[[Sequence[Instance]], bool]) -> None:
         """Return once ``predicate(self.instances)`` is true; bound it with a timeout."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any, Generic
 
 from kitpy.context import Clock, Context
@@ -151,7 +151,8 @@ class P2C(Generic[Req, Resp]):
         self._peak_ewma = peak_ewma
         self._decay = decay
         self._default_rtt = default_rtt
-        self._random = (rng or random.Random()).random
+        self._rng = rng or random.Random()
+        self._random = self._rng.random
         self._clock = clock
         self._seen: Sequence[Endpoint[Req, Resp]] | None = None
         self._nodes: list[_Node[Req, Resp]] = []
@@ -188,8 +189,28 @@ class P2C(Generic[Req, Resp]):
         j = int(rand() * (n - 1))
         if j >= i:
             j += 1
-        a = nodes[i]
-        b = nodes[j]
+        return self._lighter(nodes[i], nodes[j])
+
+    def pick_other(self, avoid: Container[object]) -> Endpoint[Req, Resp] | None:
+        """Like :meth:`pick`, among the endpoints not in ``avoid``; None when none is left.
+
+        For retries that must go to an instance not tried yet::
+
+            tried = {endpoint}
+            other = balancer.pick_other(tried)
+        """
+        endpoints = self._source.endpoints
+        if endpoints is not self._seen:
+            self._rebuild(endpoints)
+        nodes = [node for node in self._nodes if node.call not in avoid]
+        n = len(nodes)
+        if n < 2:
+            return nodes[0].call if n else None
+        i, j = self._rng.sample(range(n), 2)
+        return self._lighter(nodes[i], nodes[j])
+
+    def _lighter(self, a: _Node[Req, Resp], b: _Node[Req, Resp]) -> Endpoint[Req, Resp]:
+        """The call of the less loaded of two nodes; one sidelined loses to one that is not."""
         if a.failed_until or b.failed_until:
             now = self._clock()
             a_ok = a.failed_until <= now

@@ -136,6 +136,27 @@ async def test_p2c_prefers_the_endpoint_with_fewer_requests_in_flight() -> None:
         assert await first == parked[0]
 
 
+async def test_p2c_pick_other_never_returns_an_endpoint_to_avoid() -> None:
+    p2c: P2C[int, str] = P2C(Pool.of("a", "b", "c"), rng=random.Random(3))
+    first = p2c.pick()
+    tried: set[object] = {first}
+    seen = {p2c.pick_other(tried) for _ in range(200)}
+    assert first not in seen
+    assert None not in seen
+    assert len(seen) == 2  # both others, at random
+    second = p2c.pick_other(tried)
+    assert second is not None
+    tried.add(second)
+    third = p2c.pick_other(tried)
+    assert third is not None
+    assert third not in (first, second)
+    tried.add(third)
+    assert p2c.pick_other(tried) is None  # every endpoint tried
+    assert P2C(Pool()).pick_other(set()) is None  # none at all: None, not Unavailable
+    # the calls it returns are the accounted ones: a call made through one counts as in flight
+    assert p2c.pick_other(set()) in tried
+
+
 async def test_p2c_sidelines_a_failing_endpoint_for_the_penalty_period() -> None:
     clock = FakeClock()
     dead = named("dead", fail=ConnectionRefusedError("refused"))
