@@ -30,6 +30,7 @@ from kitpy.circuitbreaker import CircuitBreaker, circuit_breaker
 from kitpy.context import OPERATION
 from kitpy.endpoint import chain, endpoint_name
 from kitpy.endpoint.stream import lift, named_stream
+from kitpy.gateway import claims_parser
 from kitpy.log import call_logging, stream_logging
 from kitpy.metrics import call_metrics, stream_metrics
 from kitpy.ratelimit import TokenBucket, concurrency_limit, rate_limit
@@ -60,6 +61,7 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "require_scopes": lambda: require_scopes("read"),
     "jwt_signer": lambda: jwt_signer(SECRET, algorithm="HS256"),
     "jwt_parser": lambda: jwt_parser(SECRET, algorithms=["HS256"]),
+    "claims_parser": lambda: claims_parser(SECRET, audience="svc"),
     "circuit_breaker": lambda: circuit_breaker(CircuitBreaker()),
     "concurrency_limit": lambda: concurrency_limit(4),
     "rate_limit": lambda: rate_limit(TokenBucket(10.0, 1)),

@@ -30,7 +30,7 @@ import sys
 import textwrap
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -110,6 +110,7 @@ def load(
     prog: str | None = None,
     description: str | None = None,
     exit_on_error: bool = True,
+    ignore: Collection[str] = (),
 ) -> T:
     """Build ``cls`` from its defaults, a TOML file, the environment and flags.
 
@@ -118,6 +119,9 @@ def load(
     ``--help`` lists every setting with its variable, default and the
     field's docstring.  A bad setting prints one line to stderr and exits with
     status 2 (``exit_on_error=False`` raises :class:`ConfigError` instead).
+    ``ignore`` names top-level keys of the file that another reader owns
+    (the gateway's ``route`` and ``upstream`` tables); any other unknown key
+    is an error.
 
     Example (``Settings`` defined at module level)::
 
@@ -138,7 +142,7 @@ def load(
         known = _lookup(settings)
         path = config_file or args.pop("config", None) or environ.get(f"{prefix}_CONFIG")
         if path:
-            found = _from_file(Path(path), settings)
+            found = _from_file(Path(path), settings, ignore=frozenset(ignore))
             values.update(found)
             origins.update(dict.fromkeys(found, str(path)))
         found = _from_env(environ, prefix, settings)
@@ -258,7 +262,9 @@ def _lookup(settings: list[Setting]) -> dict[tuple[str, ...], Setting]:
     return {s.path: s for s in settings}
 
 
-def _from_file(path: Path, settings: list[Setting]) -> dict[tuple[str, ...], Any]:
+def _from_file(
+    path: Path, settings: list[Setting], *, ignore: frozenset[str] = frozenset()
+) -> dict[tuple[str, ...], Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -274,6 +280,8 @@ def _from_file(path: Path, settings: list[Setting]) -> dict[tuple[str, ...], Any
 
     def visit(table: Mapping[str, Any], at: tuple[str, ...]) -> None:
         for name, raw in table.items():
+            if not at and name in ignore:
+                continue
             key = (*at, name)
             where = f"{path} line {lines[key]}" if key in lines else str(path)
             if key in sections and isinstance(raw, dict):

@@ -46,6 +46,12 @@ class Upstream:
     """An etcd key prefix under which the instances register (``/services/stringsvc/``)."""
     dns_srv: str = ""
     """A DNS SRV name whose records are the instances (``_http._tcp.users.internal``)."""
+    grpc_address_key: str = ""
+    """For ``connect`` routes: the instance metadata key holding its gRPC address (stringsvc
+    registers it under ``grpc``); default: the instance's address."""
+    descriptor_set: str = ""
+    """For ``connect`` routes: a ``FileDescriptorSet`` file with the service's message types;
+    default: the instances' gRPC server reflection."""
 
     def problem(self) -> tuple[str, str] | None:
         """``(field, what is wrong)`` when this upstream cannot be used, else None."""

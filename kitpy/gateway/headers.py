@@ -15,7 +15,10 @@ gateway sets itself on the way up:
   sends it back on the response);
 * ``Host`` comes from the upstream's address and ``X-Timeout-Ms`` from the
   remaining deadline, per attempt; ``Expect`` is answered by the gateway and
-  not passed on.
+  not passed on;
+* ``X-Gateway-Claims`` (:data:`CLAIMS_HEADER`) -- never the caller's: the
+  gateway sets it, on routes that verify a JWT, to the claims it verified
+  (:mod:`kitpy.gateway.claims`).
 
 Request bodies arrive decoded: aiohttp's server undoes a ``Content-Encoding``
 of ``gzip``, ``deflate``, ``br`` or ``zstd`` while reading (so a size limit
@@ -36,7 +39,10 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from kitpy.transport.http.keys import REQUEST_ID_HEADER
 
-__all__ = ["HOP_BY_HOP", "hop_by_hop", "request_headers", "response_headers"]
+__all__ = ["CLAIMS_HEADER", "HOP_BY_HOP", "hop_by_hop", "request_headers", "response_headers"]
+
+CLAIMS_HEADER = "X-Gateway-Claims"
+"""The header carrying the claims the gateway verified, signed by it (gRPC: lower case)."""
 
 HOP_BY_HOP = frozenset(
     {
@@ -68,6 +74,7 @@ _SET_HERE = frozenset(
         "x-forwarded-host",
         "x-request-id",
         "x-timeout-ms",
+        "x-gateway-claims",  # CLAIMS_HEADER: only the gateway's own reaches an upstream
     }
 )
 

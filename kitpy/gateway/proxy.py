@@ -59,10 +59,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Sequence
 
 from aiohttp import web
 
-from kitpy.context import REQUEST_ID, Context
+from kitpy.context import REQUEST_ID, Authenticate, Context
 from kitpy.errors import (
     CircuitOpen,
     DeadlineExceeded,
@@ -83,8 +84,12 @@ from kitpy.transport.http.keys import (
     parse_timeout,
 )
 from kitpy.transport.http.routes import Handler
+from kitpy.transport.http.types import ClientBefore, ServerBefore, ServerFinalizer
 
-__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "reverse_proxy"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "reverse_proxy"]
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status a finalizer sees when the caller went away before an answer began (as nginx logs)."""
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a proxied request may take, answer included, unless its route says otherwise."""
@@ -102,6 +107,10 @@ def reverse_proxy(
     retries: int = DEFAULT_RETRIES,
     strip_prefix: str = "",
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    before: Sequence[ServerBefore] = (),
+    authenticate: Authenticate | None = None,
+    client_before: Sequence[ClientBefore] = (),
+    finalizer: Sequence[ServerFinalizer] = (),
 ) -> Handler:
     """An aiohttp handler that forwards each request to an instance of ``pool``.
 
@@ -112,6 +121,15 @@ def reverse_proxy(
     upstream, so ``/users/7?x=1`` is asked for as ``/7?x=1``.
     ``max_body_size`` caps the request body in bytes (default 1 MiB, as
     aiohttp's and kitpy's Server's); the answer is never capped: it streams.
+
+    Hooks, named and run as a kitpy HTTP Server's: ``before`` funcs
+    ``(ctx, request) -> ctx`` first; then ``authenticate`` ``(ctx) ->
+    ctx``, awaited before the body is read (its ``KitError`` is the answer,
+    e.g. 401 or 429); ``client_before`` funcs ``(ctx, headers) -> ctx`` on
+    the headers going upstream (trace context, forwarded claims); and
+    ``finalizer`` funcs ``(ctx, status, size)`` once the answer is done, with
+    its status and body size in bytes (status 499 when the caller went away
+    before an answer began).
 
     Example::
 
@@ -133,17 +151,41 @@ def reverse_proxy(
     async def proxy(request: web.Request) -> web.StreamResponse:
         request_id = incoming_request_id(request.headers) or f"{id_prefix}{next(ids)}"
         ctx = Context().with_value(REQUEST_ID, request_id)
+        response: web.StreamResponse | None = None
         try:
+            for hook in before:
+                ctx = hook(ctx, request)
             ctx = ctx.with_timeout(_budget(request, timeout))
+            if authenticate is not None:
+                ctx = await authenticate(ctx)
             exchange = _exchange(request, pool, request_id, prefix, retries, max_body_size)
-            return await _forward(pool, ctx, exchange)
+            for outgoing in client_before:
+                ctx = outgoing(ctx, exchange.headers)
+            response = await _forward(pool, ctx, exchange)
         except KitError as err:
-            return _error_response(ctx, err, request_id)
+            response = _error_response(ctx, err, request_id)
         except Exception as exc:  # a bug: logged here, a generic 500 to the caller
             _log.exception("reverse proxy to %r failed", pool.name)
-            return _error_response(ctx, exc, request_id)
+            response = _error_response(ctx, exc, request_id)
+        finally:
+            if finalizer:
+                _finalize(finalizer, ctx, response)
+        return response
 
     return proxy
+
+
+def _finalize(
+    finalizers: Sequence[ServerFinalizer], ctx: Context, response: web.StreamResponse | None
+) -> None:
+    if response is None:  # cancelled: the caller went away before an answer began
+        status, size = CLIENT_CLOSED_REQUEST, 0
+    elif response.prepared:  # streamed: what was written
+        status, size = response.status, response.body_length
+    else:  # an error answer aiohttp has yet to send
+        status, size = response.status, response.content_length or 0
+    for finalizer in finalizers:
+        finalizer(ctx, status, size)
 
 
 def _budget(request: web.Request, timeout: float) -> float:

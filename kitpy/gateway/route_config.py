@@ -58,6 +58,8 @@ _UPSTREAM_FIELDS: dict[str, Any] = {
     "addresses": tuple[str, ...],
     "etcd_prefix": str,
     "dns_srv": str,
+    "grpc_address_key": str,
+    "descriptor_set": str,
 }
 
 

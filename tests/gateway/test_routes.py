@@ -309,7 +309,8 @@ GOOD = '[upstream.svc]\naddresses = ["127.0.0.1:1"]\n'
         ),
         (
             '[upstream.svc]\nadress = "127.0.0.1:1"\n',
-            "upstream svc: adress: unknown field (known: addresses, dns_srv, etcd_prefix)",
+            "upstream svc: adress: unknown field (known: addresses, descriptor_set, dns_srv, "
+            "etcd_prefix, grpc_address_key)",
         ),
         ('[[route]\nprefix = "/a"', "not valid TOML ("),
         ('{"route": [', "not valid JSON ("),
