@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 __all__ = ["Gateway"]
 
 _log = logging.getLogger("kitpy.gateway")
-_CORS = "kitpy.gateway.cors"  # the request's allowed origin, for the answer's CORS headers
+_CORS = web.RequestKey("kitpy.gateway.cors", str)  # the allowed origin, for the CORS headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +308,7 @@ class Gateway:
             timeout=route.timeout,
             retries=route.retries,
             strip_prefix=route.prefix if route.strip_prefix and route.prefix != "/" else "",
-            max_body_size=route.max_body_size,
+            max_body_size=int(route.max_body_size),  # a Size prints as 64KiB
             before=self._before(route, hooks),
             authenticate=self._authenticate(route),
             client_before=client_before,
@@ -322,7 +322,7 @@ class Gateway:
             pool.endpoint(retries=route.retries),
             pool.descriptors,
             timeout=route.timeout,
-            max_body_size=route.max_body_size,
+            max_body_size=int(route.max_body_size),  # a Size prints as 64KiB
             metadata=_metadata(hooks),
             before=self._before(route, hooks),
             finalizer=hooks.finalizer,
@@ -353,7 +353,13 @@ class Gateway:
         if self._session is None:
             self._session = upstream_session()
         live = self._live
-        self._install(live.current if live is not None else self._first)
+        try:
+            self._install(live.current if live is not None else self._first)
+        except Exception:  # refused: nothing was built, but the session we made is open
+            if self._own_session and self._session is not None:
+                await self._session.close()
+                self._session = None
+            raise
         if live is not None:
             self._unsubscribe = live.subscribe(self._refuse_or_install)
             await live.start()

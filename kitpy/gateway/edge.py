@@ -138,7 +138,8 @@ class RedisLimits:
     second becomes one per ``round(1 / rate)`` seconds; above, ``round(rate)``
     a second.  ``fail_open`` (default True) admits requests while Redis is
     unreachable -- at the edge, an outage of the limiter should not become an
-    outage of every route; pass False to refuse them (503) instead.
+    outage of every route; pass False to refuse them instead (429, as
+    over the limit).
 
     Example::
 
@@ -223,8 +224,9 @@ def route_authenticate(
     if not verify and route.rate_limit is None:
         return None
     audience = route.upstream
-    message = f"rate limit of {route.rate_limit:g} requests a second exceeded"
-    retry_after = {"Retry-After": str(max(1, math.ceil(1 / (route.rate_limit or 1))))}
+    rate = route.rate_limit or 1.0  # only read when the route has a limit
+    message = f"rate limit of {rate:g} requests a second exceeded"
+    retry_after = {"Retry-After": str(max(1, math.ceil(1 / rate)))}
 
     async def authenticate(ctx: Context) -> Context:
         client = ctx.get(CLIENT) or ""

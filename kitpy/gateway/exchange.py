@@ -151,6 +151,7 @@ class Exchange:
         "request_id",
         "response",
         "retries_left",
+        "sent",
         "target",
         "tried",
         "writing",
@@ -178,6 +179,7 @@ class Exchange:
         self.retries_left = retries
         self.tried: set[object] = set()
         self.response: web.StreamResponse | None = None
+        self.sent = 0  # bytes of the answer's body relayed to the caller
         self.writing = False
 
     def may_retry(self, error: BaseException) -> bool:

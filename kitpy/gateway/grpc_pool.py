@@ -17,15 +17,19 @@ address and its gRPC one in metadata (as stringsvc does, under ``grpc``)
 serves both kinds of route from one registration.
 
 Retries: a call refused by an open breaker goes to another instance at once;
-one that failed with UNAVAILABLE goes to another instance only when the
-method is idempotent (``idempotency_level`` in the .proto), within the
-retry budget and the deadline -- a non-idempotent call may have run.
+one gRPC could not send (no connection to the instance: UNAVAILABLE, "failed
+to connect to all addresses") goes to another instance whatever its method;
+one that failed with UNAVAILABLE after it was sent goes to another instance
+only when the method is idempotent (``idempotency_level`` in the .proto) --
+a non-idempotent call may have run.  All within the retry budget and the
+deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import grpc
 import grpc.aio
 
 from kitpy.circuitbreaker import Breaker, circuit_breaker
@@ -184,7 +188,7 @@ class GrpcPool:
                     )
                     continue
                 except Unavailable as exc:
-                    if not _may_retry(request.method, ctx, left, budget):
+                    if not _may_retry(request.method, exc, ctx, left, budget):
                         raise
                     failure = exc
                 left -= 1
@@ -215,11 +219,31 @@ class GrpcPool:
         return f"GrpcPool({self.name!r}, {len(self.instances)} instances)"
 
 
-def _may_retry(method: ProtoMethod, ctx: Context, left: int, budget: RetryBudget) -> bool:
+def _may_retry(
+    method: ProtoMethod, error: Unavailable, ctx: Context, left: int, budget: RetryBudget
+) -> bool:
+    """Whether a call that failed with ``error`` may go to another instance."""
     remaining = ctx.time_remaining()
     return (
-        method.idempotent
+        (method.idempotent or _never_sent(error))
         and left > 0
         and (remaining is None or remaining > 0)
         and budget.try_withdraw()
+    )
+
+
+def _never_sent(error: Unavailable) -> bool:
+    """Whether gRPC failed the call before sending it: no connection to the instance.
+
+    gRPC core fails a call whose channel cannot connect with UNAVAILABLE and
+    the details ``failed to connect to all addresses`` (its load-balancing
+    pick failed), before a byte of it is on the wire; a call cut off after it
+    was sent has other details.  So such a call is safe to send elsewhere,
+    whatever its method, as the HTTP proxy does with a refused connection.
+    """
+    cause = error.__cause__
+    return (
+        isinstance(cause, grpc.aio.AioRpcError)
+        and cause.code() == grpc.StatusCode.UNAVAILABLE
+        and (cause.details() or "").startswith("failed to connect to all addresses")
     )

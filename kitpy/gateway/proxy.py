@@ -152,6 +152,7 @@ def reverse_proxy(
         request_id = incoming_request_id(request.headers) or f"{id_prefix}{next(ids)}"
         ctx = Context().with_value(REQUEST_ID, request_id)
         response: web.StreamResponse | None = None
+        exchange: Exchange | None = None
         try:
             for hook in before:
                 ctx = hook(ctx, request)
@@ -169,20 +170,23 @@ def reverse_proxy(
             response = _error_response(ctx, exc, request_id)
         finally:
             if finalizer:
-                _finalize(finalizer, ctx, response)
+                _finalize(finalizer, ctx, response, exchange)
         return response
 
     return proxy
 
 
 def _finalize(
-    finalizers: Sequence[ServerFinalizer], ctx: Context, response: web.StreamResponse | None
+    finalizers: Sequence[ServerFinalizer],
+    ctx: Context,
+    response: web.StreamResponse | None,
+    exchange: Exchange | None,
 ) -> None:
     if response is None:  # cancelled: the caller went away before an answer began
         status, size = CLIENT_CLOSED_REQUEST, 0
-    elif response.prepared:  # streamed: what was written
-        status, size = response.status, response.body_length
-    else:  # an error answer aiohttp has yet to send
+    elif exchange is not None and response is exchange.response:  # relayed: its body bytes
+        status, size = response.status, exchange.sent
+    else:  # an answer of the gateway's own, yet to be sent
         status, size = response.status, response.content_length or 0
     for finalizer in finalizers:
         finalizer(ctx, status, size)

@@ -133,6 +133,9 @@ async def _serve(
             port=settings.listen.port,
             max_connections=settings.max_connections,
             idle_timeout=settings.idle_timeout,
+            # a caller that hangs up cancels its request: the upstream call stops, and the
+            # access log says 499 (aiohttp lets the handler run on unless told so)
+            handler_cancellation=True,
         )
         if settings.metrics_addr is not None:  # every path of the main listener is a route's
             health = Health()

@@ -213,6 +213,7 @@ class _Forward:
         await _to_caller(exchange, response.prepare(exchange.request))
         reader = upstream.content  # its failures are aiohttp ClientErrors: the instance's
         while chunk := await reader.readany():
+            exchange.sent += len(chunk)
             await _to_caller(exchange, response.write(chunk))
         await _to_caller(exchange, response.write_eof())
         return response

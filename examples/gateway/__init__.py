@@ -1,0 +1,1 @@
+"""The kitpy API gateway in front of stringsvc instances found through etcd (see README.md)."""
