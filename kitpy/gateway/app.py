@@ -92,7 +92,7 @@ class _Installed:
     """A table and the handler of each of its routes."""
 
     table: RouteTable
-    handlers: Mapping[Route, Handler]
+    handlers: Mapping[str, Handler]  # by route name (unique; a str hashes once)
 
 
 @dataclass(slots=True)
@@ -202,7 +202,7 @@ class Gateway:
             origin = cors_origin(route, request.headers.get("Origin"))
             if origin is not None:
                 request[_CORS] = origin
-        return await installed.handlers[route](request)
+        return await installed.handlers[route.name](request)
 
     def _with_id(self, request: web.Request, response: web.Response) -> web.Response:
         """``response`` with the caller's request id, or a new one, in ``X-Request-Id``."""
@@ -225,13 +225,15 @@ class Gateway:
                 self._descriptors_of(table.upstream_of(route))
         old = self._pools
         pools = _Pools()
-        handlers: dict[Route, Handler] = {}
+        handlers: dict[str, Handler] = {}
         for route in table.routes:
             upstream = table.upstream_of(route)
             if route.kind == "http":
-                handlers[route] = self._http_handler(route, self._http_pool(upstream, old, pools))
+                handlers[route.name] = self._http_handler(
+                    route, self._http_pool(upstream, old, pools)
+                )
             else:
-                handlers[route] = self._connect_handler(
+                handlers[route.name] = self._connect_handler(
                     route, self._grpc_pool(upstream, old, pools)
                 )
         self._pools = pools
@@ -293,9 +295,11 @@ class Gateway:
         return route_authenticate(route, parser=self._jwt, limits=self._limits, signer=self._claims)
 
     def _before(self, route: Route, hooks: Hooks) -> tuple[ServerBefore, ...]:
-        edge: tuple[ServerBefore, ...] = (client_to_context,)
+        edge: tuple[ServerBefore, ...] = ()
+        if route.rate_limit is not None:  # who the caller is, for its limit
+            edge = (client_to_context,)
         if route.auth == "jwt":
-            edge = (client_to_context, http_to_context)
+            edge = (*edge, http_to_context)
         return (*hooks.before, *edge)
 
     def _http_handler(self, route: Route, pool: UpstreamPool) -> Handler:

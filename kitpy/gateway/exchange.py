@@ -82,7 +82,7 @@ class RequestBody:
         await session.put(url, data=body.chunks())
     """
 
-    __slots__ = ("_request", "consumed", "error", "limit", "size", "waiting")
+    __slots__ = ("_request", "_whole", "consumed", "error", "limit", "size", "waiting")
 
     def __init__(self, request: web.Request, *, limit: int) -> None:
         self._request = request
@@ -91,6 +91,24 @@ class RequestBody:
         self.consumed = False
         self.waiting = False
         self.error: KitError | None = None
+        self._whole: bytes | None = None
+
+    def payload(self) -> bytes | AsyncIterator[bytes]:
+        """What an attempt sends: the body's bytes when all of it has already arrived (a
+        small body usually comes with the headers; it can be sent again, and is never
+        ``consumed``), else :meth:`chunks`."""
+        if self._whole is None and not self.consumed:
+            stream = self._request.content
+            if stream.is_eof() and stream.exception() is None:
+                whole = stream.read_nowait()
+                if len(whole) > self.limit:
+                    self.error = PayloadTooLarge(
+                        f"request body is larger than the limit of {self.limit} bytes"
+                    )
+                    raise self.error
+                self.size = len(whole)
+                self._whole = whole
+        return self.chunks() if self._whole is None else self._whole
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (a new iterator per attempt; only the first reads)."""

@@ -78,6 +78,8 @@ _SET_HERE = frozenset(
     }
 )
 
+_NOT_UP = HOP_BY_HOP | _SET_HERE  # what never goes upstream, when Connection lists nothing
+
 # the codings aiohttp's server decodes while reading a request body (its parser's list)
 _DECODED_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
 
@@ -99,12 +101,13 @@ def hop_by_hop(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[s
 
 
 def _end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in drop and not lower.startswith("proxy-"):
-            out.add(name, value)
-    return out
+    return CIMultiDict(
+        [
+            (name, value)
+            for name, value in headers.items()
+            if (lower := name.lower()) not in drop and not lower.startswith("proxy-")
+        ]
+    )
 
 
 def request_headers(request: web.Request, *, request_id: str) -> CIMultiDict[str]:
@@ -116,7 +119,8 @@ def request_headers(request: web.Request, *, request_id: str) -> CIMultiDict[str
         headers["X-Forwarded-For"]     # "203.0.113.9, 10.0.0.5" (the caller's, then the peer)
     """
     incoming = request.headers
-    out = _end_to_end(incoming, hop_by_hop(incoming) | _SET_HERE)
+    hops = hop_by_hop(incoming)
+    out = _end_to_end(incoming, _NOT_UP if hops is HOP_BY_HOP else hops | _SET_HERE)
     coding = incoming.get(_CONTENT_ENCODING)
     if coding is not None and coding.lower() in _DECODED_CODINGS:
         out.popall(_CONTENT_ENCODING, None)  # the body arrives decoded, so of another length

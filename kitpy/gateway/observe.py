@@ -125,6 +125,7 @@ class RouteObserver:
         logger, clock = self.logger, self._clock
         duration = None if self.duration is None else self.duration.labels(route=name)
         requests = self.requests
+        by_status: dict[int, Counter] = {}  # the counter's child per status, made once
 
         def record(ctx: Context, status: int, size: int) -> None:
             seen = ctx.get(_SEEN)
@@ -132,7 +133,10 @@ class RouteObserver:
                 return
             elapsed = clock() - seen.start
             if requests is not None:
-                requests.labels(route=name, code=str(status)).inc()
+                counter = by_status.get(status)
+                if counter is None:
+                    counter = by_status[status] = requests.labels(route=name, code=str(status))
+                counter.inc()
             if duration is not None:
                 duration.observe(elapsed)
             if logger is not None:

@@ -176,7 +176,7 @@ class _Forward:
                 exchange.method,
                 URL(self._base + exchange.target, encoded=True),
                 headers=exchange.headers,
-                data=None if body is None else body.chunks(),
+                data=None if body is None else body.payload(),
                 allow_redirects=False,  # the caller follows redirects, not the gateway
                 auto_decompress=False,
                 raise_for_status=False,

@@ -34,7 +34,7 @@ from typing import Any, Generic
 
 from kitpy.context import Clock, Context
 from kitpy.endpoint import Endpoint, Req, Resp, keep_name
-from kitpy.errors import Classifier, is_server_fault
+from kitpy.errors import Classifier, Unavailable, is_server_fault
 from kitpy.sd.balancer import EndpointSource, no_endpoints
 
 __all__ = ["P2C"]
@@ -199,6 +199,11 @@ class P2C(Generic[Req, Resp]):
             tried = {endpoint}
             other = balancer.pick_other(tried)
         """
+        if not avoid:  # nothing to avoid (a first attempt): a plain pick
+            try:
+                return self.pick()
+            except Unavailable:
+                return None
         endpoints = self._source.endpoints
         if endpoints is not self._seen:
             self._rebuild(endpoints)
