@@ -362,6 +362,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.gateway.app": [
         "Gateway",
+        "UNROUTED",
     ],
     "kitpy.gateway.claims": [
         "CLAIMS_METADATA",

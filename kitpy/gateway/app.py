@@ -44,7 +44,7 @@ from aiohttp import web
 from kitpy.auth.bearer import http_to_context
 from kitpy.auth.jwt import JWTParser
 from kitpy.circuitbreaker import Breaker
-from kitpy.context import Authenticate, Context
+from kitpy.context import REQUEST_ID, Authenticate, Context
 from kitpy.errors import KitError, NotFound
 from kitpy.sd import Instance, Instancer
 from kitpy.transport.http.errors import default_error_encoder
@@ -81,7 +81,10 @@ if TYPE_CHECKING:
 
     from kitpy.sd.etcd import EtcdClient
 
-__all__ = ["Gateway"]
+__all__ = ["UNROUTED", "Gateway"]
+
+UNROUTED = Route(prefix="/", upstream="-", name="(no route)")
+"""The route requests no route takes are logged, counted and traced under (answered 404)."""
 
 _log = logging.getLogger("kitpy.gateway")
 _CORS = web.RequestKey("kitpy.gateway.cors", str)  # the allowed origin, for the CORS headers
@@ -154,6 +157,7 @@ class Gateway:
         self._claims = claims
         self._limits = LocalLimits() if limits is None else limits
         self._observer = RouteObserver() if observer is None else observer
+        self._unrouted_hooks = self._observer.hooks(UNROUTED)
         self._descriptors = dict(descriptors or {})
         self._channel = channel
         self._breaker = breaker
@@ -196,18 +200,33 @@ class Gateway:
                     return self._with_id(request, default_error_encoder(Context(), exc))
         route = installed.table.match(request.method, request.path)
         if route is None:
-            error = NotFound(f"no route for {request.method[:20]} {request.path[:200]}")
-            return self._with_id(request, default_error_encoder(Context(), error))
+            return self._unrouted(request)
         if route.cors_origins:
             origin = cors_origin(route, request.headers.get("Origin"))
             if origin is not None:
                 request[_CORS] = origin
         return await installed.handlers[route.name](request)
 
+    def _request_id(self, request: web.Request) -> str:
+        """The caller's request id, or a new one."""
+        return incoming_request_id(request.headers) or f"{self._id_prefix}{next(self._ids)}"
+
     def _with_id(self, request: web.Request, response: web.Response) -> web.Response:
-        """``response`` with the caller's request id, or a new one, in ``X-Request-Id``."""
-        request_id = incoming_request_id(request.headers) or f"{self._id_prefix}{next(self._ids)}"
-        response.headers[REQUEST_ID_HEADER] = request_id
+        """``response`` with the request id in ``X-Request-Id``."""
+        response.headers[REQUEST_ID_HEADER] = self._request_id(request)
+        return response
+
+    def _unrouted(self, request: web.Request) -> web.Response:
+        """The 404 for a request no route takes, recorded under the route name ``(no route)``."""
+        ctx = Context().with_value(REQUEST_ID, self._request_id(request))
+        hooks = self._unrouted_hooks
+        for before in hooks.before:
+            ctx = before(ctx, request)
+        error = NotFound(f"no route for {request.method[:20]} {request.path[:200]}")
+        response = default_error_encoder(ctx, error)
+        response.headers[REQUEST_ID_HEADER] = ctx[REQUEST_ID]
+        for finalize in hooks.finalizer:
+            finalize(ctx, response.status, response.content_length or 0)
         return response
 
     def _ready(self) -> _Installed:

@@ -507,6 +507,22 @@ class Observed:
         )
 
 
+async def test_a_request_no_route_takes_is_logged_counted_and_traced(rig: GatewayRig) -> None:
+    up = await rig.upstream()
+    seen = Observed()
+    _, url = await rig.gateway(
+        table(Route(prefix="/api", upstream="api"), api=up.address), observer=seen.observer()
+    )
+    status, _, _ = await get(rig.client, url / "wp-login.php", {"X-Request-Id": "scan-1"})
+    assert status == 404
+    [line] = seen.logs.find("request", route="(no route)")
+    assert (line["status"], line["path"], line["request_id"]) == (404, "/wp-login.php", "scan-1")
+    assert line["bytes"] > 0
+    assert seen.requests.value(route="(no route)", code="404") == 1
+    assert seen.duration.count(route="(no route)") == 1
+    assert seen.spans.one("(no route)").attributes["http.response.status_code"] == 404
+
+
 def traceparent(value: str | bytes) -> tuple[int, int]:
     """The trace id and parent span id of a W3C ``traceparent`` value."""
     text = value.decode() if isinstance(value, bytes) else value
