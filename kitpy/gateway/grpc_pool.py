@@ -60,9 +60,10 @@ class PooledReflection:
     """:class:`~kitpy.gateway.descriptors.Descriptors` read by server reflection from
     whichever instance of a pool answers (each instance's reflection is cached)."""
 
-    __slots__ = ("_by_instance",)
+    __slots__ = ("_by_instance", "name")
 
-    def __init__(self) -> None:
+    def __init__(self, *, name: str = "upstream") -> None:
+        self.name = name
         self._by_instance: dict[Instance, ReflectionDescriptors] = {}
 
     def add(self, instance: Instance, channel: grpc.aio.Channel) -> None:
@@ -82,7 +83,9 @@ class PooledReflection:
                 return await descriptors.lookup(method)
             except Unavailable as exc:
                 failure = exc
-        raise failure or Unavailable("no instance to read the service's descriptors from")
+        raise failure or Unavailable(
+            f"no instance of {self.name!r} is available to read its descriptors from"
+        )
 
 
 class GrpcPool:
@@ -124,7 +127,7 @@ class GrpcPool:
         self._grace = grace
         self._reflection: PooledReflection | None = None
         if descriptors is None:
-            descriptors = self._reflection = PooledReflection()
+            descriptors = self._reflection = PooledReflection(name=name)
         self.descriptors = descriptors
         self._breakers: dict[Instance, Breaker] = {}
         self._endpointer: Endpointer[UnaryCall, UnaryReply] = Endpointer(instancer, self._factory)

@@ -520,7 +520,9 @@ async def test_a_request_no_route_takes_is_logged_counted_and_traced(rig: Gatewa
     assert line["bytes"] > 0
     assert seen.requests.value(route="(no route)", code="404") == 1
     assert seen.duration.count(route="(no route)") == 1
-    assert seen.spans.one("(no route)").attributes["http.response.status_code"] == 404
+    attributes = seen.spans.one("(no route)").attributes
+    assert attributes is not None
+    assert attributes["http.response.status_code"] == 404
 
 
 def traceparent(value: str | bytes) -> tuple[int, int]:

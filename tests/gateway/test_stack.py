@@ -196,20 +196,25 @@ def stop_all(processes: list[Process]) -> None:
         process.wait()
 
 
-def wait_until_both_serve(gateway: Gateway, services: list[Stringsvc], path: str) -> None:
-    """Call ``path`` through the gateway until every instance has answered once.
+def wait_until_both_serve(gateway: Gateway, services: list[Stringsvc]) -> None:
+    """Call through the gateway until every instance has answered an HTTP call once and the
+    Connect route has answered once.
 
-    The gateway learns of the instances through etcd, maybe after its own start:
-    until then a call may be 503.  Bounded by ``START`` seconds.
+    The gateway learns of the instances through etcd, maybe after its own start, and each
+    upstream pool (HTTP, gRPC) on its own: until then a call may be 503.  Bounded by
+    ``START`` seconds.
     """
     deadline = time.monotonic() + START
     body = json.dumps({"s": "warm"}).encode()
-    while not all(service.calls() for service in services):
+    connected = False
+    while not (connected and all(service.calls() for service in services)):
         if time.monotonic() > deadline:
             logs = "\n".join(service.process.output() for service in services)
             gateway_log = gateway.process.output()
             raise TimeoutError(f"not every instance got a call:\n{gateway_log}\n{logs}")
-        if urllib_post(gateway.url + path, body) != 200:
+        served = urllib_post(gateway.url + "/api/uppercase", body) == 200
+        connected = connected or urllib_post(gateway.url + CONNECT_UPPERCASE, body) == 200
+        if not served:
             time.sleep(0.05)
 
 
@@ -249,7 +254,7 @@ def example(etcd_server: Etcd) -> Iterator[Stack]:
         processes.append(gateway_process)
         services = [ready_stringsvc(process) for process in processes[:2]]
         gateway = ready_gateway(gateway_process)
-        wait_until_both_serve(gateway, services, "/api/uppercase")
+        wait_until_both_serve(gateway, services)
         yield Stack(gateway, services)
     finally:
         stop_all(processes)
@@ -269,7 +274,9 @@ def own_stack(etcd_server: Etcd, tmp_path: Path) -> Iterator[Stack]:
             processes.append(start_stringsvc(etcd_server, prefix))
         processes.append(start_gateway(config, "--etcd", etcd_server.url, "--no-access-log"))
         services = [ready_stringsvc(process) for process in processes[:2]]
-        yield Stack(ready_gateway(processes[2]), services)
+        gateway = ready_gateway(processes[2])
+        wait_until_both_serve(gateway, services)  # else the load's first calls may be 503
+        yield Stack(gateway, services)
     finally:
         for process in processes:  # quick: registrations under this prefix just expire
             process.signal(signal.SIGKILL)
