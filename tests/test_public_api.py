@@ -498,6 +498,10 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.lifecycle.grpc": [
         "serve_grpc",
     ],
+    "kitpy.lifecycle.heap": [
+        "YOUNG_THRESHOLD",
+        "settle_heap",
+    ],
     "kitpy.lifecycle.http": [
         "Health",
         "serve_http",
