@@ -101,6 +101,7 @@ from bench.grpc_server import RawServicer
 from bench.http_server import BODY, CONNECTIONS, WRK, cpu_seconds, cpu_split, pin
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
+from kitpy.gateway.headers import HOP_BY_HOP
 
 __all__ = ["main"]
 
@@ -128,17 +129,6 @@ PATHS = {
 }
 PROCESS_OF = {"gateway_connect": "gateway"}  # rows served by another row's process
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 """Headers that describe one connection; the raw proxy drops them both ways (and ``Host`` up)."""
 
 

@@ -474,6 +474,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.gateway.upstream": [
         "DEFAULT_CONNECT_TIMEOUT",
+        "InstancePool",
         "ProxyEndpoint",
         "RETRY_STATUSES",
         "UpstreamPool",

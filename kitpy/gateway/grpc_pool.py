@@ -27,7 +27,7 @@ deadline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 import grpc
 import grpc.aio
@@ -41,7 +41,7 @@ from kitpy.sd import P2C, Closer, Endpointer, Instance, Instancer
 
 from .descriptors import Descriptors, ProtoMethod, ReflectionDescriptors
 from .grpc_upstream import UnaryCall, UnaryReply, grpc_upstream
-from .upstream import default_breaker
+from .upstream import InstancePool, default_breaker
 
 __all__ = ["CHANNEL_GRACE", "GrpcPool", "PooledReflection", "insecure_channel"]
 
@@ -88,7 +88,7 @@ class PooledReflection:
         )
 
 
-class GrpcPool:
+class GrpcPool(InstancePool[UnaryCall, UnaryReply]):
     """One upstream's gRPC instances: a channel and a breaker each, behind P2C.
 
     ``instancer`` finds them; ``name`` names the service in errors and
@@ -160,16 +160,6 @@ class GrpcPool:
 
         return circuit_breaker(breaker)(grpc_upstream(channel)), close
 
-    @property
-    def instances(self) -> Sequence[Instance]:
-        """The instances calls may go to now."""
-        return self._endpointer.instances
-
-    @property
-    def breakers(self) -> Mapping[Instance, Breaker]:
-        """Each current instance's breaker."""
-        return dict(self._breakers)
-
     def endpoint(self, *, retries: int = 2) -> UnaryEndpoint:
         """The endpoint making a call on an instance, with up to ``retries`` more attempts."""
         balancer, budget = self._balancer, self.budget
@@ -198,28 +188,6 @@ class GrpcPool:
             raise failure or Unavailable(f"no instance of {name!r} is available")
 
         return call
-
-    async def wait_for(self, predicate: Callable[[Sequence[Instance]], bool]) -> None:
-        """Return once ``predicate(self.instances)`` is true; bound it with a timeout."""
-        await self._endpointer.wait_for(predicate)
-
-    def start(self) -> None:
-        """Start following the instancer (needs a running event loop; idempotent)."""
-        self._endpointer.start()
-
-    async def close(self) -> None:
-        """Stop following the instancer and close every channel (after the grace period)."""
-        await self._endpointer.close()
-
-    async def __aenter__(self) -> GrpcPool:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"GrpcPool({self.name!r}, {len(self.instances)} instances)"
 
 
 def _may_retry(

@@ -39,7 +39,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
+from typing import Generic, Self
 
 import aiohttp
 from aiohttp import web
@@ -47,7 +48,7 @@ from yarl import URL
 
 from kitpy.circuitbreaker import Breaker, CircuitBreaker, ConsecutiveFailures
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint
+from kitpy.endpoint import Endpoint, Req, Resp
 from kitpy.errors import Cancelled, DeadlineExceeded, Unavailable, code_from_http_status, from_code
 from kitpy.gateway.exchange import BadGateway, Exchange
 from kitpy.gateway.headers import response_headers
@@ -58,6 +59,7 @@ from kitpy.transport.http.keys import REQUEST_ID_HEADER, TIMEOUT_HEADER, format_
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "RETRY_STATUSES",
+    "InstancePool",
     "ProxyEndpoint",
     "UpstreamPool",
     "default_breaker",
@@ -235,7 +237,49 @@ def _status_error(status: int, name: str) -> Unavailable:
     return BadGateway(message) if status == 502 else Unavailable(message)
 
 
-class UpstreamPool:
+class InstancePool(Generic[Req, Resp]):
+    """What the gateway's pools share: one upstream's instances, followed from a kitpy.sd
+    Instancer through an :class:`~kitpy.sd.Endpointer`, each with its own breaker."""
+
+    name: str
+    _endpointer: Endpointer[Req, Resp]
+    _breakers: dict[Instance, Breaker]
+
+    @property
+    def instances(self) -> Sequence[Instance]:
+        """The instances calls may go to now."""
+        return self._endpointer.instances
+
+    @property
+    def breakers(self) -> Mapping[Instance, Breaker]:
+        """Each current instance's breaker (read-only), e.g. for ``export_state``."""
+        return MappingProxyType(self._breakers)
+
+    async def wait_for(self, predicate: Callable[[Sequence[Instance]], bool]) -> None:
+        """Return once ``predicate(self.instances)`` is true; bound it with a timeout."""
+        await self._endpointer.wait_for(predicate)
+
+    def start(self) -> None:
+        """Start following the instancer (needs a running event loop; idempotent)."""
+        self._endpointer.start()
+
+    async def close(self) -> None:
+        """Stop following the instancer and let go of every instance (a gRPC pool closes its
+        channels; an HTTP pool's session is the application's and stays open)."""
+        await self._endpointer.close()
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {len(self.instances)} instances)"
+
+
+class UpstreamPool(InstancePool[Exchange, web.StreamResponse]):
     """The instances of one upstream service, each with its own breaker, behind a P2C balancer.
 
     ``instancer`` finds them (a :class:`~kitpy.sd.FixedInstancer`, etcd, DNS
@@ -313,18 +357,6 @@ class UpstreamPool:
         )
         return forward, forget
 
-    # -- reading ---------------------------------------------------------------------
-
-    @property
-    def instances(self) -> Sequence[Instance]:
-        """The instances requests may go to now."""
-        return self._endpointer.instances
-
-    @property
-    def breakers(self) -> Mapping[Instance, Breaker]:
-        """Each current instance's breaker (read-only), e.g. for ``export_state``."""
-        return MappingProxyType(self._breakers)
-
     def pick(self) -> ProxyEndpoint:
         """The instance endpoint P2C chooses now; raises ``Unavailable`` when there is none."""
         return self._balancer.pick()
@@ -332,32 +364,3 @@ class UpstreamPool:
     def pick_other(self, tried: Container[object]) -> ProxyEndpoint | None:
         """The instance endpoint P2C chooses among those not in ``tried``, or None."""
         return self._balancer.pick_other(tried)
-
-    async def wait_for(self, predicate: Callable[[Sequence[Instance]], bool]) -> None:
-        """Return once ``predicate(self.instances)`` is true; bound it with a timeout."""
-        await self._endpointer.wait_for(predicate)
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start following the instancer (needs a running event loop; idempotent)."""
-        self._endpointer.start()
-
-    async def close(self) -> None:
-        """Stop following the instancer (the session stays open: it is the application's)."""
-        await self._endpointer.close()
-
-    async def __aenter__(self) -> UpstreamPool:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"UpstreamPool({self.name!r}, {len(self.instances)} instances)"

@@ -25,22 +25,17 @@ from kitpy.errors import Code, KitError
 from kitpy.gateway import ClaimsSigner, Route, RouteTable, Upstream, claims_parser
 from kitpy.gateway.claims import grpc_claims_to_context, http_claims_to_context
 from kitpy.transport.http import Server
-from tests.gateway.test_app import (
+from tests.gateway.rig import (
     JSON,
     UPPERCASE,
     GatewayRig,
     bearer,
     call_uppercase,
     caller_token,
-    client,
     get,
-    parser,
-    rig,
     stringsvc_descriptor_set,
     table,
 )
-
-__all__ = ["client", "parser", "rig"]  # the fixtures, shared with test_app.py
 
 CLAIMS_SECRET = "gateway-and-upstreams-share-this-32B+"
 """The secret the gateway signs forwarded claims with (``claims_secret``)."""

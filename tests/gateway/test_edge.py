@@ -25,21 +25,16 @@ from kitpy.gateway import (
     RouteTable,
     Upstream,
 )
-from tests.gateway.test_app import (
+from tests.gateway.rig import (
     GatewayRig,
     bearer,
     call_uppercase,
     caller_token,
-    client,
     get,
     no_resource_left_open,
-    parser,
-    rig,
     table,
 )
 from tests.servers import ServerProcess, free_port
-
-__all__ = ["client", "parser", "rig"]  # the fixtures, shared with test_app.py
 
 APP = "https://app.example.com"
 

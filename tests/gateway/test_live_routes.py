@@ -11,7 +11,6 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from kitpy.metrics.memory import MemoryCounter
 from kitpy.sd import BackgroundInstancer, Instance
 from kitpy.sd.etcd import EtcdClient, EtcdRegistrar
 from tests.conftest import Etcd
+from tests.gateway.rig import until
 from tests.servers import free_port
 
 ROUTES = """
@@ -56,14 +56,6 @@ def replace(path: Path, text: str) -> None:
 def serves(live: LiveRouteTable, prefix: str) -> bool:
     route = live.current.match("GET", prefix)
     return route is not None and route.prefix == prefix
-
-
-async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -44,6 +44,7 @@ from examples.stringsvc.pb import stringsvc_pb2 as pb
 from kitpy.gateway import load_routes
 from kitpy.gateway.settings import GatewaySettings
 from tests.conftest import Etcd
+from tests.gateway.rig import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gateway" / "gateway.toml"
@@ -486,19 +487,9 @@ async def test_connect_python_client(example: Stack, proto_json: bool) -> None:
 
 async def test_the_example_client_command(example: Stack) -> None:
     async def client(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "examples.gateway.client", *args, "--url", example.gateway.url,
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(30):
-                out, err = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        url = example.gateway.url
+        exited = await run_module("examples.gateway.client", *args, "--url", url, within=30)
+        return exited.status, exited.stdout, exited.stderr
 
     assert await client("hello", "--json") == (0, "HELLO\n", "")
     assert await client("") == (1, "", "invalid_argument: empty string\n")
