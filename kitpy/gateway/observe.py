@@ -43,12 +43,11 @@ Pairs = Callable[[Context], Iterable[tuple[str, str]]]
 
 
 class _Seen(NamedTuple):
-    """What the access log and the metrics need from the request, noted when it arrives."""
+    """When the request arrived, and the request (the access log reads its method, path and
+    peer only when it writes the line)."""
 
     start: float
-    method: str
-    path: str
-    client: str
+    request: web.Request
 
 
 _SEEN: Key[_Seen] = Key("gateway.seen")
@@ -117,8 +116,7 @@ class RouteObserver:
         return Hooks(tuple(before), tuple(finalizer), client_before, metadata)
 
     def _note(self, ctx: Context, request: web.Request) -> Context:
-        seen = _Seen(self._clock(), request.method, request.path, request.remote or "")
-        return ctx.with_value(_SEEN, seen)
+        return ctx.with_value(_SEEN, _Seen(self._clock(), request))
 
     def _record(self, route: Route) -> ServerFinalizer:
         name = route.name
@@ -140,16 +138,17 @@ class RouteObserver:
             if duration is not None:
                 duration.observe(elapsed)
             if logger is not None:
+                request = seen.request
                 logger.info(
                     "request",
                     route=name,
-                    method=seen.method,
-                    path=seen.path[:300],
+                    method=request.method,
+                    path=request.path[:300],
                     status=status,
                     bytes=size,
                     duration_ms=round(elapsed * 1000, 3),
                     request_id=ctx.get(REQUEST_ID),
-                    client=seen.client,
+                    client=request.remote or "",
                 )
 
         return record
