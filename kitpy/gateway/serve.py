@@ -144,7 +144,8 @@ async def _serve(
             admin.router.add_get("/metrics", metrics_handler(registry))
             admin.router.add_get("/healthz", health.handle)
             host, port = settings.metrics_addr
-            await serve_http(life, admin, host=host, port=port, health=health)
+            admin_server = await serve_http(life, admin, host=host, port=port, health=health)
+            announce(f"gateway: /metrics and /healthz on {admin_server.url}")
         announce(f"gateway: routes {gateway.table!r} from {config}")
         settle_heap()  # grpc and protobuf make a big heap: full GC passes cost ~17 ms each
         await life.wait_for_signal()
