@@ -238,23 +238,25 @@ class Gateway:
 
     def _install(self, table: RouteTable) -> None:
         """Build the handlers of ``table`` and swap them in; ``ValueError`` refuses it."""
-        for route in table.routes:  # check first: a refused table changes nothing
-            self._authenticate(route)
-            if route.kind == "connect":
-                self._descriptors_of(table.upstream_of(route))
+        # what can refuse the table comes first, so that a refused table changes nothing
+        authenticate = {route.name: self._authenticate(route) for route in table.routes}
+        descriptors = {
+            route.upstream: self._descriptors_of(table.upstream_of(route))
+            for route in table.routes
+            if route.kind == "connect"
+        }
         old = self._pools
         pools = _Pools()
         handlers: dict[str, Handler] = {}
         for route in table.routes:
             upstream = table.upstream_of(route)
+            auth = authenticate[route.name]
             if route.kind == "http":
-                handlers[route.name] = self._http_handler(
-                    route, self._http_pool(upstream, old, pools)
-                )
+                http_pool = self._http_pool(upstream, old, pools)
+                handlers[route.name] = self._http_handler(route, http_pool, auth)
             else:
-                handlers[route.name] = self._connect_handler(
-                    route, self._grpc_pool(upstream, old, pools)
-                )
+                grpc_pool = self._grpc_pool(upstream, old, pools, descriptors[upstream.name])
+                handlers[route.name] = self._connect_handler(route, grpc_pool, auth)
         self._pools = pools
         self._installed = _Installed(table, handlers)
         kept = {id(pool) for pool in pools.all()}
@@ -276,7 +278,9 @@ class Gateway:
         new.http[upstream.name] = (upstream, pool)
         return pool
 
-    def _grpc_pool(self, upstream: Upstream, old: _Pools, new: _Pools) -> GrpcPool:
+    def _grpc_pool(
+        self, upstream: Upstream, old: _Pools, new: _Pools, descriptors: Descriptors | None
+    ) -> GrpcPool:
         found = new.grpc.get(upstream.name) or old.grpc.get(upstream.name)
         if found is not None and found[0] == upstream:
             pool = found[1]
@@ -287,7 +291,7 @@ class Gateway:
                 address_key=upstream.grpc_address_key,
                 channel=self._channel,
                 breaker=self._breaker,
-                descriptors=self._descriptors_of(upstream),
+                descriptors=descriptors,
             )
             pool.start()
         new.grpc[upstream.name] = (upstream, pool)
@@ -311,6 +315,7 @@ class Gateway:
         return None  # the pool reads the instances' server reflection
 
     def _authenticate(self, route: Route) -> Authenticate | None:
+        """The route's JWT and rate-limit hook; ``ValueError`` when the gateway cannot give it."""
         return route_authenticate(route, parser=self._jwt, limits=self._limits, signer=self._claims)
 
     def _before(self, route: Route, hooks: Hooks) -> tuple[ServerBefore, ...]:
@@ -321,7 +326,9 @@ class Gateway:
             edge = (*edge, http_to_context)
         return (*hooks.before, *edge)
 
-    def _http_handler(self, route: Route, pool: UpstreamPool) -> Handler:
+    def _http_handler(
+        self, route: Route, pool: UpstreamPool, authenticate: Authenticate | None
+    ) -> Handler:
         hooks = self._observer.hooks(route)
         client_before = hooks.client_before
         if route.auth == "jwt" and self._claims is not None:
@@ -333,14 +340,15 @@ class Gateway:
             strip_prefix=route.prefix if route.strip_prefix and route.prefix != "/" else "",
             max_body_size=int(route.max_body_size),  # a Size prints as 64KiB
             before=self._before(route, hooks),
-            authenticate=self._authenticate(route),
+            authenticate=authenticate,
             client_before=client_before,
             finalizer=hooks.finalizer,
         )
 
-    def _connect_handler(self, route: Route, pool: GrpcPool) -> Handler:
+    def _connect_handler(
+        self, route: Route, pool: GrpcPool, authenticate: Authenticate | None
+    ) -> Handler:
         hooks = self._observer.hooks(route)
-        authenticate = self._authenticate(route)
         server = connect_handler(
             pool.endpoint(retries=route.retries),
             pool.descriptors,

@@ -102,10 +102,7 @@ class RequestBody:
             if stream.is_eof() and stream.exception() is None:
                 whole = stream.read_nowait()
                 if len(whole) > self.limit:
-                    self.error = PayloadTooLarge(
-                        f"request body is larger than the limit of {self.limit} bytes"
-                    )
-                    raise self.error
+                    raise self._too_large()
                 self.size = len(whole)
                 self._whole = whole
         return self.chunks() if self._whole is None else self._whole
@@ -126,11 +123,12 @@ class RequestBody:
             self.consumed = True
             self.size += len(chunk)
             if self.size > self.limit:
-                self.error = PayloadTooLarge(
-                    f"request body is larger than the limit of {self.limit} bytes"
-                )
-                raise self.error
+                raise self._too_large()
             yield chunk
+
+    def _too_large(self) -> KitError:
+        self.error = PayloadTooLarge(f"request body is larger than the limit of {self.limit} bytes")
+        return self.error
 
     def _read_error(self, exc: Exception) -> KitError:
         if isinstance(exc, READ_ERRORS):  # bad chunking, a body that does not decompress

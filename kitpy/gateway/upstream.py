@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Generic, Self
 
@@ -361,6 +361,6 @@ class UpstreamPool(InstancePool[Exchange, web.StreamResponse]):
         """The instance endpoint P2C chooses now; raises ``Unavailable`` when there is none."""
         return self._balancer.pick()
 
-    def pick_other(self, tried: Container[object]) -> ProxyEndpoint | None:
+    def pick_other(self, tried: Collection[object]) -> ProxyEndpoint | None:
         """The instance endpoint P2C chooses among those not in ``tried``, or None."""
         return self._balancer.pick_other(tried)

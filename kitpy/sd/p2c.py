@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Generic
 
 from kitpy.context import Clock, Context
@@ -191,7 +191,7 @@ class P2C(Generic[Req, Resp]):
             j += 1
         return self._lighter(nodes[i], nodes[j])
 
-    def pick_other(self, avoid: Container[object]) -> Endpoint[Req, Resp] | None:
+    def pick_other(self, avoid: Collection[object]) -> Endpoint[Req, Resp] | None:
         """Like :meth:`pick`, among the endpoints not in ``avoid``; None when none is left.
 
         For retries that must go to an instance not tried yet::
