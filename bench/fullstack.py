@@ -24,7 +24,7 @@ breaker -- so rejected calls are still traced, logged and counted.
 Run one on its own (prints the port, stops when stdin closes)::
 
     python bench/fullstack.py --serve http
-    python bench/fullstack.py --serve grpc
+    python bench/fullstack.py --serve grpc --sample-ratio 1
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ __all__ = [
     "bench_token",
     "build_full_stack",
     "make_http_full_stack_app",
+    "make_http_full_stack_app_all_sampled",
+    "make_http_full_stack_app_unsampled",
     "start_grpc_full_stack",
     "tracer_provider",
 ]
@@ -219,7 +221,10 @@ def build_full_stack(
 
 
 def make_http_full_stack_app(
-    *, without: Collection[str] = (), endpoint_spans: bool = False
+    *,
+    without: Collection[str] = (),
+    endpoint_spans: bool = False,
+    sample_ratio: float = SAMPLE_RATIO,
 ) -> web.Application:
     """The full-stack HTTP app: ``POST /uppercase``, ``POST /count``, ``/healthz``, ``/metrics``.
 
@@ -229,7 +234,9 @@ def make_http_full_stack_app(
     """
     from examples.stringsvc.transport_http import make_http_app
 
-    stack = build_full_stack(without=without, endpoint_spans=endpoint_spans)
+    stack = build_full_stack(
+        without=without, endpoint_spans=endpoint_spans, sample_ratio=sample_ratio
+    )
     obs = stack.observability
     app = make_http_app(
         stack.endpoints,
@@ -240,11 +247,23 @@ def make_http_full_stack_app(
     return app
 
 
-async def start_grpc_full_stack(*, port: int = 0) -> tuple[GrpcServer, int]:
+def make_http_full_stack_app_unsampled() -> web.Application:
+    """The full-stack HTTP app tracing no request (0 % sampled): what tracing costs at least."""
+    return make_http_full_stack_app(sample_ratio=0.0)
+
+
+def make_http_full_stack_app_all_sampled() -> web.Application:
+    """The full-stack HTTP app tracing every request (100 % sampled)."""
+    return make_http_full_stack_app(sample_ratio=1.0)
+
+
+async def start_grpc_full_stack(
+    *, port: int = 0, sample_ratio: float = SAMPLE_RATIO
+) -> tuple[GrpcServer, int]:
     """Start the full-stack gRPC server on 127.0.0.1 (``port=0``: a free one); return it, port."""
     from examples.stringsvc.transport_grpc import start_grpc_server
 
-    stack = build_full_stack()
+    stack = build_full_stack(sample_ratio=sample_ratio)
     obs = stack.observability
     return await start_grpc_server(
         stack.endpoints,
@@ -254,11 +273,11 @@ async def start_grpc_full_stack(*, port: int = 0) -> tuple[GrpcServer, int]:
     )
 
 
-async def _serve(transport: str) -> None:
+async def _serve(transport: str, sample_ratio: float) -> None:
     """Serve until stdin closes, after printing the port (the protocol of bench/http_server.py)."""
     loop = asyncio.get_running_loop()
     if transport == "grpc":
-        server, port = await start_grpc_full_stack()
+        server, port = await start_grpc_full_stack(sample_ratio=sample_ratio)
         from bench.grpc_server import pin_loop_thread
         from bench.http_server import cpu_split
 
@@ -269,7 +288,8 @@ async def _serve(transport: str) -> None:
         return
     from aiohttp import web
 
-    runner = web.AppRunner(make_http_full_stack_app(), access_log=None)
+    app = make_http_full_stack_app(sample_ratio=sample_ratio)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -281,7 +301,11 @@ async def _serve(transport: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=["http", "grpc"], required=True)
-    asyncio.run(_serve(parser.parse_args().serve))
+    parser.add_argument(
+        "--sample-ratio", type=float, default=SAMPLE_RATIO, help="fraction of requests traced"
+    )
+    args = parser.parse_args()
+    asyncio.run(_serve(args.serve, args.sample_ratio))
 
 
 if __name__ == "__main__":

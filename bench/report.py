@@ -8,11 +8,16 @@ HTTP (``wrk``, one thread, 16 connections, the same POST body and bearer token):
     ``raw``        raw aiohttp handler            (bench/http_server.py)
     ``kitpy``      kitpy HTTP Server, bare        (bench/http_server.py)
     ``full_stack`` kitpy with the full stack      (bench/fullstack.py)
+    ``full_stack_0`` / ``full_stack_100``: the same with 0 % / 100 % of requests traced
     ``fastapi``    FastAPI + uvicorn, instrumented (bench/fastapi_app.py)
 gRPC (the grpc.aio load client of bench/grpc_server.py, 32 calls in flight):
     ``raw``        raw grpc.aio servicer          (bench/grpc_server.py)
     ``kitpy``      kitpy gRPC Server, bare        (bench/grpc_server.py)
     ``full_stack`` kitpy with the full stack      (bench/fullstack.py)
+    ``full_stack_0`` / ``full_stack_100``: the same with 0 % / 100 % of requests traced
+
+The full stack samples 10 % of requests (head sampling); the 0 % and 100 % variants show
+what tracing costs (``ratio_*_full_stack_sample0`` / ``..._sample100``, not targets).
 
 Each round measures every variant of a transport once, in alternating order;
 the ratios are the medians of the per-round throughput ratios.  It prints a
@@ -98,12 +103,16 @@ VARIANTS: dict[str, dict[str, str]] = {
         "raw": "raw aiohttp",
         "kitpy": "kitpy bare",
         "full_stack": "kitpy full stack",
+        "full_stack_0": "kitpy full stack, 0% sampled",
+        "full_stack_100": "kitpy full stack, 100% sampled",
         "fastapi": "FastAPI full stack",
     },
     "grpc": {
         "raw": "raw grpc.aio",
         "kitpy": "kitpy bare",
         "full_stack": "kitpy full stack",
+        "full_stack_0": "kitpy full stack, 0% sampled",
+        "full_stack_100": "kitpy full stack, 100% sampled",
     },
 }
 """transport -> variant -> label, in measuring order; ``raw`` is every transport's baseline."""
@@ -114,6 +123,10 @@ RATIOS: dict[str, tuple[str, str, str]] = {
     "ratio_http_full_stack": ("http", "full_stack", "raw"),
     "ratio_grpc_full_stack": ("grpc", "full_stack", "raw"),
     "ratio_vs_fastapi": ("http", "full_stack", "fastapi"),
+    "ratio_http_full_stack_sample0": ("http", "full_stack_0", "raw"),
+    "ratio_http_full_stack_sample100": ("http", "full_stack_100", "raw"),
+    "ratio_grpc_full_stack_sample0": ("grpc", "full_stack_0", "raw"),
+    "ratio_grpc_full_stack_sample100": ("grpc", "full_stack_100", "raw"),
 }
 """JSON key -> (transport, variant, baseline): median per-round req/s ratio variant/baseline."""
 
@@ -139,6 +152,14 @@ def http_commands() -> dict[str, list[str]]:
             python, server, "--serve", "full_stack",
             "--variant", "full_stack=bench.fullstack:make_http_full_stack_app",
         ],
+        "full_stack_0": [
+            python, server, "--serve", "full_stack_0",
+            "--variant", "full_stack_0=bench.fullstack:make_http_full_stack_app_unsampled",
+        ],
+        "full_stack_100": [
+            python, server, "--serve", "full_stack_100",
+            "--variant", "full_stack_100=bench.fullstack:make_http_full_stack_app_all_sampled",
+        ],
         "fastapi": [python, str(BENCH / "fastapi_app.py")],
     }  # fmt: skip
 
@@ -149,6 +170,22 @@ def grpc_commands() -> dict[str, list[str] | None]:
         "raw": None,
         "kitpy": None,
         "full_stack": [sys.executable, str(BENCH / "fullstack.py"), "--serve", "grpc"],
+        "full_stack_0": [
+            sys.executable,
+            str(BENCH / "fullstack.py"),
+            "--serve",
+            "grpc",
+            "--sample-ratio",
+            "0",
+        ],
+        "full_stack_100": [
+            sys.executable,
+            str(BENCH / "fullstack.py"),
+            "--serve",
+            "grpc",
+            "--sample-ratio",
+            "1",
+        ],
     }
 
 
@@ -474,7 +511,14 @@ def write_chart(summary: Summary, path: Path) -> None:
     fig = Figure(figsize=(5.2 * len(transports), 4.2), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
     axes = fig.subplots(1, len(transports), squeeze=False)[0]
-    colours = {"raw": "#8c8c8c", "kitpy": "#2b7bba", "full_stack": "#174a7e", "fastapi": "#d9822b"}
+    colours = {
+        "raw": "#8c8c8c",
+        "kitpy": "#2b7bba",
+        "full_stack": "#174a7e",
+        "full_stack_0": "#5b9bd0",
+        "full_stack_100": "#0d2a48",
+        "fastapi": "#d9822b",
+    }
     for ax, transport in zip(axes, transports, strict=True):
         variants = summary.medians[transport]
         names = list(variants)

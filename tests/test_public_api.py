@@ -775,6 +775,7 @@ EXPECTED: dict[str, list[str]] = {
         "SpanRecorder",
     ],
     "kitpy.tracing": [
+        "HeadSampler",
         "OTEL_CONTEXT",
         "SPAN",
         "baggage",
@@ -795,6 +796,7 @@ EXPECTED: dict[str, list[str]] = {
         "otel_context",
         "record_error",
         "rpc_attributes",
+        "span_starter",
         "stream_tracing",
         "w3c_propagator",
         "with_baggage",
@@ -838,6 +840,11 @@ EXPECTED: dict[str, list[str]] = {
         "extractor",
         "inject",
         "w3c_propagator",
+    ],
+    "kitpy.tracing.sampling": [
+        "HeadSampler",
+        "StartSpan",
+        "span_starter",
     ],
     "kitpy.tracing.stream": [
         "stream_tracing",

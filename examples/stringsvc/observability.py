@@ -40,7 +40,6 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 from structlog.typing import FilteringBoundLogger
@@ -57,6 +56,7 @@ from kitpy.metrics.prometheus import (
     stream_instruments,
 )
 from kitpy.tracing import (
+    HeadSampler,
     call_tracing,
     grpc_client_before,
     grpc_server_before,
@@ -281,9 +281,13 @@ def build_observability(
             span_exporter = ConsoleSpanExporter(
                 service_name=service_name, out=span_stream or sys.stdout
             )
+    # HeadSampler: kitpy's hooks ask the sampler before the SDK builds anything, so a
+    # request that is not recorded costs its ids only (kitpy.tracing.HeadSampler)
+    head = HeadSampler.ratio(sample_ratio)  # ParentBased(TraceIdRatioBased(sample_ratio))
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        sampler=head,
+        id_generator=head,
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     return Observability(logger, CollectorRegistry(), provider, service_name, endpoint_spans)

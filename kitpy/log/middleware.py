@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Clock, Context
@@ -34,6 +35,8 @@ class Logger(Protocol):
 
 Fields = Callable[[Context], Mapping[str, Any]]
 """Extra fields for a call's log line, read from its Context (e.g. the trace id)."""
+
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 def call_logging(
@@ -65,9 +68,12 @@ def call_logging(
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         known = name if name is not None else endpoint_name(next)
 
-        def line_fields(ctx: Context) -> dict[str, Any]:
-            """``method``, ``fields(ctx)`` and the request id (which wins over a field)."""
-            out: dict[str, Any] = dict(fields(ctx)) if fields is not None else {}
+        def extra_fields(ctx: Context) -> Mapping[str, Any]:
+            return fields(ctx) if fields is not None else _NO_FIELDS
+
+        def line_fields(ctx: Context, extra: Mapping[str, Any]) -> dict[str, Any]:
+            """``method``, the ``extra`` fields and the request id (which wins over a field)."""
+            out: dict[str, Any] = dict(extra)
             out["method"] = known if known is not None else ctx.get(OPERATION) or "unknown"
             request_id = ctx.get(REQUEST_ID)
             if request_id is not None:
@@ -79,17 +85,28 @@ def call_logging(
             try:
                 response = await next(ctx, request)
             except BaseException as exc:
-                _log_failure(logger, event, exc, took=clock() - start, **line_fields(ctx))
+                line = line_fields(ctx, extra_fields(ctx))
+                _log_failure(logger, event, exc, took=clock() - start, **line)
                 raise
             took = clock() - start
-            if known is not None and fields is None:  # the common case: no dict beyond kwargs
+            if known is not None and fields is None:  # no fields: the keywords are the line
                 request_id = ctx.get(REQUEST_ID)
                 if request_id is None:
                     info(event, method=known, took=took, code="OK")
                 else:
                     info(event, method=known, took=took, code="OK", request_id=request_id)
+                return response
+            extra = extra_fields(ctx)
+            if known is None or "method" in extra or "request_id" in extra:
+                info(event, took=took, code="OK", **line_fields(ctx, extra))
+                return response
+            # The common case: the fields go straight into the keywords, the line's one dict,
+            # in line_fields' order (the fields, then method, then request_id).
+            request_id = ctx.get(REQUEST_ID)
+            if request_id is None:
+                info(event, took=took, code="OK", **extra, method=known)
             else:
-                info(event, took=took, code="OK", **line_fields(ctx))
+                info(event, took=took, code="OK", **extra, method=known, request_id=request_id)
             return response
 
         if name is not None:

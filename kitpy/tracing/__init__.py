@@ -9,6 +9,9 @@
   :func:`grpc_server_finalizer` / :func:`grpc_client_before`, and for the brokers
   (NATS, AMQP) :func:`message_server_before` / :func:`message_server_finalizer` /
   :func:`message_client_before`.
+* :class:`HeadSampler` -- give it to your ``TracerProvider`` as sampler and id
+  generator, and the hooks above decide head sampling before the SDK does any
+  work: a request that is not recorded costs its ids, not an SDK span.
 * Context helpers: :data:`SPAN`, :func:`current_span`, :func:`baggage`,
   :func:`with_baggage`, :func:`log_fields` (trace id for log lines).
 
@@ -51,9 +54,11 @@ from kitpy.tracing.messaging import (
 )
 from kitpy.tracing.middleware import call_tracing, record_error
 from kitpy.tracing.propagation import extract, inject, w3c_propagator
+from kitpy.tracing.sampling import HeadSampler, span_starter
 from kitpy.tracing.stream import stream_tracing
 
 __all__ = [
+    "HeadSampler",
     "OTEL_CONTEXT",
     "SPAN",
     "baggage",
@@ -74,6 +79,7 @@ __all__ = [
     "record_error",
     "rpc_attributes",
     "call_tracing",
+    "span_starter",
     "stream_tracing",
     "w3c_propagator",
     "with_baggage",

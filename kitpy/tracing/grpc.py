@@ -27,6 +27,7 @@ from kitpy.context import Context
 from kitpy.errors import Code, is_server_fault
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 from kitpy.tracing.propagation import extractor, inject, w3c_propagator
+from kitpy.tracing.sampling import span_starter
 
 __all__ = ["grpc_client_before", "grpc_server_before", "grpc_server_finalizer", "rpc_attributes"]
 
@@ -84,19 +85,13 @@ def grpc_server_before(
     propagator, metadata without trace keys skips extraction.
     """
     extract = extractor(propagator)
-    start_span = tracer.start_span
+    start_span = span_starter(tracer)
     resolve = _fixed_name(method) if method is not None else _name_from_context()
 
     def before(ctx: Context, metadata: Mapping[str, str | bytes]) -> Context:
         parent = extract(metadata)
         resolved = resolve(ctx)
-        span = start_span(
-            resolved[0],
-            parent,
-            SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        span = start_span(resolved[0], parent, SpanKind.SERVER, None)
         if span.is_recording():
             span.set_attributes(resolved[1])
         if parent is EMPTY:  # no remote parent, no baggage: nothing to keep but the span

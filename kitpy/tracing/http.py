@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from kitpy.context import Context
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 from kitpy.tracing.propagation import extractor, inject, w3c_propagator
+from kitpy.tracing.sampling import span_starter
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -74,19 +75,13 @@ def http_server_before(
     (W3C) propagator, a request without trace headers skips extraction.
     """
     extract = extractor(propagator)
-    start_span = tracer.start_span
+    start_span = span_starter(tracer)
 
     def before(ctx: Context, request: web.Request) -> Context:
         parent = extract(request.headers)
         method = request.method
         route = _route(request)
-        span = start_span(
-            f"{method} {route}" if route else method,
-            parent,
-            SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        span = start_span(f"{method} {route}" if route else method, parent, SpanKind.SERVER, None)
         if span.is_recording():
             _set_request_attributes(span, request, route)
         if parent is EMPTY:  # no remote parent, no baggage: nothing to keep but the span

@@ -28,6 +28,7 @@ from kitpy.context import OPERATION, Context
 from kitpy.errors import Code, is_server_fault
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 from kitpy.tracing.propagation import extractor, inject, w3c_propagator
+from kitpy.tracing.sampling import span_starter
 
 __all__ = ["message_client_before", "message_server_before", "message_server_finalizer"]
 
@@ -44,17 +45,11 @@ def message_server_before(
     ``kind=SpanKind.SERVER`` suits request-reply, where the caller waits.
     """
     extract = extractor(propagator)
-    start_span = tracer.start_span
+    start_span = span_starter(tracer)
 
     def before(ctx: Context, headers: Mapping[str, str]) -> Context:
         parent = extract(headers)
-        span = start_span(
-            ctx.get(OPERATION) or "message",
-            parent,
-            kind,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        span = start_span(ctx.get(OPERATION) or "message", parent, kind, None)
         if parent is EMPTY:
             return ctx.with_values({SPAN: span, SERVER_SPAN: span})
         return ctx.with_values({SPAN: span, OTEL_CONTEXT: parent, SERVER_SPAN: span})

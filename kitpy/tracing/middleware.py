@@ -24,6 +24,7 @@ from kitpy.context import OPERATION, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
 from kitpy.errors import error_code, is_server_fault
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.sampling import span_starter
 
 __all__ = ["call_tracing", "record_error"]
 
@@ -77,7 +78,7 @@ def call_tracing(
         endpoint = call_tracing(tracer, name="stringsvc.uppercase")(endpoint)
         endpoint = call_tracing(tracer, join_server_span=True)(endpoint)
     """
-    start_span = tracer.start_span
+    start_span = span_starter(tracer)
     set_span_in_context = trace.set_span_in_context
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
@@ -110,8 +111,6 @@ def call_tracing(
                 parent,
                 kind,
                 attributes,
-                record_exception=False,
-                set_status_on_exception=False,
             )
             inner = ctx.with_value(SPAN, span)
             try:

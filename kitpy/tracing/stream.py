@@ -30,6 +30,7 @@ from kitpy.endpoint.stream import StreamEndpoint, StreamMiddleware, close_stream
 from kitpy.errors import Cancelled
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 from kitpy.tracing.middleware import record_error
+from kitpy.tracing.sampling import span_starter
 
 __all__ = ["stream_tracing"]
 
@@ -71,7 +72,7 @@ def stream_tracing(
         assert await collect(tokens(Context(), messages("go kit"))) == ["go", "kit"]
         # one span "tokens" with kitpy.messages.received=1, kitpy.messages.sent=2
     """
-    start_span = tracer.start_span
+    start_span = span_starter(tracer)
     set_span_in_context = trace.set_span_in_context
 
     def middleware(next: StreamEndpoint[Any, Any]) -> StreamEndpoint[Any, Any]:
@@ -103,8 +104,6 @@ def stream_tracing(
                     parent,
                     kind,
                     attributes,
-                    record_exception=False,
-                    set_status_on_exception=False,
                 )
                 inner = ctx.with_value(SPAN, span)
             else:  # join the transport's SERVER span; a nested traced endpoint starts its own

@@ -99,3 +99,14 @@ def test_one_real_http_round_sends_the_token() -> None:
 def test_a_server_that_does_not_start_is_reported() -> None:
     with pytest.raises(RuntimeError, match="did not start"):
         report.start(["python3", "-c", "print('no port here')"])
+
+
+def test_every_variant_has_a_server_command_and_the_sampling_variants_set_their_ratio() -> None:
+    assert set(report.http_commands()) == set(report.VARIANTS["http"])
+    grpc = report.grpc_commands()
+    assert set(grpc) == set(report.VARIANTS["grpc"])
+    assert (grpc["full_stack_0"] or [])[-2:] == ["--sample-ratio", "0"]
+    assert (grpc["full_stack_100"] or [])[-2:] == ["--sample-ratio", "1"]
+    for name in ("ratio_http_full_stack_sample0", "ratio_grpc_full_stack_sample100"):
+        assert name in report.RATIOS  # shown in the report...
+        assert name not in report.TARGETS  # ...not a target

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+from types import MappingProxyType
 
 import pytest
 
 from kitpy import Code, Context, InvalidArgument, Unavailable, chain, named
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID
 from kitpy.endpoint import endpoint_name
-from kitpy.log import call_logging, server_error_logging
+from kitpy.log import call_logging, make_logger, server_error_logging
 from kitpy.metrics import call_metrics
 from kitpy.testing import CapturedLogs, FakeClock, RequestMetrics, SpanRecorder
 from kitpy.tracing import call_tracing
@@ -199,3 +202,39 @@ def test_server_error_logging_summarises_refusals_under_load() -> None:
     handle(ctx, Unavailable("too many concurrent requests"))  # counted, not logged yet
     handle.flush()  # on the way out: nothing counted is lost
     assert [e["count"] for e in logs.find("requests refused")] == [1, 5, 1]
+
+
+async def test_fields_lines_keep_their_keys_order_and_precedence() -> None:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    logger = make_logger(stream=out, service="svc")
+    shared = MappingProxyType({"trace_id": "t-1", "span_id": "s-1"})  # read-only, reused
+    plain = call_logging(logger, fields=lambda ctx: shared)(named("upper")(uppercase))
+    clashing = call_logging(
+        logger, fields=lambda ctx: {"method": "from-fields", "request_id": "f", "tenant": "acme"}
+    )(named("upper")(uppercase))
+    unnamed = call_logging(logger, fields=lambda ctx: shared)(uppercase)
+    await plain(Context().with_value(REQUEST_ID, "r-1"), "a")
+    await plain(Context(), "b")
+    await clashing(Context().with_value(REQUEST_ID, "r-2"), "c")
+    await clashing(Context(), "d")
+    await unnamed(Context().with_value(OPERATION, "POST /upper"), "e")
+    with pytest.raises(InvalidArgument):
+        await plain(Context().with_value(REQUEST_ID, "r-3"), "")
+    out.flush()
+    buffer = out.buffer
+    assert isinstance(buffer, io.BytesIO)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    stamp = ["event", "level", "timestamp"]
+    ok = ["service", "took", "code", "trace_id", "span_id", "method"]
+    assert [list(line) for line in lines] == [
+        [*ok, "request_id", *stamp],
+        [*ok, *stamp],
+        ["service", "took", "code", "method", "request_id", "tenant", *stamp],
+        ["service", "took", "code", "method", "request_id", "tenant", *stamp],
+        [*ok, *stamp],
+        ["service", "code", "error", "took", "trace_id", "span_id", "method", "request_id", *stamp],
+    ]
+    assert [line["method"] for line in lines] == [*["upper"] * 4, "POST /upper", "upper"]
+    assert [line.get("request_id") for line in lines] == ["r-1", None, "r-2", "f", None, "r-3"]
+    assert lines[0]["trace_id"] == "t-1"
+    assert dict(shared) == {"trace_id": "t-1", "span_id": "s-1"}

@@ -227,11 +227,21 @@ class JWTParser(Generic[C]):
         except _KeyMiss:
             raise UnknownKey() from None
 
+    def cached(self, token: str) -> C | None:
+        """The claims of ``token`` if the verified-token cache holds it (a copy), else None."""
+        claims = self.cache.lookup(token)
+        if claims is not None and self._copy:
+            return cast(C, cast(Any, claims).copy())
+        return claims
+
     async def verify(self, ctx: Context, token: str) -> C:
         """Verify ``token`` (cache first) and return its claims, or raise a ``TokenError``."""
-        claims = self.cache.lookup(token)
+        claims = self.cached(token)
         if claims is not None:
-            return cast(C, cast(Any, claims).copy()) if self._copy else claims
+            return claims
+        return await self._verify_uncached(ctx, token)
+
+    async def _verify_uncached(self, ctx: Context, token: str) -> C:
         try:
             return self._verify_sync(token)
         except _KeyMiss:
@@ -260,10 +270,16 @@ class JWTParser(Generic[C]):
     # -- middleware ---------------------------------------------------------------
 
     def __call__(self, next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
-        authenticate = self.authenticate
+        cached, verify, claims_key = self.cached, self._verify_uncached, self.claims_key
 
         async def endpoint(ctx: Context, request: Req) -> Resp:
-            return await next(await authenticate(ctx), request)
+            token = ctx.get(TOKEN)
+            if token is None:
+                raise TokenMissing()
+            claims = cached(token)  # a token verified lately costs no coroutine
+            if claims is None:
+                claims = await verify(ctx, token)
+            return await next(ctx.with_value(claims_key, claims), request)
 
         return keep_name(endpoint, next)
 

@@ -35,6 +35,7 @@ from kitpy.log import call_logging, make_logger, server_error_logging
 from kitpy.metrics import call_metrics, server_error_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, metrics_handler, request_metrics
 from kitpy.tracing import (
+    HeadSampler,
     call_tracing,
     grpc_server_before,
     grpc_server_finalizer,
@@ -47,7 +48,6 @@ from kitpy.transport import http as http_transport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 from structlog.typing import FilteringBoundLogger
 
@@ -124,9 +124,13 @@ def build_observability(
     logger = make_logger(
         format=log_format, level=log_level, stream=log_stream, service=service_name
     )
+    # HeadSampler: kitpy's hooks ask the sampler before the SDK builds anything, so a
+    # request that is not recorded costs its ids only (kitpy.tracing.HeadSampler)
+    head = HeadSampler.ratio(sample_ratio)  # ParentBased(TraceIdRatioBased(sample_ratio))
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        sampler=head,
+        id_generator=head,
     )
     if span_exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(span_exporter))
