@@ -4,7 +4,10 @@ For each of logging (structlog, JSON to /dev/null), metrics (prometheus-client
 counter + histogram) and tracing (OpenTelemetry SDK span, recorded and
 exported to a discarding exporter), and for the three together, times a call
 through the kitpy middleware and through a hand-written ``async def`` making
-the same library calls around the same endpoint (the floor).  The two are
+the same library calls around the same endpoint (the floor); the endpoints are
+named, the floors pass the same name as a constant.  ``tracing_head_sampled_out``
+gives both a provider with :class:`~kitpy.tracing.HeadSampler` (ratio 0): kitpy's
+layer decides before the SDK, the hand-written floor calls ``start_span``.  The two are
 alternated over several rounds and the median of the per-round ratios is
 reported.  Run: ``python bench/middleware_overhead.py``.
 
@@ -34,7 +37,7 @@ from kitpy import Context, chain
 from kitpy.log import call_logging, make_logger
 from kitpy.metrics import call_metrics
 from kitpy.metrics.prometheus import CollectorRegistry, request_metrics
-from kitpy.tracing import call_tracing
+from kitpy.tracing import HeadSampler, call_tracing
 from kitpy.tracing.context import EMPTY
 
 if TYPE_CHECKING:
@@ -56,8 +59,13 @@ async def bare(ctx: Context, request: int) -> int:
     return request
 
 
-def tracer_for(sampled: bool) -> Tracer:
-    provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
+def tracer_for(sampled: bool, *, head: bool = False) -> Tracer:
+    """A tracer recording every span or none; ``head``: none, through a HeadSampler."""
+    if head:
+        sampler = HeadSampler.ratio(0.0)
+        provider = TracerProvider(sampler=sampler, id_generator=sampler)
+    else:
+        provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(Discard()))
     return provider.get_tracer("bench")
 
@@ -70,7 +78,12 @@ def build() -> dict[str, tuple[Call, Call]]:
     requests, latency = request_metrics(CollectorRegistry())
     ok_count = requests.labels(method="bare", code="OK")
     ok_latency = latency.labels(method="bare", code="OK")
-    tracers = {"tracing": tracer_for(True), "tracing_sampled_out": tracer_for(False)}
+    tracers = {
+        "tracing": tracer_for(True),
+        "tracing_sampled_out": tracer_for(False),
+        # the same provider for both: kitpy samples first, the floor calls the SDK's start_span
+        "tracing_head_sampled_out": tracer_for(False, head=True),
+    }
     clock = time.perf_counter
 
     async def direct_logging(ctx: Context, request: int) -> int:
@@ -111,15 +124,17 @@ def build() -> dict[str, tuple[Call, Call]]:
             span.end()
         return response
 
-    log_mw = call_logging(logger)
-    metrics_mw = call_metrics(requests, latency)
+    # named, as a service's endpoints are: the floors pass the name "bare" as a constant too
+    log_mw = call_logging(logger, name="bare")
+    metrics_mw = call_metrics(requests, latency, name="bare")
     pairs: dict[str, tuple[Call, Call]] = {
         "logging": (log_mw(bare), direct_logging),
         "metrics": (metrics_mw(bare), direct_metrics),
     }
     for name, t in tracers.items():
-        pairs[name] = (call_tracing(t)(bare), direct_tracing(t))
-    pairs["all"] = (chain(call_tracing(tracer), log_mw, metrics_mw)(bare), direct_all)
+        pairs[name] = (call_tracing(t, name="bare")(bare), direct_tracing(t))
+    all_mw = chain(call_tracing(tracer, name="bare"), log_mw, metrics_mw)
+    pairs["all"] = (all_mw(bare), direct_all)
     return pairs
 
 
@@ -207,10 +222,10 @@ async def main() -> None:
     bare_ns = statistics.median([await time_calls(bare) for _ in range(ROUNDS)])
     figures["bare_ns"] = round(bare_ns)
     print(f"bare endpoint: {bare_ns:.0f} ns/call")
-    print(f"{'middleware':>20}  {'kitpy ns/call':>13}  {'direct ns/call':>14}  {'ratio':>6}")
+    print(f"{'middleware':>24}  {'kitpy ns/call':>13}  {'direct ns/call':>14}  {'ratio':>6}")
     for name, (kit, direct) in build().items():
         k, d, ratio = await measure(kit, direct)
-        print(f"{name:>20}  {k:>13.0f}  {d:>14.0f}  {ratio:>6.3f}")
+        print(f"{name:>24}  {k:>13.0f}  {d:>14.0f}  {ratio:>6.3f}")
         figures[f"{name}_kitpy_ns"] = round(k)
         figures[f"{name}_direct_ns"] = round(d)
         figures[f"ratio_{name}"] = round(ratio, 3)

@@ -135,11 +135,14 @@ def endpoint_name(endpoint: object) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def keep_name(endpoint: E, wrapped: object) -> E:
+def keep_name(endpoint: E, wrapped: object, *, name: str | None = None) -> E:
     """Give ``endpoint`` the name ``wrapped`` carries (if any) and return it.
 
     For middleware authors, the way ``functools.wraps`` is for decorators: the
-    last line of a layer is ``return keep_name(endpoint, next)``.
+    last line of a layer is ``return keep_name(endpoint, next)``.  A layer that
+    takes a ``name=`` option passes it on (``keep_name(endpoint, next,
+    name=name)``): the layer's own endpoint then carries that name instead,
+    with no forwarding layer (:func:`named`) on top.
 
     Example::
 
@@ -148,7 +151,10 @@ def keep_name(endpoint: E, wrapped: object) -> E:
                 return (await next(ctx, request)).upper()
             return keep_name(endpoint, next)
     """
-    name = endpoint_name(wrapped)
+    if name is None:
+        name = endpoint_name(wrapped)
+    elif not name:
+        raise ValueError("an endpoint name must not be empty")
     if name is not None:
         setattr(endpoint, _NAME, name)
     return endpoint

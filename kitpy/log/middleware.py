@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Clock, Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name
 from kitpy.errors import Code, error_code, is_server_fault
 
 __all__ = ["Fields", "Logger", "ServerErrorLog", "call_logging", "server_error_logging"]
@@ -109,9 +109,7 @@ def call_logging(
                 info(event, took=took, code="OK", **extra, method=known, request_id=request_id)
             return response
 
-        if name is not None:
-            return named(name)(endpoint)
-        return keep_name(endpoint, next)
+        return keep_name(endpoint, next, name=name)
 
     return middleware
 

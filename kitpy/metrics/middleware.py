@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, Clock, Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name
 from kitpy.errors import Code, error_code
 from kitpy.metrics.instruments import Counter, Histogram
 
@@ -83,9 +83,7 @@ def call_metrics(
                 ok[1].observe(clock() - start)
             return response
 
-        if name is not None:
-            return named(name)(endpoint)
-        return keep_name(endpoint, next)
+        return keep_name(endpoint, next, name=name)
 
     return middleware
 

@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from kitpy.context import OPERATION, Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name, named
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name
 from kitpy.errors import error_code, is_server_fault
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
 from kitpy.tracing.sampling import span_starter
@@ -123,8 +123,6 @@ def call_tracing(
             return response
 
         outer = joined if join_server_span and kind in _JOINS else endpoint
-        if name is not None:
-            return named(name)(outer)
-        return keep_name(outer, next)
+        return keep_name(outer, next, name=name)
 
     return middleware

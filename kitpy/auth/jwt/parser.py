@@ -136,6 +136,8 @@ class JWTParser(Generic[C]):
         self._decode = jwt.PyJWT(options).decode
         self._convert = claims_type
         self._copy = claims_type is dict
+        # dict claims: each caller gets a copy of the cached ones (C is dict then)
+        self._copy_claims = cast("Callable[[C], C]", dict.copy)
         self.claims_key = claims_key
         self._clock = clock
         self.cache: TokenCache[C] = TokenCache(
@@ -231,7 +233,7 @@ class JWTParser(Generic[C]):
         """The claims of ``token`` if the verified-token cache holds it (a copy), else None."""
         claims = self.cache.lookup(token)
         if claims is not None and self._copy:
-            return cast(C, cast(Any, claims).copy())
+            return self._copy_claims(claims)
         return claims
 
     async def verify(self, ctx: Context, token: str) -> C:
