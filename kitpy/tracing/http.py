@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from kitpy.context import Context
 from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
@@ -49,20 +50,19 @@ def _route(request: web.Request) -> str | None:
 def _set_request_attributes(span: Span, request: web.Request, route: str | None) -> None:
     """The HTTP semantic-convention attributes of a recorded SERVER span."""
     host, _, port = request.host.rpartition(":")
-    span.set_attributes(
-        {
-            "http.request.method": request.method,
-            "url.path": request.path,
-            "url.scheme": request.scheme,
-            "server.address": host or request.host,
-            "client.address": request.remote or "",
-            "user_agent.original": request.headers.get("User-Agent", ""),
-        }
-    )
+    attributes: dict[str, AttributeValue] = {
+        "http.request.method": request.method,
+        "url.path": request.path,
+        "url.scheme": request.scheme,
+        "server.address": host or request.host,
+        "client.address": request.remote or "",
+        "user_agent.original": request.headers.get("User-Agent", ""),
+    }
     if route:
-        span.set_attribute("http.route", route)
+        attributes["http.route"] = route
     if port.isdigit():
-        span.set_attribute("server.port", int(port))
+        attributes["server.port"] = int(port)
+    span.set_attributes(attributes)  # one call: the SDK locks and copies per call
 
 
 def http_server_before(
@@ -99,11 +99,14 @@ def http_server_finalizer() -> Callable[[Context, int, int], None]:
         if span is None:
             return
         if span.is_recording():
-            span.set_attribute("http.response.status_code", status)
-            span.set_attribute("http.response.body.size", size)
+            attributes: dict[str, AttributeValue] = {
+                "http.response.status_code": status,
+                "http.response.body.size": size,
+            }
             if status >= 500:
-                span.set_attribute("error.type", str(status))
+                attributes["error.type"] = str(status)
                 span.set_status(Status(StatusCode.ERROR))
+            span.set_attributes(attributes)
         span.end()
 
     return finalizer
