@@ -508,7 +508,10 @@ def write_chart(summary: Summary, path: Path) -> None:
     from matplotlib.figure import Figure
 
     transports = list(summary.medians)
-    fig = Figure(figsize=(5.2 * len(transports), 4.2), layout="constrained")
+    bars_shown = sum(len(variants) for variants in summary.medians.values())
+    fig = Figure(
+        figsize=(max(5.2 * len(transports), 1.15 * bars_shown + 1.5), 4.4), layout="constrained"
+    )
     FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
     axes = fig.subplots(1, len(transports), squeeze=False)[0]
     colours = {
@@ -524,7 +527,10 @@ def write_chart(summary: Summary, path: Path) -> None:
         names = list(variants)
         values = [variants[n]["rps"] for n in names]
         bars = ax.bar(
-            [VARIANTS[transport].get(n, n).replace(" ", "\n", 1) for n in names],
+            [
+                VARIANTS[transport].get(n, n).replace(" ", "\n", 1).replace(", ", "\n")
+                for n in names
+            ],
             values,
             color=[colours.get(n, "#555555") for n in names],
         )
