@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
@@ -216,14 +217,7 @@ def span_starter(tracer: trace.Tracer) -> StartSpan:
     sampler: object = getattr(tracer, "sampler", None)
     gives_ids = getattr(tracer, "id_generator", None) is sampler
     if gives_ids and isinstance(sampler, HeadSampler):
-        sampler_start = sampler.start_span
-
-        def start_sampled_first(
-            name: str, context: OtelContext, kind: SpanKind, attributes: Attributes = None
-        ) -> Span:
-            return sampler_start(tracer, name, context, kind, attributes)
-
-        return start_sampled_first
+        return partial(sampler.start_span, tracer)  # a C-level call: no frame of its own
     sdk_start = tracer.start_span
 
     def start(
