@@ -24,8 +24,6 @@ from kitpy.tracing import (
     baggage,
     call_tracing,
     grpc_client_before,
-    grpc_server_before,
-    grpc_server_finalizer,
     http_client_before,
     http_server_before,
     http_server_finalizer,
@@ -34,9 +32,7 @@ from kitpy.tracing import (
 )
 from kitpy.transport import grpc as kgrpc
 from kitpy.transport import http as khttp
-
-SERVICE = "kitpy.test.Echo"
-FULL_METHOD = f"/{SERVICE}/Say"
+from tests.tracing.grpc_rig import FULL_METHOD, SERVICE, data, serve_traced, text
 
 
 @dataclass(frozen=True)
@@ -49,14 +45,6 @@ class Relayed:
     v: str
 
 
-def text(ctx: Context, message: bytes) -> str:
-    return message.decode()
-
-
-def data(ctx: Context, value: str) -> bytes:
-    return value.encode()
-
-
 async def say(ctx: Context, request: str) -> str:
     """The last server: echoes the request with the baggage it received."""
     if request == "fail":
@@ -67,29 +55,8 @@ async def say(ctx: Context, request: str) -> str:
 
 @pytest.fixture
 async def grpc_target(spans: SpanRecorder) -> AsyncIterator[str]:
-    server = kgrpc.Server(
-        call_tracing(spans.tracer, name="say")(say),
-        text,
-        data,
-        method=FULL_METHOD,
-        before=[grpc_server_before(spans.tracer)],
-        finalizer=[grpc_server_finalizer()],
-    )
-
-    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        return await server(request, context)  # what a generated servicer method does
-
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Say": grpc.unary_unary_rpc_method_handler(handle)}
-    )
-    grpc_server = grpc.aio.server()
-    grpc_server.add_generic_rpc_handlers((handler,))
-    port = grpc_server.add_insecure_port("127.0.0.1:0")
-    await grpc_server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await grpc_server.stop(None)
+    async with serve_traced(spans.tracer, call_tracing(spans.tracer, name="say")(say)) as target:
+        yield target
 
 
 @pytest.fixture

@@ -54,8 +54,6 @@ from kitpy.tracing import (
     call_tracing,
     current_span,
     extract,
-    grpc_server_before,
-    grpc_server_finalizer,
     http_client_before,
     http_server_before,
     http_server_finalizer,
@@ -66,8 +64,8 @@ from kitpy.tracing import (
     w3c_propagator,
     with_span,
 )
-from kitpy.transport import grpc as kgrpc
 from kitpy.transport import http as khttp
+from tests.tracing.grpc_rig import FULL_METHOD, serve_traced
 
 NO_PARENT = OtelContext()
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -608,8 +606,6 @@ def test_concurrent_threads_each_get_their_own_decision_and_trace_id() -> None:
 
 # -- 9. end to end over real sockets ------------------------------------------------------
 
-SERVICE = "kitpy.test.Echo"
-FULL_METHOD = f"/{SERVICE}/Say"
 TIMEOUT_S = 10
 
 Call = Callable[[str | None], Awaitable[str]]
@@ -619,14 +615,6 @@ Call = Callable[[str | None], Awaitable[str]]
 async def seen_trace_id(ctx: Context, request: str) -> str:
     """The endpoint: answers with the trace id of its current span, in hex."""
     return f"{current_span(ctx).get_span_context().trace_id:032x}"
-
-
-def text(ctx: Context, message: bytes) -> str:
-    return message.decode()
-
-
-def data(ctx: Context, value: str) -> bytes:
-    return value.encode()
 
 
 @dataclass(frozen=True)
@@ -676,37 +664,17 @@ async def http_service(tracer: Tracer, endpoint: Endpoint[str, str]) -> AsyncIte
 @asynccontextmanager
 async def grpc_service(tracer: Tracer, endpoint: Endpoint[str, str]) -> AsyncIterator[Call]:
     """A kitpy gRPC Server on 127.0.0.1 port 0 with the tracing hooks around ``endpoint``."""
-    server = kgrpc.Server(
-        endpoint,
-        text,
-        data,
-        method=FULL_METHOD,
-        before=[grpc_server_before(tracer)],
-        finalizer=[grpc_server_finalizer()],
-    )
+    async with serve_traced(tracer, endpoint) as target:
 
-    async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        return await server(request, context)  # what a generated servicer method does
+        async def call(parent: str | None) -> str:
+            metadata = () if parent is None else (("traceparent", parent),)
+            async with grpc.aio.insecure_channel(target) as channel:
+                say: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+                say = channel.unary_unary(FULL_METHOD)
+                reply: bytes = await say(b"hi", metadata=metadata, timeout=TIMEOUT_S)
+                return reply.decode()
 
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Say": grpc.unary_unary_rpc_method_handler(handle)}
-    )
-    grpc_server = grpc.aio.server()
-    grpc_server.add_generic_rpc_handlers((handler,))
-    port = grpc_server.add_insecure_port("127.0.0.1:0")
-    await grpc_server.start()
-
-    async def call(parent: str | None) -> str:
-        metadata = () if parent is None else (("traceparent", parent),)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            say: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(FULL_METHOD)
-            reply: bytes = await say(b"hi", metadata=metadata, timeout=TIMEOUT_S)
-            return reply.decode()
-
-    try:
         yield call
-    finally:
-        await grpc_server.stop(None)
 
 
 SERVICES = {"http": http_service, "grpc": grpc_service}
