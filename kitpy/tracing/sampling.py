@@ -218,14 +218,5 @@ def span_starter(tracer: trace.Tracer) -> StartSpan:
     gives_ids = getattr(tracer, "id_generator", None) is sampler
     if gives_ids and isinstance(sampler, HeadSampler):
         return partial(sampler.start_span, tracer)  # a C-level call: no frame of its own
-    sdk_start = tracer.start_span
-
-    def start(
-        name: str, context: OtelContext, kind: SpanKind, attributes: Attributes = None
-    ) -> Span:
-        span: Span = sdk_start(
-            name, context, kind, attributes, record_exception=False, set_status_on_exception=False
-        )
-        return span
-
-    return start
+    # the SDK's own start_span: name, context, kind, attributes are its first four parameters
+    return partial(tracer.start_span, record_exception=False, set_status_on_exception=False)
