@@ -345,10 +345,12 @@ def _paths_only(make_request: Callable[..., web.BaseRequest]) -> Callable[..., w
     A function call and a comparison per request.
     """
 
-    def paths_only(message: Any, *args: Any) -> web.BaseRequest:
+    def paths_only(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:  # aiohttp's request-factory signature, spelled out: no *args tuple
         if message.method == "CONNECT" or message.path == "*":
             message = message._replace(path="/", url=_ROOT_URL)
-        return make_request(message, *args)
+        return make_request(message, payload, protocol, writer, task)
 
     return paths_only
 
