@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install run test lint typecheck pytest docs scaffold-check proto bench soak fuzz clean
+.PHONY: install run test lint typecheck pytest docs scaffold-check proto bench bench-instructions soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench: $(STAMP)
 		apt-get install -y -qq wrk >/dev/null; } || \
 		{ echo "make bench needs wrk (Debian package wrk): sudo apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python bench/report.py $(ARGS)
+
+# Instructions per request under callgrind (bench/instructions.py): a noise-free kitpy/raw ratio
+# for telling whether a change removed work; ARGS=--variants raw,kitpy,full_stack_0 to choose.
+bench-instructions: $(STAMP)
+	@for tool in valgrind wrk; do command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null && apt-get install -y -qq $$tool >/dev/null; } || \
+		{ echo "make bench-instructions needs $$tool (Debian package $$tool)" >&2; exit 1; }; done
+	$(BIN)/python bench/instructions.py $(ARGS)
 
 # Long fuzzing (not part of `make test`): hypothesis with many examples, then atheris (fuzz/).
 FUZZ_EXAMPLES ?= 2000

@@ -1,0 +1,201 @@
+"""Instructions per request: a noise-free way to compare kitpy's HTTP servers with raw aiohttp.
+
+The req/s and CPU ratios of ``bench/report.py`` move by 5-10 % from round to
+round on a small shared machine, so a change worth 1-2 % cannot be seen in
+them without many rounds.  The number of instructions a server executes per
+request hardly moves (about 1 % between runs).  This script serves each HTTP
+variant of the report (the same commands) under valgrind's callgrind tool,
+drives it with wrk, counts the instructions the server process executed
+(every thread: the event loop, the span exporter) while wrk ran, and divides
+by the requests wrk completed::
+
+    python bench/instructions.py                          # raw, kitpy, full_stack
+    python bench/instructions.py --variants raw,full_stack_0 --seconds 10
+
+It prints a table and a JSON line whose ``ir_ratio_<variant>`` keys are raw's
+instructions per request over the variant's: the same direction as the
+report's ratios (1.0 = as cheap as raw aiohttp, 0.5 = twice the work).
+
+What an instruction count does not see: time spent waiting for memory
+(cache misses), branch mispredictions, and the kernel's side of system calls.
+A variant that executes a few percent more instructions can take several
+percent more CPU time; the report's figures stay the ones the targets are
+set on.  Use this to tell whether a change removed work, then the report to
+see what it is worth.  Needs ``valgrind`` (Debian package ``valgrind``) and
+``wrk``; under valgrind a server runs about 50 times slower, so a run of
+10 s serves a few thousand requests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+# bench/jwt.py must not shadow pyjwt; the repository root must be importable.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
+sys.path.insert(0, os.path.dirname(_BENCH_DIR))
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import http_server, report
+from bench.fullstack import bench_token
+
+__all__ = ["Count", "count_instructions", "main", "parse_totals", "wrk_requests"]
+
+VALGRIND = "valgrind"
+CALLGRIND_CONTROL = "callgrind_control"
+DEFAULT_VARIANTS = ("raw", "kitpy", "full_stack")
+START_TIMEOUT = 180.0  # seconds for a server to start under valgrind (imports are slow there)
+
+
+@dataclass(frozen=True)
+class Count:
+    """What one measured wrk run cost the server: instructions over requests."""
+
+    requests: int
+    instructions: int
+
+    @property
+    def per_request(self) -> float:
+        return self.instructions / self.requests
+
+
+def parse_totals(text: str) -> int:
+    """The instruction total (``Ir``) of a callgrind output file's text.
+
+    Example::
+
+        parse_totals("events: Ir\\nsummary: 1200\\n")   # 1200
+    """
+    events: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("totals:", "summary:")):
+            if "Ir" not in events:
+                raise ValueError("the callgrind output counts no Ir event")
+            return int(line.split()[1:][events.index("Ir")])
+    raise ValueError("no totals: or summary: line in the callgrind output")
+
+
+def wrk_requests(output: str) -> int:
+    """The requests wrk completed (``N requests in ...``); errors if any answer was not 2xx."""
+    if re.search(r"Non-2xx or 3xx responses:\s+\d+", output):
+        raise RuntimeError(f"wrk saw error responses:\n{output}")
+    match = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no request count:\n{output}")
+    return int(match.group(1))
+
+
+def _wrk(port: int, seconds: float, script: Path) -> str:
+    return subprocess.run(
+        [http_server.WRK, "-t1", f"-c{http_server.CONNECTIONS}", f"-d{max(1, round(seconds))}s",
+         "-s", str(script), f"http://127.0.0.1:{port}{http_server.PATH}"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+
+
+def _control(option: str, pid: int) -> None:
+    """Tell the callgrind of process ``pid`` to do ``option`` (``--instr=on``, ``--dump``)."""
+    subprocess.run([CALLGRIND_CONTROL, option, str(pid)], check=True, capture_output=True,
+                   timeout=120)  # fmt: skip
+
+
+def count_instructions(
+    command: Sequence[str], *, script: Path, out_dir: Path, seconds: float, warmup: float
+) -> Count:
+    """Serve ``command`` under callgrind; count its instructions during ``seconds`` of wrk.
+
+    Instrumentation is off while the server starts and warms up (``warmup``
+    seconds of wrk), on for the measured run, then the counts are dumped.
+    """
+    out = out_dir / "callgrind.out"
+    proc = subprocess.Popen(
+        [VALGRIND, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         *command],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the port, once the server listens
+        if not line.strip().isdigit():
+            raise RuntimeError(f"{' '.join(command)} did not start under valgrind: {line!r}")
+        port = int(line)
+        _wrk(port, warmup, script)
+        _control("--instr=on", proc.pid)
+        requests = wrk_requests(_wrk(port, seconds, script))
+        _control("--dump", proc.pid)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    dumps = sorted(out_dir.glob("callgrind.out.*"))  # the dump asked for: callgrind.out.1
+    if not dumps:
+        raise RuntimeError("callgrind wrote no dump")
+    return Count(requests, parse_totals(dumps[0].read_text(errors="replace")))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from {', '.join(report.VARIANTS['http'])} (fastapi excepted)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured wrk seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="wrk seconds before counting")
+    args = parser.parse_args(argv)
+    for tool in (VALGRIND, CALLGRIND_CONTROL, http_server.WRK):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: apt-get install valgrind wrk")
+    commands = report.http_commands()
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in commands or n == "fastapi"]
+    if unknown:
+        sys.exit(f"unknown variants {unknown}; choose from {sorted(set(commands) - {'fastapi'})}")
+    if "raw" not in names:
+        names.insert(0, "raw")
+    counts: dict[str, Count] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(http_server.BODY.decode())}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {bench_token()}"\n'
+        )
+        for name in names:
+            out_dir = Path(tmp) / name
+            out_dir.mkdir()
+            counts[name] = count_instructions(
+                commands[name], script=script, out_dir=out_dir,
+                seconds=args.seconds, warmup=args.warmup,
+            )  # fmt: skip
+            c = counts[name]
+            print(f"{name:>15}  {c.requests:>6} requests  {c.per_request:>10,.0f} per request",
+                  flush=True)  # fmt: skip
+    raw = counts["raw"].per_request
+    figures: dict[str, object] = {"bench": "instructions"}
+    for name, c in counts.items():
+        figures[f"{name}_instructions_per_request"] = round(c.per_request)
+        if name != "raw":
+            figures[f"ir_ratio_{name}"] = round(raw / c.per_request, 3)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

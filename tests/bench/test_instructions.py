@@ -1,0 +1,64 @@
+"""bench/instructions.py's reading of callgrind and wrk output (the tool itself runs by hand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import instructions
+
+CALLGRIND_OUT = """\
+# callgrind format
+version: 1
+creator: callgrind-3.24.0
+pid: 4242
+cmd:  python bench/http_server.py --serve raw
+part: 1
+positions: line
+events: Ir Dr
+summary: 123456789 555
+fl= (1) ???
+fn= (1) 0x0000000000001000
+0 10 1
+totals: 123456789 555
+"""
+
+
+def test_parse_totals_reads_the_ir_column() -> None:
+    assert instructions.parse_totals(CALLGRIND_OUT) == 123456789
+
+
+def test_parse_totals_picks_ir_when_it_is_not_the_first_event() -> None:
+    assert instructions.parse_totals("events: Dr Ir\nsummary: 7 42\n") == 42
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("events: Ir\n", "no totals"), ("events: Dr\ntotals: 5\n", "no Ir")],
+)
+def test_parse_totals_refuses_what_it_cannot_read(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        instructions.parse_totals(text)
+
+
+WRK_OUT = """\
+Running 10s test @ http://127.0.0.1:4000/uppercase
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    45.12ms   10.21ms  90.00ms   70.00%
+  3596 requests in 10.01s, 700.00KB read
+Requests/sec:    359.24
+"""
+
+
+def test_wrk_requests_counts_completed_requests() -> None:
+    assert instructions.wrk_requests(WRK_OUT) == 3596
+
+
+def test_wrk_requests_refuses_a_run_with_errors() -> None:
+    failing = WRK_OUT.replace("Requests/sec", "  Non-2xx or 3xx responses: 12\nRequests/sec")
+    with pytest.raises(RuntimeError, match="error responses"):
+        instructions.wrk_requests(failing)
+
+
+def test_count_per_request() -> None:
+    assert instructions.Count(requests=4, instructions=1000).per_request == 250.0
