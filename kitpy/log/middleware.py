@@ -68,9 +68,6 @@ def call_logging(
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         known = name if name is not None else endpoint_name(next)
 
-        def extra_fields(ctx: Context) -> Mapping[str, Any]:
-            return fields(ctx) if fields is not None else _NO_FIELDS
-
         def line_fields(ctx: Context, extra: Mapping[str, Any]) -> dict[str, Any]:
             """``method``, the ``extra`` fields and the request id (which wins over a field)."""
             out: dict[str, Any] = dict(extra)
@@ -85,7 +82,7 @@ def call_logging(
             try:
                 response = await next(ctx, request)
             except BaseException as exc:
-                line = line_fields(ctx, extra_fields(ctx))
+                line = line_fields(ctx, fields(ctx) if fields is not None else _NO_FIELDS)
                 _log_failure(logger, event, exc, took=clock() - start, **line)
                 raise
             took = clock() - start
@@ -96,7 +93,7 @@ def call_logging(
                 else:
                     info(event, method=known, took=took, code="OK", request_id=request_id)
                 return response
-            extra = extra_fields(ctx)
+            extra = fields(ctx) if fields is not None else _NO_FIELDS
             if known is None or "method" in extra or "request_id" in extra:
                 info(event, took=took, code="OK", **line_fields(ctx, extra))
                 return response

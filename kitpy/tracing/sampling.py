@@ -62,6 +62,7 @@ _RANDOM_BIT = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))  # W3C level 2; SDK
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 _RECORDED = frozenset({Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE})
 _DROPPED = TraceFlags(TraceFlags.DEFAULT)
+_NO_PARENT = trace.INVALID_SPAN_CONTEXT
 _DROPPED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM_BIT)
 
 
@@ -171,8 +172,10 @@ class HeadSampler(Sampler, IdGenerator):
         A dropped span is a ``NonRecordingSpan`` with fresh ids; a recorded one
         is the SDK's, started with the trace id and decision made here.
         """
-        parent = trace.get_current_span(context).get_span_context()
-        if parent.is_valid:
+        # an empty context (no remote parent, no baggage: most requests) holds no span to look up
+        parent = trace.get_current_span(context).get_span_context() if context else _NO_PARENT
+        continued = parent.is_valid
+        if continued:
             trace_id = parent.trace_id
             random_id = bool(parent.trace_flags & _RANDOM_BIT)
         else:
@@ -186,7 +189,7 @@ class HeadSampler(Sampler, IdGenerator):
             return self._dropped(trace_id, random_id, result.trace_state)
         handoff = self._handoff
         handoff.decided = (trace_id, result)
-        handoff.trace_id = None if parent.is_valid else trace_id
+        handoff.trace_id = None if continued else trace_id
         try:
             return tracer.start_span(
                 name,
