@@ -86,9 +86,12 @@ def _operation(ctx: Context) -> str:
     return f"{request.method} {route or request.path}"
 
 
+_BYTES = (bytes, bytearray)  # a tuple: ``bytes | bytearray`` would build a union per call
+
+
 def _body_size(response: web.StreamResponse) -> int:
     body = getattr(response, "body", None)
-    if isinstance(body, bytes | bytearray):
+    if isinstance(body, _BYTES):
         return len(body)
     length = response.content_length
     return length if length is not None else 0
