@@ -56,8 +56,8 @@ bench: $(STAMP)
 		{ echo "make bench needs wrk (Debian package wrk): sudo apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python bench/report.py $(ARGS)
 
-# Instructions per request under callgrind (bench/instructions.py): a noise-free kitpy/raw ratio
-# for telling whether a change removed work; ARGS=--variants raw,kitpy,full_stack_0 to choose.
+# Instructions per request under callgrind (bench/instructions.py): a noise-free kitpy/raw ratio;
+# ARGS="--transport grpc --variants kitpy,full_stack_0" to choose what is counted.
 bench-instructions: $(STAMP)
 	@for tool in valgrind wrk; do command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		command -v apt-get >/dev/null && apt-get install -y -qq $$tool >/dev/null; } || \

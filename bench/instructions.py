@@ -1,29 +1,30 @@
-"""Instructions per request: a noise-free way to compare kitpy's HTTP servers with raw aiohttp.
+"""Instructions per request: a noise-free comparison of kitpy's servers with raw ones.
 
 The req/s and CPU ratios of ``bench/report.py`` move by 5-10 % from round to
 round on a small shared machine, so a change worth 1-2 % cannot be seen in
 them without many rounds.  The number of instructions a server executes per
-request hardly moves (about 1 % between runs).  This script serves each HTTP
+request hardly moves (about 1 % between runs).  This script serves each
 variant of the report (the same commands) under valgrind's callgrind tool,
-drives it with wrk, counts the instructions the server process executed
-(every thread: the event loop, the span exporter) while wrk ran, and divides
-by the requests wrk completed::
+loads it -- HTTP with wrk, gRPC with ``bench/grpc_server.py``'s client --
+counts the instructions the server process executed (every thread: the event
+loop, grpc's own threads, the span exporter) while the measured load ran, and
+divides by the requests served::
 
-    python bench/instructions.py                          # raw, kitpy, full_stack
-    python bench/instructions.py --variants raw,full_stack_0 --seconds 10
+    python bench/instructions.py                          # HTTP: raw, kitpy, full_stack
+    python bench/instructions.py --transport grpc --variants kitpy,full_stack_0
 
-It prints a table and a JSON line whose ``ir_ratio_<variant>`` keys are raw's
-instructions per request over the variant's: the same direction as the
-report's ratios (1.0 = as cheap as raw aiohttp, 0.5 = twice the work).
+It prints a line per variant and a JSON line whose ``ir_ratio_<variant>`` keys
+are raw's instructions per request over the variant's: the same direction as
+the report's ratios (1.0 = as little work as raw, 0.5 = twice the work).
 
 What an instruction count does not see: time spent waiting for memory
 (cache misses), branch mispredictions, and the kernel's side of system calls.
 A variant that executes a few percent more instructions can take several
 percent more CPU time; the report's figures stay the ones the targets are
 set on.  Use this to tell whether a change removed work, then the report to
-see what it is worth.  Needs ``valgrind`` (Debian package ``valgrind``) and
-``wrk``; under valgrind a server runs about 50 times slower, so a run of
-10 s serves a few thousand requests.
+see what it is worth.  Needs ``valgrind`` (Debian package ``valgrind``) and,
+for HTTP, ``wrk``; under valgrind a server runs about 50 times slower, so a
+run of 10 s serves one to a few thousand requests.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_
 sys.path.insert(0, os.path.dirname(_BENCH_DIR))
 
 import argparse
+import asyncio
 import json
 import re
 import shutil
@@ -46,10 +48,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import http_server, report
+from bench import grpc_server, http_server, report
 from bench.fullstack import bench_token
 
-__all__ = ["Count", "count_instructions", "main", "parse_totals", "wrk_requests"]
+__all__ = ["Count", "count_grpc", "count_http", "main", "measure", "parse_totals", "wrk_requests"]
 
 VALGRIND = "valgrind"
 CALLGRIND_CONTROL = "callgrind_control"
@@ -111,7 +113,25 @@ def _control(option: str, pid: int) -> None:
                    timeout=120)  # fmt: skip
 
 
-def count_instructions(
+def _under_callgrind(command: Sequence[str], out_dir: Path) -> list[str]:
+    """``command`` run by callgrind, counting nothing until told; its messages to a file."""
+    return [
+        VALGRIND, "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_dir / 'callgrind.out'}",
+        f"--log-file={out_dir / 'valgrind.log'}",
+        *command,
+    ]  # fmt: skip
+
+
+def _dumped(out_dir: Path) -> int:
+    """The instructions in the dump asked for (``callgrind.out.1``, written by ``--dump``)."""
+    dumps = sorted(out_dir.glob("callgrind.out.*"))
+    if not dumps:
+        raise RuntimeError(f"callgrind wrote no dump; see {out_dir / 'valgrind.log'}")
+    return parse_totals(dumps[0].read_text(errors="replace"))
+
+
+def count_http(
     command: Sequence[str], *, script: Path, out_dir: Path, seconds: float, warmup: float
 ) -> Count:
     """Serve ``command`` under callgrind; count its instructions during ``seconds`` of wrk.
@@ -119,11 +139,9 @@ def count_instructions(
     Instrumentation is off while the server starts and warms up (``warmup``
     seconds of wrk), on for the measured run, then the counts are dumped.
     """
-    out = out_dir / "callgrind.out"
     proc = subprocess.Popen(
-        [VALGRIND, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-         *command],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        _under_callgrind(command, out_dir),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -143,32 +161,44 @@ def count_instructions(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    dumps = sorted(out_dir.glob("callgrind.out.*"))  # the dump asked for: callgrind.out.1
-    if not dumps:
-        raise RuntimeError("callgrind wrote no dump")
-    return Count(requests, parse_totals(dumps[0].read_text(errors="replace")))
+    return Count(requests, _dumped(out_dir))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--variants",
-        default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {', '.join(report.VARIANTS['http'])} (fastapi excepted)",
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured wrk seconds")
-    parser.add_argument("--warmup", type=float, default=3.0, help="wrk seconds before counting")
-    args = parser.parse_args(argv)
-    for tool in (VALGRIND, CALLGRIND_CONTROL, http_server.WRK):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is missing: apt-get install valgrind wrk")
-    commands = report.http_commands()
-    names = [n for n in args.variants.split(",") if n]
-    unknown = [n for n in names if n not in commands or n == "fastapi"]
-    if unknown:
-        sys.exit(f"unknown variants {unknown}; choose from {sorted(set(commands) - {'fastapi'})}")
-    if "raw" not in names:
-        names.insert(0, "raw")
+async def count_grpc(
+    name: str,
+    command: Sequence[str],
+    *,
+    metadata: tuple[tuple[str, str], ...],
+    out_dir: Path,
+    seconds: float,
+    warmup: float,
+) -> Count:
+    """As :func:`count_http`, for a gRPC server loaded by ``bench/grpc_server.py``'s client."""
+    target = grpc_server.Target(name, command=_under_callgrind(command, out_dir), metadata=metadata)
+    try:
+        await target.round(warmup)
+        _control("--instr=on", target.proc.pid)
+        calls = int((await target.round(seconds))["calls"])
+        _control("--dump", target.proc.pid)
+    finally:
+        await target.close()
+    return Count(calls, _dumped(out_dir))
+
+
+def _commands(transport: str) -> dict[str, list[str]]:
+    """variant -> server command, as the report starts them (FastAPI left out: not kitpy)."""
+    if transport == "http":
+        return {n: c for n, c in report.http_commands().items() if n != "fastapi"}
+    own = [sys.executable, grpc_server.__file__, "--serve"]  # grpc_server.py's own variants
+    return {n: c or [*own, n] for n, c in report.grpc_commands().items()}
+
+
+async def measure(
+    transport: str, names: Sequence[str], seconds: float, warmup: float
+) -> dict[str, Count]:
+    """Count every variant in ``names`` of ``transport``, one after the other."""
+    commands = _commands(transport)
+    token = bench_token()
     counts: dict[str, Count] = {}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
@@ -176,20 +206,49 @@ def main(argv: Sequence[str] | None = None) -> None:
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(http_server.BODY.decode())}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {bench_token()}"\n'
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         )
         for name in names:
             out_dir = Path(tmp) / name
             out_dir.mkdir()
-            counts[name] = count_instructions(
-                commands[name], script=script, out_dir=out_dir,
-                seconds=args.seconds, warmup=args.warmup,
-            )  # fmt: skip
-            c = counts[name]
-            print(f"{name:>15}  {c.requests:>6} requests  {c.per_request:>10,.0f} per request",
-                  flush=True)  # fmt: skip
+            if transport == "http":
+                count = count_http(commands[name], script=script, out_dir=out_dir,
+                                   seconds=seconds, warmup=warmup)  # fmt: skip
+            else:
+                count = await count_grpc(
+                    name, commands[name], metadata=(("authorization", f"Bearer {token}"),),
+                    out_dir=out_dir, seconds=seconds, warmup=warmup,
+                )  # fmt: skip
+            counts[name] = count
+            print(f"{transport} {name:>15}  {count.requests:>6} requests  "
+                  f"{count.per_request:>10,.0f} per request", flush=True)  # fmt: skip
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--transport", choices=("http", "grpc"), default="http")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help="comma-separated variants of the report (raw is always counted)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured load seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="load seconds before counting")
+    args = parser.parse_args(argv)
+    for tool in (VALGRIND, CALLGRIND_CONTROL, *([http_server.WRK] * (args.transport == "http"))):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: apt-get install valgrind wrk")
+    commands = _commands(args.transport)
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in commands]
+    if unknown:
+        sys.exit(f"unknown variants {unknown}; choose from {sorted(commands)}")
+    if "raw" not in names:
+        names.insert(0, "raw")
+    counts = asyncio.run(measure(args.transport, names, args.seconds, args.warmup))
     raw = counts["raw"].per_request
-    figures: dict[str, object] = {"bench": "instructions"}
+    figures: dict[str, object] = {"bench": "instructions", "transport": args.transport}
     for name, c in counts.items():
         figures[f"{name}_instructions_per_request"] = round(c.per_request)
         if name != "raw":
