@@ -62,8 +62,8 @@ _RANDOM_BIT = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))  # W3C level 2; SDK
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 _RECORDED = frozenset({Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE})
 _DROPPED = TraceFlags(TraceFlags.DEFAULT)
-_NO_PARENT = trace.INVALID_SPAN_CONTEXT
 _DROPPED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM_BIT)
+_NO_PARENT = trace.INVALID_SPAN_CONTEXT
 
 
 class HeadSampler(Sampler, IdGenerator):

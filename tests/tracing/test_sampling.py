@@ -489,23 +489,26 @@ async def test_a_user_span_inside_a_traced_call_follows_its_parent() -> None:
 def test_head_sampler_ratio_decides_as_parent_based_trace_id_ratio() -> None:
     kitpy_rig = make_rig_for(HeadSampler.ratio(0.3, ids=SeededIds(7)))
     sdk_rig = make_rig(ParentBased(TraceIdRatioBased(0.3)), head=False, ids=SeededIds(7))
-    parents = [NO_PARENT] + [
+    baggage_only = extract(w3c_propagator(), {"baggage": "tenant=acme"})  # a root, not empty
+    assert baggage_only
+    parents = [NO_PARENT, baggage_only] + [
         extract(w3c_propagator(), {"traceparent": traceparent(flags)}) for flags in ["00", "01"]
     ]
 
     def outcomes(rig: Rig) -> list[tuple[int, bool, str]]:
-        """(trace id, sampled, traceparent flags) of 600 spans: new roots and remote children."""
+        """(trace id, sampled, traceparent flags) of 800 spans: new roots and remote children."""
         found = []
-        for i in range(600):
-            span = run_span(rig.tracer, "GET /", parent=parents[i % 3])
+        for i in range(800):
+            span = run_span(rig.tracer, "GET /", parent=parents[i % 4])
             sampled = span.get_span_context().trace_flags.sampled
             found.append((ids_of(span)[0], sampled, propagated(span)[-2:]))
         return found
 
     kitpy_outcomes = outcomes(kitpy_rig)
     assert kitpy_outcomes == outcomes(sdk_rig)  # the same trace ids, decisions and flags
-    roots_sampled = sum(sampled for _, sampled, _ in kitpy_outcomes[::3])
-    assert 40 <= roots_sampled <= 80  # ~0.3 of 200
+    roots = [outcome for i, outcome in enumerate(kitpy_outcomes) if i % 4 < 2]
+    roots_sampled = sum(sampled for _, sampled, _ in roots)
+    assert 80 <= roots_sampled <= 160  # ~0.3 of 400
     sampled = [trace_id for trace_id, sampled, _ in kitpy_outcomes if sampled]
     assert [ids_of(span)[0] for span in kitpy_rig.exported()] == sampled
 
