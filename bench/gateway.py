@@ -87,7 +87,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: make `bench`, `examples` importable
+# run as a script from anywhere: `bench`, `examples` importable, and bench/jwt.py (first on the
+# path as this script's folder) must not shadow pyjwt's `jwt`, which kitpy.auth.jwt imports
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
 import aiohttp
 import grpc
@@ -98,7 +101,15 @@ from google.protobuf import descriptor_pb2, json_format
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from bench.grpc_server import RawServicer
-from bench.http_server import BODY, CONNECTIONS, WRK, cpu_seconds, cpu_split, pin
+from bench.http_server import (
+    BODY,
+    CONNECTIONS,
+    WRK,
+    cpu_seconds,
+    cpu_split,
+    pin,
+    write_wrk_script,
+)
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
 from kitpy.gateway.headers import HOP_BY_HOP
@@ -707,12 +718,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     upstreams: dict[str, Process] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        script = workdir / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(BODY.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+        script = write_wrk_script(workdir / "post.lua")
         results: list[dict[str, Result]] = []
         try:
             upstreams["http"] = start_python("upstream_http", load_cpus)

@@ -229,6 +229,19 @@ def _latency_ms(text: str, pct: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
 
+def write_wrk_script(path: Path, *, token: str | None = None) -> Path:
+    """Write the wrk Lua script that POSTs :data:`BODY` as JSON (with a bearer ``token``)."""
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(BODY.decode())}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    if token is not None:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {token}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def run_wrk(port: int, seconds: float, script: Path) -> Result:
     out = subprocess.run(
         [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
@@ -314,12 +327,7 @@ def main() -> None:
     extra = [f"--variant={v}" for v in args.variant]
     names = list(VARIANTS)
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(BODY.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+        script = write_wrk_script(Path(tmp) / "post.lua")
         use_wrk = shutil.which(WRK) is not None
 
         servers: dict[str, tuple[subprocess.Popen[str], int]] = {}

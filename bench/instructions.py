@@ -201,13 +201,7 @@ async def measure(
     token = bench_token()
     counts: dict[str, Count] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(http_server.BODY.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-        )
+        script = http_server.write_wrk_script(Path(tmp) / "post.lua", token=token)
         for name in names:
             out_dir = Path(tmp) / name
             out_dir.mkdir()

@@ -279,13 +279,7 @@ def measure_http(
     # HTTP servers share one CPU, wrk the others (as in http_server.py), FastAPI's included
     server_cpus = http_server.cpu_split()[0]
     with tempfile.TemporaryDirectory() as tmp, running(servers, server_cpus) as procs:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(http_server.BODY.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-        )
+        script = http_server.write_wrk_script(Path(tmp) / "post.lua", token=token)
 
         def load(name: str, seconds: float) -> Round:
             p = procs[name]
