@@ -210,6 +210,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu_us: float = float("nan")  # server CPU time per request
+    requests: int = 0  # requests completed (wrk's count, or the Python generator's)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -249,11 +250,22 @@ def run_wrk(port: int, seconds: float, script: Path) -> Result:
         capture_output=True, text=True, check=True, timeout=seconds + 30,
         preexec_fn=lambda: pin(cpu_split()[1]),
     ).stdout  # fmt: skip
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> Result:
+    """req/s, p50, p99 and the request count of wrk's output; RuntimeError if any was not 2xx."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if rps is None or non2xx is not None:
+    if rps is None or requests is None or non2xx is not None:
         raise RuntimeError(f"wrk failed or saw errors:\n{out}")
-    return Result(float(rps.group(1)), _latency_ms(out, "50"), _latency_ms(out, "99"))
+    return Result(
+        float(rps.group(1)),
+        _latency_ms(out, "50"),
+        _latency_ms(out, "99"),
+        requests=int(requests.group(1)),
+    )
 
 
 async def _python_load(port: int, seconds: float, extra_headers: dict[str, str]) -> Result:
@@ -280,6 +292,7 @@ async def _python_load(port: int, seconds: float, extra_headers: dict[str, str])
         len(latencies) / elapsed,
         latencies[len(latencies) // 2] * 1000,
         latencies[int(len(latencies) * 0.99)] * 1000,
+        requests=len(latencies),
     )
 
 

@@ -40,7 +40,6 @@ sys.path.insert(0, os.path.dirname(_BENCH_DIR))
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -51,17 +50,16 @@ from pathlib import Path
 from bench import grpc_server, http_server, report
 from bench.fullstack import bench_token
 
-__all__ = ["Count", "count_grpc", "count_http", "main", "measure", "parse_totals", "wrk_requests"]
+__all__ = ["Count", "count_grpc", "count_http", "main", "measure", "parse_totals"]
 
 VALGRIND = "valgrind"
 CALLGRIND_CONTROL = "callgrind_control"
 DEFAULT_VARIANTS = ("raw", "kitpy", "full_stack")
-START_TIMEOUT = 180.0  # seconds for a server to start under valgrind (imports are slow there)
 
 
 @dataclass(frozen=True)
 class Count:
-    """What one measured wrk run cost the server: instructions over requests."""
+    """What one measured load cost the server: its instructions and the requests it served."""
 
     requests: int
     instructions: int
@@ -87,24 +85,6 @@ def parse_totals(text: str) -> int:
                 raise ValueError("the callgrind output counts no Ir event")
             return int(line.split()[1:][events.index("Ir")])
     raise ValueError("no totals: or summary: line in the callgrind output")
-
-
-def wrk_requests(output: str) -> int:
-    """The requests wrk completed (``N requests in ...``); errors if any answer was not 2xx."""
-    if re.search(r"Non-2xx or 3xx responses:\s+\d+", output):
-        raise RuntimeError(f"wrk saw error responses:\n{output}")
-    match = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"wrk printed no request count:\n{output}")
-    return int(match.group(1))
-
-
-def _wrk(port: int, seconds: float, script: Path) -> str:
-    return subprocess.run(
-        [http_server.WRK, "-t1", f"-c{http_server.CONNECTIONS}", f"-d{max(1, round(seconds))}s",
-         "-s", str(script), f"http://127.0.0.1:{port}{http_server.PATH}"],
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
-    ).stdout  # fmt: skip
 
 
 def _control(option: str, pid: int) -> None:
@@ -149,9 +129,9 @@ def count_http(
         if not line.strip().isdigit():
             raise RuntimeError(f"{' '.join(command)} did not start under valgrind: {line!r}")
         port = int(line)
-        _wrk(port, warmup, script)
+        http_server.run_wrk(port, warmup, script)
         _control("--instr=on", proc.pid)
-        requests = wrk_requests(_wrk(port, seconds, script))
+        requests = http_server.run_wrk(port, seconds, script).requests
         _control("--dump", proc.pid)
     finally:
         if proc.stdin is not None:

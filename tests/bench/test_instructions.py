@@ -1,10 +1,10 @@
-"""bench/instructions.py's reading of callgrind and wrk output (the tool itself runs by hand)."""
+"""The reading of callgrind output (bench/instructions.py) and of wrk's (bench/http_server.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import instructions
+from bench import http_server, instructions
 
 CALLGRIND_OUT = """\
 # callgrind format
@@ -45,19 +45,24 @@ Running 10s test @ http://127.0.0.1:4000/uppercase
   1 threads and 16 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
     Latency    45.12ms   10.21ms  90.00ms   70.00%
+  Latency Distribution
+     50%    2.50ms
+     99%   90.00ms
   3596 requests in 10.01s, 700.00KB read
 Requests/sec:    359.24
 """
 
 
-def test_wrk_requests_counts_completed_requests() -> None:
-    assert instructions.wrk_requests(WRK_OUT) == 3596
+def test_parse_wrk_reads_rate_latencies_and_the_request_count() -> None:
+    result = http_server.parse_wrk(WRK_OUT)
+    assert (result.requests, result.rps) == (3596, 359.24)
+    assert (result.p50_ms, result.p99_ms) == (2.5, 90.0)
 
 
-def test_wrk_requests_refuses_a_run_with_errors() -> None:
+def test_parse_wrk_refuses_a_run_with_errors() -> None:
     failing = WRK_OUT.replace("Requests/sec", "  Non-2xx or 3xx responses: 12\nRequests/sec")
-    with pytest.raises(RuntimeError, match="error responses"):
-        instructions.wrk_requests(failing)
+    with pytest.raises(RuntimeError, match="saw errors"):
+        http_server.parse_wrk(failing)
 
 
 def test_count_per_request() -> None:
