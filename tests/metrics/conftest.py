@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +13,26 @@ import pytest
 from tests.servers import ServerProcess, free_port, require_binary, start_server
 
 SCRAPE_INTERVAL = "250ms"
+READY_TIMEOUT = 30.0
+
+
+def wait_until_ready(port: int, *, timeout: float = READY_TIMEOUT) -> None:
+    """Wait until Prometheus on ``port`` says it is ready (``GET /-/ready`` is 200).
+
+    It listens before its storage is open and answers queries 503 until then,
+    so an open port is not enough.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # 503 (HTTPError is a URLError) or not accepting yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"prometheus on port {port} was not ready within {timeout}s")
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -53,5 +76,10 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
         workdir=workdir,
         name="prometheus",
     )
+    try:
+        wait_until_ready(port)
+    except TimeoutError:
+        server.stop()
+        raise
     yield PrometheusServer(server, target_port)
     server.stop()
