@@ -10,16 +10,20 @@ Usage::
 The gateway turns the Connect call into a gRPC call to a stringsvc instance.  The
 client needs no generated Connect stubs: a ``MethodInfo`` naming the method and its
 message classes (stringsvc's generated ``*_pb2`` module) is enough.
+
+It uses connect-python's blocking client.  Its asyncio client answers through a
+thread of pyqwest's Rust runtime that may still be handing the reply to the event
+loop when a short script like this one ends; the interpreter then stops that thread
+mid-call and the process aborts (exit status 134) after printing the answer.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
-from connectrpc.client import ConnectClient
+from connectrpc.client import ConnectClientSync
 from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo
 
@@ -39,14 +43,14 @@ UPPERCASE: MethodInfo[pb.UppercaseRequest, pb.UppercaseResponse] = MethodInfo(
 """stringsvc's Uppercase method, as connect-python calls it."""
 
 
-async def uppercase(s: str, *, url: str = DEFAULT_URL, json: bool = False) -> str:
+def uppercase(s: str, *, url: str = DEFAULT_URL, json: bool = False) -> str:
     """``s`` upper-cased by a stringsvc instance behind the gateway at ``url``.
 
     ``json`` sends Connect JSON instead of binary protobuf.  A failed call raises
     :class:`connectrpc.errors.ConnectError` (``invalid_argument`` for an empty ``s``).
     """
-    async with ConnectClient(url, proto_json=json, timeout_ms=2000) as client:
-        reply = await client.execute_unary(request=pb.UppercaseRequest(s=s), method=UPPERCASE)
+    with ConnectClientSync(url, proto_json=json, timeout_ms=2000) as client:
+        reply = client.execute_unary(request=pb.UppercaseRequest(s=s), method=UPPERCASE)
     return reply.v
 
 
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="Connect JSON instead of protobuf")
     args = parser.parse_args(argv)
     try:
-        print(asyncio.run(uppercase(args.text, url=args.url, json=args.json)))
+        print(uppercase(args.text, url=args.url, json=args.json))
     except ConnectError as exc:
         print(f"{exc.code.value}: {exc.message}", file=sys.stderr)
         raise SystemExit(1) from None
