@@ -774,6 +774,12 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.testing.tracing": [
         "SpanRecorder",
     ],
+    "kitpy.timeouts": [
+        "MAX_TICK",
+        "MIN_TICK",
+        "TimeoutWheel",
+        "WheelTimeout",
+    ],
     "kitpy.tracing": [
         "HeadSampler",
         "OTEL_CONTEXT",

@@ -36,7 +36,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
@@ -54,6 +53,7 @@ from kitpy.gateway.exchange import BadGateway, Exchange
 from kitpy.gateway.headers import response_headers
 from kitpy.resilience.budget import RetryBudget
 from kitpy.sd import P2C, Closer, Endpointer, ErrorReporter, Instance, Instancer
+from kitpy.timeouts import TimeoutWheel
 from kitpy.transport.http.keys import REQUEST_ID_HEADER, TIMEOUT_HEADER, format_timeout
 
 __all__ = [
@@ -117,7 +117,7 @@ def default_breaker(name: str, instance: Instance) -> CircuitBreaker:
 class _Forward:
     """The endpoint for one instance: send the exchange there, relay the answer to the caller."""
 
-    __slots__ = ("_base", "_breaker", "_name", "_session", "_timeout")
+    __slots__ = ("_base", "_breaker", "_name", "_session", "_timeout", "_timeouts")
 
     def __init__(
         self,
@@ -127,12 +127,14 @@ class _Forward:
         *,
         name: str,
         connect_timeout: float,
+        timeouts: TimeoutWheel,
     ) -> None:
         self._session = session
         self._base = base
         self._breaker = breaker
         self._name = name
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+        self._timeouts = timeouts
 
     async def __call__(self, ctx: Context, exchange: Exchange) -> web.StreamResponse:
         breaker = self._breaker
@@ -162,7 +164,7 @@ class _Forward:
         if remaining <= 0:
             raise DeadlineExceeded("deadline exceeded before the request was forwarded")
         exchange.headers[TIMEOUT_HEADER] = format_timeout(remaining)
-        timer = asyncio.timeout(remaining)
+        timer = self._timeouts.timeout(remaining)
         try:
             async with timer:
                 return await self._exchange(exchange)
@@ -332,6 +334,7 @@ class UpstreamPool(InstancePool[Exchange, web.StreamResponse]):
         self._scheme = scheme
         self._make_breaker = breaker
         self._connect_timeout = connect_timeout
+        self._timeouts = TimeoutWheel()  # every attempt's deadline, on timers shared per tick
         self._breakers: dict[Instance, Breaker] = {}
         self._endpointer: Endpointer[Exchange, web.StreamResponse] = Endpointer(
             instancer, self._factory, invalidate_on_error=invalidate_on_error, on_error=on_error
@@ -353,7 +356,12 @@ class UpstreamPool(InstancePool[Exchange, web.StreamResponse]):
                 del self._breakers[instance]
 
         forward = _Forward(
-            self.session, base, breaker, name=self.name, connect_timeout=self._connect_timeout
+            self.session,
+            base,
+            breaker,
+            name=self.name,
+            connect_timeout=self._connect_timeout,
+            timeouts=self._timeouts,
         )
         return forward, forget
 

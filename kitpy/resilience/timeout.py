@@ -9,11 +9,10 @@ A call whose deadline has already passed fails at once without being made.
 
 from __future__ import annotations
 
-import asyncio
-
 from kitpy.context import Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
 from kitpy.errors import DeadlineExceeded
+from kitpy.timeouts import TimeoutWheel
 
 __all__ = ["timeout"]
 
@@ -35,6 +34,8 @@ def timeout(seconds: float) -> GenericMiddleware:
     if seconds <= 0:
         raise ValueError("timeout must be positive")
 
+    timeouts = TimeoutWheel()  # the calls' timers, shared per tick
+
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         async def endpoint(ctx: Context, request: Req) -> Resp:
             now = ctx.clock()
@@ -42,7 +43,7 @@ def timeout(seconds: float) -> GenericMiddleware:
             remaining = seconds if ctx.deadline is None else ctx.deadline - now
             if remaining <= 0:
                 raise DeadlineExceeded("deadline already passed")
-            cm = asyncio.timeout(remaining)
+            cm = timeouts.timeout(remaining)
             try:
                 async with cm:
                     return await next(ctx, request)

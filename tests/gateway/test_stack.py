@@ -477,7 +477,9 @@ async def test_connect_json_from_plain_aiohttp(example: Stack) -> None:
 
 @pytest.mark.parametrize("proto_json", [True, False], ids=["json", "binary"])
 async def test_connect_python_client(example: Stack, proto_json: bool) -> None:
-    assert await uppercase("hello", url=example.gateway.url, json=proto_json) == "HELLO"
+    # the example's blocking client, off the event loop
+    upper = await asyncio.to_thread(uppercase, "hello", url=example.gateway.url, json=proto_json)
+    assert upper == "HELLO"
     async with ConnectClient(example.gateway.url, proto_json=proto_json, timeout_ms=5000) as client:
         with pytest.raises(ConnectError) as caught:
             await client.execute_unary(request=pb.UppercaseRequest(s=""), method=UPPERCASE)

@@ -77,6 +77,7 @@ from kitpy.context import (
 from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitError, to_kit_error
 from kitpy.ratelimit.concurrency import Admission
+from kitpy.timeouts import TimeoutWheel
 
 from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
 from .status import grpc_status
@@ -220,6 +221,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         "_named",
         "_parse",
         "_root",
+        "_timeouts",
     )
 
     def __init__(
@@ -247,6 +249,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         self._method = method
         self._root = Context() if root is None else root
         self._enforce_deadline = enforce_deadline
+        self._timeouts = TimeoutWheel()  # deadlines share timers: cheaper than asyncio.timeout
         self._before = tuple(before)
         self._after = tuple(after)
         self._error_encoder = error_encoder
@@ -338,7 +341,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             if remaining is None or not self._enforce_deadline or ctx.deadline == granted:
                 response = await self._endpoint(ctx, request)
             else:  # sooner than the call's own deadline: the root's or a before func's
-                async with asyncio.timeout(remaining):
+                async with self._timeouts.timeout(remaining):
                     response = await self._endpoint(ctx, request)
             in_endpoint = False
             request_id = ctx[REQUEST_ID]

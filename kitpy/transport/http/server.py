@@ -48,6 +48,7 @@ from kitpy.context import (
 from kitpy.endpoint import Endpoint, endpoint_name
 from kitpy.errors import DeadlineExceeded, Internal, InvalidArgument
 from kitpy.ratelimit.concurrency import Admission
+from kitpy.timeouts import TimeoutWheel
 from kitpy.transport.http.codec import body_read_error
 from kitpy.transport.http.errors import default_error_encoder
 from kitpy.transport.http.keys import (
@@ -118,8 +119,9 @@ class Server(Generic[Req, Resp]):
 
     * ``root`` -- the Context every request's Context is made from (values and
       deadline are inherited; default ``Context()``).
-    * ``enforce_deadline`` -- run decoding and the endpoint under
-      ``asyncio.timeout`` when the Context has a deadline (default True).
+    * ``enforce_deadline`` -- run decoding and the endpoint under a timeout
+      (:class:`~kitpy.timeouts.TimeoutWheel`'s) when the Context has a deadline
+      (default True).
     * ``before`` / ``after`` / ``finalizer`` -- sequences of hook functions run
       in order (see :mod:`kitpy.transport.http.types` for their shapes).
     * ``error_handler`` -- sees every error with its traceback (e.g. logs it).
@@ -166,6 +168,7 @@ class Server(Generic[Req, Resp]):
         "_lag",
         "_named",
         "_root",
+        "_timeouts",
     )
 
     def __init__(
@@ -191,6 +194,7 @@ class Server(Generic[Req, Resp]):
         self._encode = encode_response
         self._root = Context() if root is None else root
         self._enforce_deadline = enforce_deadline
+        self._timeouts = TimeoutWheel()  # deadlines share timers: cheaper than asyncio.timeout
         self._before = tuple(before)
         self._after = tuple(after)
         self._error_encoder = error_encoder
@@ -250,7 +254,7 @@ class Server(Generic[Req, Resp]):
                 in_endpoint = True
                 response = await self._endpoint(ctx, decoded)
             else:
-                async with asyncio.timeout(remaining):
+                async with self._timeouts.timeout(remaining):
                     if self._authenticate is not None:
                         ctx = await self._authenticate(ctx)
                     decoded = await self._decode(ctx, request)

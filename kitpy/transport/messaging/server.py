@@ -52,6 +52,7 @@ from kitpy.errors import (
     error_code,
     to_kit_error,
 )
+from kitpy.timeouts import TimeoutWheel
 from kitpy.transport.messaging.headers import (
     CODE_HEADER,
     REQUEST_ID_HEADER,
@@ -190,6 +191,7 @@ class MessageServer(Generic[Req, Resp, M]):
         self._encode = encode_response
         self._root = root if root is not None else Context()
         self._enforce_deadline = enforce_deadline
+        self._timeouts = TimeoutWheel()  # deadlines share timers: cheaper than asyncio.timeout
         self._before = tuple(before)
         self._after = tuple(after)
         self._error_encoder = error_encoder
@@ -244,7 +246,7 @@ class MessageServer(Generic[Req, Resp, M]):
             if remaining is None:
                 response = await self._endpoint(ctx, request)
             else:
-                async with asyncio.timeout(remaining):
+                async with self._timeouts.timeout(remaining):
                     response = await self._endpoint(ctx, request)
             in_endpoint = False
             for after in self._after:
