@@ -90,9 +90,8 @@ class TimeoutWheel:
         """How many entered timeouts are still waiting (neither left nor expired)."""
         return sum(len(slot) for slot in self._slots.values())
 
-    def _join(self, timeout: WheelTimeout, delay: float) -> Slot:
+    def _join(self, timeout: WheelTimeout, delay: float, loop: asyncio.AbstractEventLoop) -> Slot:
         """Put ``timeout`` in the slot it ends in (its timer set when the slot is new)."""
-        loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new loop: the old one's slots stay with its timers
             self._loop, self._slots = loop, {}
         end = _slot_end(loop.time() + delay, delay)
@@ -151,7 +150,8 @@ class WheelTimeout:
                 raise RuntimeError("a WheelTimeout must be used inside a task")
             self._task = task
             self._cancelling = task.cancelling()
-            self._slot = self._wheel._join(self, self._delay)
+            # the task's loop: asyncio.get_running_loop() would cost a getpid() system call
+            self._slot = self._wheel._join(self, self._delay, task.get_loop())
         return self
 
     async def __aexit__(
