@@ -399,8 +399,9 @@ kind = "connect"
 """
 
 
-def start_gateway(workdir: Path, http: int, grpc_port: int, cpus: set[int]) -> Process:
-    """``python -m kitpy.gateway --config FILE`` in front of both upstreams."""
+def gateway_command(workdir: Path, http: int, grpc_port: int) -> tuple[list[str], int]:
+    """The gateway's command line in front of both upstreams (its config written into
+    ``workdir``) and the port it will listen on."""
     descriptors = workdir / "stringsvc.binpb"
     if not descriptors.exists():
         write_descriptor_set(descriptors)
@@ -409,10 +410,16 @@ def start_gateway(workdir: Path, http: int, grpc_port: int, cpus: set[int]) -> P
     config.write_text(
         GATEWAY_CONFIG.format(port=port, http=http, grpc=grpc_port, descriptors=descriptors)
     )
+    return [sys.executable, "-m", "kitpy.gateway", "--config", str(config)], port
+
+
+def start_gateway(workdir: Path, http: int, grpc_port: int, cpus: set[int]) -> Process:
+    """``python -m kitpy.gateway --config FILE`` in front of both upstreams."""
+    command, port = gateway_command(workdir, http, grpc_port)
     log = workdir / "gateway.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kitpy.gateway", "--config", str(config)],
+            command,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=out,

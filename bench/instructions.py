@@ -12,10 +12,14 @@ divides by the requests served::
 
     python bench/instructions.py                          # HTTP: raw, kitpy, full_stack
     python bench/instructions.py --transport grpc --variants kitpy,full_stack_0
+    python bench/instructions.py --transport gateway      # bench/gateway.py's rows
 
 It prints a line per variant and a JSON line whose ``ir_ratio_<variant>`` keys
 are raw's instructions per request over the variant's: the same direction as
 the report's ratios (1.0 = as little work as raw, 0.5 = twice the work).
+``--transport gateway`` counts ``bench/gateway.py``'s rows instead (the upstreams
+run outside valgrind, as there): ``ir_ratio_proxy`` is ``raw_proxy`` over
+``gateway``, ``ir_ratio_transcode`` ``raw_transcode`` over ``gateway_connect``.
 
 What an instruction count does not see: time spent waiting for memory
 (cache misses), branch mispredictions, and the kernel's side of system calls.
@@ -41,20 +45,39 @@ import argparse
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import grpc_server, http_server, report
+from bench import gateway, grpc_server, http_server, report
 from bench.fullstack import bench_token
 
-__all__ = ["Count", "count_grpc", "count_http", "main", "measure", "parse_totals"]
+__all__ = [
+    "Count",
+    "count_grpc",
+    "count_http",
+    "main",
+    "measure",
+    "measure_gateway",
+    "parse_totals",
+]
 
 VALGRIND = "valgrind"
 CALLGRIND_CONTROL = "callgrind_control"
 DEFAULT_VARIANTS = ("raw", "kitpy", "full_stack")
+GATEWAY_RATIOS = {
+    "proxy": ("raw_proxy", "gateway"),
+    "transcode": ("raw_transcode", "gateway_connect"),
+}
+"""``ir_ratio_<name>`` -> (raw row, gateway row) of ``--transport gateway``."""
+START_TIMEOUT = 300.0  # seconds a server may take to listen under valgrind (grpc imports slowly)
+
+Load = Callable[[int, float], int]
+"""Loads the server on a port for some seconds; returns the requests it served."""
 
 
 @dataclass(frozen=True)
@@ -112,36 +135,61 @@ def _dumped(out_dir: Path) -> int:
 
 
 def count_http(
-    command: Sequence[str], *, script: Path, out_dir: Path, seconds: float, warmup: float
+    command: Sequence[str],
+    *,
+    load: Load,
+    out_dir: Path,
+    seconds: float,
+    warmup: float,
+    port: int | None = None,
 ) -> Count:
-    """Serve ``command`` under callgrind; count its instructions during ``seconds`` of wrk.
+    """Serve ``command`` under callgrind; count its instructions during ``seconds`` of ``load``.
 
-    Instrumentation is off while the server starts and warms up (``warmup``
-    seconds of wrk), on for the measured run, then the counts are dumped.
+    The server prints its port on its first line, or listens on ``port``
+    (then it is waited for, and killed once counted).  Instrumentation is off
+    while the server starts and warms up (``warmup`` seconds of load), on for
+    the measured run, then the counts are dumped.
     """
     proc = subprocess.Popen(
         _under_callgrind(command, out_dir),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    stops_on_stdin = port is None  # one that listens where it was told stops on SIGTERM
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()  # the port, once the server listens
-        if not line.strip().isdigit():
-            raise RuntimeError(f"{' '.join(command)} did not start under valgrind: {line!r}")
-        port = int(line)
-        http_server.run_wrk(port, warmup, script)
+        if port is None:
+            line = proc.stdout.readline()  # the port, once the server listens
+            if not line.strip().isdigit():
+                raise RuntimeError(f"{' '.join(command)} did not start under valgrind: {line!r}")
+            port = int(line)
+        else:
+            _wait_listening(proc, port, command)
+        load(port, warmup)
         _control("--instr=on", proc.pid)
-        requests = http_server.run_wrk(port, seconds, script).requests
+        requests = load(port, seconds)
         _control("--dump", proc.pid)
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
+        if not stops_on_stdin:
+            proc.terminate()
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
     return Count(requests, _dumped(out_dir))
+
+
+def _wait_listening(proc: subprocess.Popen[str], port: int, command: Sequence[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{' '.join(command)} did not listen on {port} under valgrind")
 
 
 async def count_grpc(
@@ -182,11 +230,15 @@ async def measure(
     counts: dict[str, Count] = {}
     with tempfile.TemporaryDirectory() as tmp:
         script = http_server.write_wrk_script(Path(tmp) / "post.lua", token=token)
+
+        def wrk(port: int, seconds: float) -> int:
+            return http_server.run_wrk(port, seconds, script).requests
+
         for name in names:
             out_dir = Path(tmp) / name
             out_dir.mkdir()
             if transport == "http":
-                count = count_http(commands[name], script=script, out_dir=out_dir,
+                count = count_http(commands[name], load=wrk, out_dir=out_dir,
                                    seconds=seconds, warmup=warmup)  # fmt: skip
             else:
                 count = await count_grpc(
@@ -199,22 +251,86 @@ async def measure(
     return counts
 
 
+def measure_gateway(names: Sequence[str], seconds: float, warmup: float) -> dict[str, Count]:
+    """Count ``bench/gateway.py``'s rows in ``names`` (``raw_proxy``, ``gateway``,
+    ``raw_transcode``, ``gateway_connect``), its upstreams running outside valgrind."""
+    load_cpus = http_server.cpu_split()[1]
+    counts: dict[str, Count] = {}
+    checked: set[int] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        script = http_server.write_wrk_script(workdir / "post.lua")
+        upstreams = {"http": gateway.start_python("upstream_http", load_cpus)}
+        try:
+            upstreams["grpc"] = gateway.start_python("upstream_grpc", load_cpus)
+            for name in names:
+                path = gateway.PATHS[name]
+                upstream = upstreams["http" if path == gateway.PROXY_PATH else "grpc"]
+                port: int | None = None
+                if name.startswith("raw_"):
+                    command = [sys.executable, gateway.__file__, "--serve", name,
+                               "--upstream", f"127.0.0.1:{upstream.port}"]  # fmt: skip
+                else:
+                    command, port = gateway.gateway_command(
+                        workdir, upstreams["http"].port, upstreams["grpc"].port
+                    )
+
+                def load(port: int, seconds: float, path: str = path) -> int:
+                    if port not in checked:  # before the warm-up only (its request is not wrk's)
+                        gateway.check(port, path)  # the pool may answer 503 until it has filled
+                        checked.add(port)
+                    return gateway.run_wrk(port, path, max(1, round(seconds)), script)[0]
+
+                out_dir = workdir / name
+                out_dir.mkdir()
+                count = count_http(command, load=load, out_dir=out_dir, seconds=seconds,
+                                   warmup=warmup, port=port)  # fmt: skip
+                counts[name] = count
+                print(f"gateway {name:>15}  {count.requests:>6} requests  "
+                      f"{count.per_request:>10,.0f} per request", flush=True)  # fmt: skip
+        finally:
+            for process in upstreams.values():
+                process.stop()
+    return counts
+
+
+def _gateway_figures(counts: dict[str, Count]) -> dict[str, object]:
+    figures: dict[str, object] = {"bench": "instructions", "transport": "gateway"}
+    for name, c in counts.items():
+        figures[f"{name}_instructions_per_request"] = round(c.per_request)
+    for ratio, (raw, row) in GATEWAY_RATIOS.items():
+        if raw in counts and row in counts:
+            figures[f"ir_ratio_{ratio}"] = round(
+                counts[raw].per_request / counts[row].per_request, 3
+            )
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--transport", choices=("http", "grpc"), default="http")
+    parser.add_argument("--transport", choices=("http", "grpc", "gateway"), default="http")
     parser.add_argument(
         "--variants",
-        default=",".join(DEFAULT_VARIANTS),
-        help="comma-separated variants of the report (raw is always counted)",
+        default="",
+        help="comma-separated variants of the report (raw is always counted); for the "
+        "gateway, rows of bench/gateway.py (default: all four)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured load seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="load seconds before counting")
     args = parser.parse_args(argv)
-    for tool in (VALGRIND, CALLGRIND_CONTROL, *([http_server.WRK] * (args.transport == "http"))):
+    for tool in (VALGRIND, CALLGRIND_CONTROL, *([http_server.WRK] * (args.transport != "grpc"))):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing: apt-get install valgrind wrk")
+    if args.transport == "gateway":
+        rows = [n for n in args.variants.split(",") if n] or list(gateway.PATHS)
+        rows = [n for n in rows if n != "nginx"]  # not Python: nothing to compare it with
+        unknown = [n for n in rows if n not in gateway.PATHS]
+        if unknown:
+            sys.exit(f"unknown rows {unknown}; choose from {sorted(gateway.PATHS)}")
+        print(json.dumps(_gateway_figures(measure_gateway(rows, args.seconds, args.warmup))))
+        return
     commands = _commands(args.transport)
-    names = [n for n in args.variants.split(",") if n]
+    names = [n for n in (args.variants or ",".join(DEFAULT_VARIANTS)).split(",") if n]
     unknown = [n for n in names if n not in commands]
     if unknown:
         sys.exit(f"unknown variants {unknown}; choose from {sorted(commands)}")

@@ -67,3 +67,15 @@ def test_parse_wrk_refuses_a_run_with_errors() -> None:
 
 def test_count_per_request() -> None:
     assert instructions.Count(requests=4, instructions=1000).per_request == 250.0
+
+
+def test_gateway_ratios_pair_each_raw_row_with_its_gateway_row() -> None:
+    counts = {
+        "raw_proxy": instructions.Count(requests=100, instructions=80_000_000),
+        "gateway": instructions.Count(requests=100, instructions=100_000_000),
+        "raw_transcode": instructions.Count(requests=50, instructions=30_000_000),
+    }
+    figures = instructions._gateway_figures(counts)
+    assert figures["ir_ratio_proxy"] == 0.8
+    assert "ir_ratio_transcode" not in figures  # its gateway row was not counted
+    assert figures["gateway_instructions_per_request"] == 1_000_000
