@@ -11,7 +11,7 @@ A :class:`TimeoutWheel` gives each timeout a slot that ends on a multiple of a
 slot's set, leaving removes it, and when a slot's time comes the timeouts still
 in it cancel their tasks.  A tick is a power of two near 1/64 of the delay
 (at least 1/1024 s, at most 1 s), so a timeout fires never early and at most
-~1.6 % of its delay late (1 ms for delays under 64 ms, 1 s for delays beyond
+~1.6 % of its delay late (~1 ms for delays up to 1/16 s, 1 s for delays beyond
 64 s) -- while the timeouts of a busy server share a few timers a second.
 
 A :class:`WheelTimeout` behaves as ``asyncio.timeout``'s context manager: the
@@ -49,7 +49,7 @@ _FINEST = 64 * MIN_TICK  # delays up to this take the finest tick
 # a WheelTimeout's states (ints: compared on every request)
 _CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = range(5)
 
-Slot = set["WheelTimeout"]
+_Slot = set["WheelTimeout"]
 
 
 def _slot_end(when: float, delay: float) -> float:
@@ -79,7 +79,7 @@ class TimeoutWheel:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: dict[float, Slot] = {}
+        self._slots: dict[float, _Slot] = {}
 
     def timeout(self, delay: float | None) -> WheelTimeout:
         """A context manager that cancels the block after ``delay`` seconds (None: never)."""
@@ -90,7 +90,7 @@ class TimeoutWheel:
         """How many entered timeouts are still waiting (neither left nor expired)."""
         return sum(len(slot) for slot in self._slots.values())
 
-    def _join(self, timeout: WheelTimeout, delay: float, loop: asyncio.AbstractEventLoop) -> Slot:
+    def _join(self, timeout: WheelTimeout, delay: float, loop: asyncio.AbstractEventLoop) -> _Slot:
         """Put ``timeout`` in the slot it ends in (its timer set when the slot is new)."""
         if loop is not self._loop:  # a new loop: the old one's slots stay with its timers
             self._loop, self._slots = loop, {}
@@ -106,7 +106,7 @@ class TimeoutWheel:
         return f"TimeoutWheel(pending={self.pending}, slots={len(self._slots)})"
 
 
-def _expire(slots: dict[float, Slot], end: float) -> None:
+def _expire(slots: dict[float, _Slot], end: float) -> None:
     """A slot's time has come: every timeout still in it cancels its task."""
     for timeout in slots.pop(end, ()):
         timeout._expire()
@@ -133,7 +133,7 @@ class WheelTimeout:
         self._delay = delay
         self._state = _CREATED
         self._task: asyncio.Task[object] | None = None
-        self._slot: Slot | None = None
+        self._slot: _Slot | None = None
         self._cancelling = 0
 
     def expired(self) -> bool:
