@@ -348,9 +348,10 @@ def start_python(name: str, cpus: set[int], upstream: str = "") -> Process:
     return Process(name, proc, int(line))
 
 
-def wait_listening(process: Process) -> None:
-    """Return once ``process`` accepts connections; RuntimeError (with its log) if it exits."""
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_listening(process: Process, *, timeout: float = START_TIMEOUT) -> None:
+    """Return once ``process`` accepts connections; RuntimeError (with its log) if it exits
+    or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.proc.poll() is not None:
             break

@@ -45,10 +45,8 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,19 +149,19 @@ def count_http(
     the measured run, then the counts are dumped.
     """
     proc = subprocess.Popen(
-        _under_callgrind(command, out_dir),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        _under_callgrind(command, out_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     stops_on_stdin = port is None  # one that listens where it was told stops on SIGTERM
     try:
         assert proc.stdout is not None
         if port is None:
-            line = proc.stdout.readline()  # the port, once the server listens
+            line = proc.stdout.readline().decode()  # the port, once the server listens
             if not line.strip().isdigit():
                 raise RuntimeError(f"{' '.join(command)} did not start under valgrind: {line!r}")
             port = int(line)
         else:
-            _wait_listening(proc, port, command)
+            process = gateway.Process(" ".join(command), proc, port)
+            gateway.wait_listening(process, timeout=START_TIMEOUT)
         load(port, warmup)
         _control("--instr=on", proc.pid)
         requests = load(port, seconds)
@@ -179,17 +177,6 @@ def count_http(
             proc.kill()
             proc.wait()
     return Count(requests, _dumped(out_dir))
-
-
-def _wait_listening(proc: subprocess.Popen[str], port: int, command: Sequence[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{' '.join(command)} did not listen on {port} under valgrind")
 
 
 async def count_grpc(
