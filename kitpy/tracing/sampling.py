@@ -221,5 +221,12 @@ def span_starter(tracer: trace.Tracer) -> StartSpan:
     gives_ids = getattr(tracer, "id_generator", None) is sampler
     if gives_ids and isinstance(sampler, HeadSampler):
         return partial(sampler.start_span, tracer)  # a C-level call: no frame of its own
-    # the SDK's own start_span: name, context, kind, attributes are its first four parameters
-    return partial(tracer.start_span, record_exception=False, set_status_on_exception=False)
+    start = tracer.start_span
+
+    def start_span(name: str, context: OtelContext, kind: SpanKind, attributes: Attributes) -> Span:
+        # every argument by position, in the order of the API's Tracer.start_span (links,
+        # start_time, record_exception, set_status_on_exception): keywords merged by a
+        # partial cost ~150 ns more a span than this frame
+        return start(name, context, kind, attributes, None, None, False, False)
+
+    return start_span
