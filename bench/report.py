@@ -19,14 +19,21 @@ gRPC (the grpc.aio load client of bench/grpc_server.py, 32 calls in flight):
 The full stack samples 10 % of requests (head sampling); the 0 % and 100 % variants show
 what tracing costs (``ratio_*_full_stack_sample0`` / ``..._sample100``, not targets).
 
-Each round measures every variant of a transport once, in alternating order;
-the ratios are the medians of the per-round throughput ratios.  It prints a
+Each round starts fresh server processes, warms them, and measures every variant
+of a transport in 1 s bursts that go round the variants forward and back (so all
+see the same stretch of the machine); the ratios are the medians of the
+per-round throughput ratios.  Fresh processes, because two processes serving the
+*same* app differ by up to ~4 %: CPython's type-attribute cache is indexed by
+type version and name address, so which hot lookups collide (and fall back to
+walking the MRO) differs per process -- callgrind counted 118 and 457
+instructions a request in that walk for two kitpy bare processes.  One process
+per variant for the whole run put that luck into every round of the variant.  It prints a
 table (req/s, p50, p99, server CPU per request, ratio to raw), writes the raw
 figures to ``bench/results/``, the chart to ``bench/report.png`` and the table
 into ``bench/README.md``, and ends with one JSON line (``ratio_http_bare``,
 ``ratio_grpc_bare``, ``ratio_http_full_stack``, ``ratio_vs_fastapi``, ...).
 
-Run: ``python bench/report.py`` (about 4 minutes) or ``--quick`` (about 1 minute,
+Run: ``python bench/report.py`` (about 8 minutes) or ``--quick`` (about 2 minutes,
 publishes nothing unless ``--publish``).
 """
 
@@ -95,7 +102,7 @@ class Settings:
     warmup: float
 
 
-FULL = Settings(rounds=7, seconds=4.0, warmup=2.0)
+FULL = Settings(rounds=7, seconds=4.0, warmup=1.0)
 QUICK = Settings(rounds=3, seconds=1.0, warmup=1.0)
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -262,6 +269,37 @@ def alternate(names: Sequence[str], round_no: int) -> list[str]:
     return list(names) if round_no % 2 == 0 else list(reversed(names))
 
 
+BURST_SECONDS = 1.0
+"""How long one burst is: a round measures each variant in bursts, interleaved with the others'."""
+
+
+def bursts(names: Sequence[str], round_no: int, seconds: float) -> list[tuple[str, float]]:
+    """A round's loads: ``(variant, seconds)``, each variant ``seconds`` in all, in bursts.
+
+    The bursts go round the variants forward, then backward, and so on (the
+    round's own order alternating too), so that every variant is measured over
+    the same stretch of the round and drift in the machine cancels out, as in
+    ``grpc_server.py``.  Example: ``bursts(["a", "b"], 0, 2.0)`` is
+    ``[("a", 1.0), ("b", 1.0), ("b", 1.0), ("a", 1.0)]``.
+    """
+    count = max(1, round(seconds / BURST_SECONDS))
+    order = alternate(names, round_no)
+    return [(name, seconds / count) for turn in range(count) for name in alternate(order, turn)]
+
+
+def combine(parts: Sequence[Round]) -> Round:
+    """One round of a variant from its bursts (of equal length): the mean req/s, the CPU per
+    request over all of them, the median of the bursts' percentiles."""
+    requests = sum(part["rps"] for part in parts)
+    cpu = sum(part["cpu_us"] * part["rps"] for part in parts)
+    return {
+        "rps": requests / len(parts),
+        "p50_ms": statistics.median(part["p50_ms"] for part in parts),
+        "p99_ms": statistics.median(part["p99_ms"] for part in parts),
+        "cpu_us": cpu / requests if requests else float("nan"),
+    }
+
+
 def measure_http(
     settings: Settings,
     token: str,
@@ -278,11 +316,11 @@ def measure_http(
     servers = http_commands() if commands is None else commands
     # HTTP servers share one CPU, wrk the others (as in http_server.py), FastAPI's included
     server_cpus = http_server.cpu_split()[0]
-    with tempfile.TemporaryDirectory() as tmp, running(servers, server_cpus) as procs:
+    rounds: dict[str, list[Round]] = {name: [] for name in servers}
+    with tempfile.TemporaryDirectory() as tmp:
         script = http_server.write_wrk_script(Path(tmp) / "post.lua", token=token)
 
-        def load(name: str, seconds: float) -> Round:
-            p = procs[name]
+        def load(p: Process, seconds: float) -> Round:
             cpu_before = http_server.cpu_seconds(p.proc.pid)
             if use_wrk:
                 result = http_server.run_wrk(p.port, seconds, script)
@@ -297,15 +335,17 @@ def measure_http(
                 "cpu_us": cpu / (result.rps * seconds) * 1e6,
             }
 
-        names = list(procs)
-        for name in names:
-            check_http(procs[name].port, token)
-            load(name, settings.warmup)
-        rounds: dict[str, list[Round]] = {name: [] for name in names}
         for round_no in range(settings.rounds):
-            for name in alternate(names, round_no):
-                rounds[name].append(m := load(name, settings.seconds))
-                log(f"http  round {round_no + 1}  {name:>10}  {m['rps']:>8.0f} req/s")
+            with running(servers, server_cpus) as procs:  # fresh every round (module docstring)
+                for p in procs.values():
+                    check_http(p.port, token)
+                    load(p, settings.warmup)
+                parts: dict[str, list[Round]] = {name: [] for name in procs}
+                for name, seconds in bursts(list(procs), round_no, settings.seconds):
+                    parts[name].append(load(procs[name], seconds))
+                for name, measured in parts.items():
+                    rounds[name].append(m := combine(measured))
+                    log(f"http  round {round_no + 1}  {name:>10}  {m['rps']:>8.0f} req/s")
     return rounds
 
 
@@ -314,25 +354,28 @@ async def measure_grpc(
 ) -> dict[str, list[Round]]:
     """Every gRPC variant, ``settings.rounds`` times, driven by bench/grpc_server.py's client."""
     metadata = (("authorization", f"Bearer {token}"),)
-    targets: dict[str, grpc_server.Target] = {}
-    grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers started now get every CPU
-    try:
-        for name, command in grpc_commands().items():
-            targets[name] = grpc_server.Target(name, command=command, metadata=metadata)
-        # as in grpc_server.py: the servers pin their loop threads, the client its own
-        grpc_server.pin_loop_thread(http_server.cpu_split()[1])
-        names = list(targets)
-        for name in names:
-            await targets[name].round(settings.warmup)  # also checks every reply
-        rounds: dict[str, list[Round]] = {name: [] for name in names}
-        for round_no in range(settings.rounds):
-            for name in alternate(names, round_no):
-                rounds[name].append(m := await targets[name].round(settings.seconds))
+    commands = grpc_commands()
+    rounds: dict[str, list[Round]] = {name: [] for name in commands}
+    for round_no in range(settings.rounds):
+        targets: dict[str, grpc_server.Target] = {}
+        grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers started now get every CPU
+        try:
+            for name, command in commands.items():  # fresh every round (module docstring)
+                targets[name] = grpc_server.Target(name, command=command, metadata=metadata)
+            # as in grpc_server.py: the servers pin their loop threads, the client its own
+            grpc_server.pin_loop_thread(http_server.cpu_split()[1])
+            for target in targets.values():
+                await target.round(settings.warmup)  # also checks every reply
+            parts: dict[str, list[Round]] = {name: [] for name in targets}
+            for name, seconds in bursts(list(targets), round_no, settings.seconds):
+                parts[name].append(await targets[name].round(seconds))
+            for name, measured in parts.items():
+                rounds[name].append(m := combine(measured))
                 log(f"grpc  round {round_no + 1}  {name:>10}  {m['rps']:>8.0f} calls/s")
-    finally:
-        grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)
-        for target in targets.values():
-            await target.close()
+        finally:
+            grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)
+            for target in targets.values():
+                await target.close()
     return rounds
 
 
@@ -560,7 +603,7 @@ def loadavg() -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="about a minute: 3 rounds of 1 s")
+    parser.add_argument("--quick", action="store_true", help="about 2 minutes: 3 rounds of 1 s")
     parser.add_argument("--rounds", type=int, help="rounds per transport")
     parser.add_argument("--seconds", type=float, help="seconds per measurement")
     parser.add_argument(

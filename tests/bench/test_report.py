@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,27 @@ def test_alternate_reverses_odd_rounds() -> None:
     assert report.alternate(["a", "b", "c"], 1) == ["c", "b", "a"]
 
 
+def test_bursts_go_round_the_variants_forward_and_back() -> None:
+    assert report.bursts(["a", "b"], 0, 2.0) == [("a", 1.0), ("b", 1.0), ("b", 1.0), ("a", 1.0)]
+    assert report.bursts(["a", "b", "c"], 1, 1.0) == [("c", 1.0), ("b", 1.0), ("a", 1.0)]
+    assert report.bursts(["a"], 0, 0.5) == [("a", 0.5)]  # never less than one burst
+    loads = report.bursts(["a", "b", "c"], 0, 4.0)
+    for name in "abc":  # each variant gets its whole time
+        assert sum(seconds for n, seconds in loads if n == name) == 4.0
+
+
+def test_combine_averages_the_bursts_and_weighs_cpu_by_requests() -> None:
+    parts = [
+        {"rps": 100.0, "p50_ms": 1.0, "p99_ms": 5.0, "cpu_us": 10.0},
+        {"rps": 300.0, "p50_ms": 3.0, "p99_ms": 9.0, "cpu_us": 20.0},
+        {"rps": 200.0, "p50_ms": 2.0, "p99_ms": 7.0, "cpu_us": 30.0},
+    ]
+    combined = report.combine(parts)
+    assert combined["rps"] == 200.0
+    assert (combined["p50_ms"], combined["p99_ms"]) == (2.0, 7.0)
+    assert combined["cpu_us"] == pytest.approx((100 * 10 + 300 * 20 + 200 * 30) / 600)
+
+
 def test_one_real_http_round_sends_the_token() -> None:
     commands = {name: report.http_commands()[name] for name in ("raw", "full_stack")}
     lines: list[str] = []
@@ -94,6 +116,23 @@ def test_one_real_http_round_sends_the_token() -> None:
         assert m["rps"] > 0, name
         assert m["p99_ms"] >= m["p50_ms"] > 0, name
     assert len(lines) == 2
+
+
+def test_every_round_starts_its_own_server_process(tmp_path: Path) -> None:
+    # one process per variant for the whole run would carry its luck into every round
+    pids = tmp_path / "pids"
+    raw = shlex.join(report.http_commands()["raw"])
+    command = ["sh", "-c", f"echo $$ >> {shlex.quote(str(pids))}; exec {raw}"]
+    measured = report.measure_http(
+        Settings(rounds=2, seconds=1.0, warmup=0.2),
+        bench_token(),
+        log=lambda line: None,
+        commands={"raw": command},
+    )
+    assert len(measured["raw"]) == 2
+    started = pids.read_text().split()
+    assert len(started) == 2
+    assert started[0] != started[1]
 
 
 def test_a_server_that_does_not_start_is_reported() -> None:
