@@ -34,7 +34,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 import msgspec.structs
@@ -50,7 +50,7 @@ from kitpy.transport.http.errors import (
     UnsupportedMediaType,
     UnsupportedTransferCoding,
 )
-from kitpy.transport.http.types import DecodeResponse, OutgoingRequest
+from kitpy.transport.http.types import NOT_YET, DecodeResponse, NotYet, OutgoingRequest
 from kitpy.transport.relay import response_too_large
 
 __all__ = [
@@ -293,7 +293,8 @@ class JsonRequestDecoder(Generic[T]):
 
     It checks the Content-Type and declared length, reads the body (taking it
     at once, with nothing awaited, when it has already arrived, which is the
-    common case for a small body), and decodes it with :meth:`parse`.  The body
+    common case for a small body: :meth:`decode_now`, which the Server calls
+    first), and decodes it with :meth:`parse`.  The body
     is consumed from the request's stream: read it yourself in a decoder of
     your own if you need the bytes too.
 
@@ -327,8 +328,13 @@ class JsonRequestDecoder(Generic[T]):
         self.require_content_type = require_content_type
         self.body_timeout = body_timeout
 
-    async def __call__(self, ctx: Context, request: web.Request) -> T:
-        """Read and decode the request body; every problem is an ``InvalidArgument``."""
+    def decode_now(self, ctx: Context, request: web.Request) -> T | Literal[NotYet.NOT_YET]:
+        """The decoded body if it has already arrived, else ``NOT_YET`` (nothing awaited).
+
+        The Server calls this first (see :data:`~kitpy.transport.http.types.DecodeRequest`):
+        a small body usually comes with the headers.  The checks and errors are the
+        decoder's own; for ``NOT_YET``, awaiting the decoder reads the rest.
+        """
         headers = request.headers
         if self.require_content_type:
             content_type = headers.get(hdrs.CONTENT_TYPE)
@@ -346,14 +352,25 @@ class JsonRequestDecoder(Generic[T]):
         if length is None:
             _check_transfer_coding(headers.get(hdrs.TRANSFER_ENCODING))
         try:
-            # the fast path: a body that came with the headers is decoded without awaiting
             body = _arrived_body(request)
-            if body is None:
-                body = await self._read_slowly(request, length is None)
-            elif length is None and len(body) > self.max_body_size:
-                raise PayloadTooLarge(
-                    f"request body is larger than the limit of {self.max_body_size} bytes"
-                )
+        except READ_ERRORS as exc:
+            raise body_read_error(request, exc) from None
+        if body is None:
+            return NOT_YET
+        if length is None and len(body) > self.max_body_size:
+            raise PayloadTooLarge(
+                f"request body is larger than the limit of {self.max_body_size} bytes"
+            )
+        return self.parse(body)
+
+    async def __call__(self, ctx: Context, request: web.Request) -> T:
+        """Read and decode the request body; every problem is an ``InvalidArgument``."""
+        decoded = self.decode_now(ctx, request)
+        if decoded is not NOT_YET:
+            return decoded
+        unsized = request.headers.get(hdrs.CONTENT_LENGTH) is None
+        try:
+            body = await self._read_slowly(request, unsized)
         except READ_ERRORS as exc:
             raise body_read_error(request, exc) from None
         return self.parse(body)

@@ -5,7 +5,8 @@ made from the Server's ``root`` (method, path, route, headers, peer, request
 id and operation readable; deadline from ``X-Timeout-Ms``), ``admission``
 (if given) takes a slot or refuses, the ``before`` funcs run, an
 already-expired deadline is answered 504, ``authenticate`` (if given) checks
-the caller before the body is read, the request is decoded and the endpoint
+the caller before the body is read, the request is decoded (without awaiting
+when the decoder has a ``decode_now`` and the body has arrived) and the endpoint
 called (all bounded by the deadline), the ``after``
 funcs fill response headers and the response is encoded.  An error anywhere
 in that goes one way: ``error_handler`` observes it (the Context it gets
@@ -19,8 +20,9 @@ the hooks you passed and nothing else (no task, no per-request lookups).  The
 Context stores the aiohttp request and a request number; the transport keys,
 request id and operation included, are derived from them when read (see
 :mod:`~kitpy.transport.http.keys`).  Reading a body that has already arrived
-awaits nothing: that is the JSON decoder's business
-(:class:`~kitpy.transport.http.JsonRequestDecoder`), not a second path here.
+awaits nothing, and costs no coroutine when the decoder has a ``decode_now``
+(:class:`~kitpy.transport.http.JsonRequestDecoder` does): what to check and how
+to read is the decoder's business, not a second path here.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from kitpy.transport.http.keys import (
     parse_timeout,
 )
 from kitpy.transport.http.types import (
+    NOT_YET,
+    DecodeNow,
     DecodeRequest,
     EncodeResponse,
     ErrorEncoder,
@@ -155,6 +159,7 @@ class Server(Generic[Req, Resp]):
         "_authenticate",
         "_before",
         "_decode",
+        "_decode_now",
         "_encode",
         "_endpoint",
         "_enforce_deadline",
@@ -191,6 +196,8 @@ class Server(Generic[Req, Resp]):
         name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
         self._named: dict[Key[Any], Any] = {} if name is None else {ENDPOINT_NAME: name}
         self._decode = decode_request
+        # a decoder that can decode without awaiting (a body that came with the headers)
+        self._decode_now: DecodeNow[Req] | None = getattr(decode_request, "decode_now", None)
         self._encode = encode_response
         self._root = Context() if root is None else root
         self._enforce_deadline = enforce_deadline
@@ -250,14 +257,20 @@ class Server(Generic[Req, Resp]):
             if remaining is None or not self._enforce_deadline:
                 if self._authenticate is not None:  # the caller first, then its body
                     ctx = await self._authenticate(ctx)
-                decoded = await self._decode(ctx, request)
+                decoded = NOT_YET if self._decode_now is None else self._decode_now(ctx, request)
+                if decoded is NOT_YET:
+                    decoded = await self._decode(ctx, request)
                 in_endpoint = True
                 response = await self._endpoint(ctx, decoded)
             else:
                 async with self._timeouts.timeout(remaining):
                     if self._authenticate is not None:
                         ctx = await self._authenticate(ctx)
-                    decoded = await self._decode(ctx, request)
+                    decoded = (
+                        NOT_YET if self._decode_now is None else self._decode_now(ctx, request)
+                    )
+                    if decoded is NOT_YET:
+                        decoded = await self._decode(ctx, request)
                     in_endpoint = True
                     response = await self._endpoint(ctx, decoded)
             in_endpoint = False

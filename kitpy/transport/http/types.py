@@ -4,6 +4,7 @@ Server side, per request::
 
     before funcs (Context, request)        -> Context
     decode_request(Context, request)       -> awaitable Req
+        (or, first, decode_request.decode_now(Context, request) -> Req or NOT_YET, if it has one)
     endpoint(Context, Req)                 -> awaitable Resp
     after funcs (Context, response headers) -> Context
     encode_response(Context, Resp)         -> aiohttp response
@@ -22,9 +23,10 @@ Client side, per call::
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypedDict, TypeVar
+from typing import Final, Literal, TypeAlias, TypedDict, TypeVar
 
 from aiohttp import ClientResponse, web
 from multidict import CIMultiDict
@@ -38,6 +40,7 @@ __all__ = [
     "ClientAfter",
     "ClientBefore",
     "ClientFinalizer",
+    "DecodeNow",
     "DecodeRequest",
     "DecodeResponse",
     "EncodeRequest",
@@ -45,6 +48,8 @@ __all__ = [
     "ErrorDecoder",
     "ErrorEncoder",
     "ErrorHandler",
+    "NOT_YET",
+    "NotYet",
     "OutgoingRequest",
     "ServerAfter",
     "ServerBefore",
@@ -94,7 +99,27 @@ class ServerOptions(TypedDict, total=False):
 
 
 DecodeRequest: TypeAlias = Callable[[Context, web.Request], Awaitable[T]]
-"""Reads the incoming request into the endpoint's request value."""
+"""Reads the incoming request into the endpoint's request value.
+
+A decoder may also have a ``decode_now(ctx, request)`` method that decodes
+without awaiting when it can -- a small body has usually arrived with the
+headers -- and returns :data:`NOT_YET` when it would have to wait.  The Server
+calls it first and awaits the decoder only for ``NOT_YET``, which spares a
+coroutine per request (:class:`~kitpy.transport.http.JsonRequestDecoder` has one).
+"""
+
+
+class NotYet(enum.Enum):
+    """The type of :data:`NOT_YET` (an enum, so that type checkers tell it from a value)."""
+
+    NOT_YET = "not yet"
+
+
+NOT_YET: Final = NotYet.NOT_YET
+"""What a decoder's ``decode_now`` returns when the body has yet to arrive (see DecodeRequest)."""
+
+DecodeNow: TypeAlias = Callable[[Context, web.Request], "T | Literal[NotYet.NOT_YET]"]
+"""A decoder's ``decode_now`` method: the decoded request, or :data:`NOT_YET`."""
 
 EncodeResponse: TypeAlias = Callable[[Context, T], web.StreamResponse]
 """Turns the endpoint's response value into an aiohttp response."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import warnings
 from typing import Any
@@ -16,9 +17,11 @@ from kitpy.context import REQUEST_ID
 from kitpy.transport.http import (
     HEADERS,
     METHOD,
+    NOT_YET,
     PATH,
     PEER,
     ROUTE,
+    NotYet,
     Server,
     add_routes,
     decode_json,
@@ -303,3 +306,91 @@ def test_add_routes_rejects_malformed_specs(spec: str) -> None:
 
     with pytest.raises(ValueError, match="METHOD /path"):
         add_routes(web.Application(), {spec: handler})
+
+
+# -- decoding without awaiting: decode_now -------------------------------------------------
+
+
+class CountingDecoder:
+    """A decoder with a ``decode_now`` that answers ``now`` (a value or NOT_YET); counts calls."""
+
+    def __init__(self, now: Echo | NotYet) -> None:
+        self.now = now
+        self.now_calls = self.awaited = 0
+
+    def decode_now(self, ctx: Context, request: web.Request) -> Echo | NotYet:
+        self.now_calls += 1
+        return self.now
+
+    async def __call__(self, ctx: Context, request: web.Request) -> Echo:
+        self.awaited += 1
+        return Echo(s="awaited")
+
+
+@pytest.mark.parametrize("deadline", [False, True], ids=["no deadline", "deadline"])
+async def test_the_server_decodes_without_awaiting_when_decode_now_can(
+    serve_app: ServeApp, session: aiohttp.ClientSession, deadline: bool
+) -> None:
+    decoder = CountingDecoder(Echo(s="now"))
+    url = await serve_app(app_with("/upper", Server(upper, decoder, encode_json)))
+    headers = {**JSON, "X-Timeout-Ms": "5000"} if deadline else JSON
+    async with session.post(url / "upper", data=b"{}", headers=headers) as resp:
+        assert await resp.read() == b'{"s":"NOW"}'
+    assert (decoder.now_calls, decoder.awaited) == (1, 0)
+
+
+@pytest.mark.parametrize("deadline", [False, True], ids=["no deadline", "deadline"])
+async def test_the_server_awaits_the_decoder_when_decode_now_says_not_yet(
+    serve_app: ServeApp, session: aiohttp.ClientSession, deadline: bool
+) -> None:
+    decoder = CountingDecoder(NOT_YET)
+    url = await serve_app(app_with("/upper", Server(upper, decoder, encode_json)))
+    headers = {**JSON, "X-Timeout-Ms": "5000"} if deadline else JSON
+    async with session.post(url / "upper", data=b"{}", headers=headers) as resp:
+        assert await resp.read() == b'{"s":"AWAITED"}'
+    assert (decoder.now_calls, decoder.awaited) == (1, 1)
+
+
+async def test_the_json_decoder_says_not_yet_for_a_body_still_on_its_way(
+    serve_app: ServeApp,
+) -> None:
+    # the headers first, the body later: decode_now finds nothing yet, the await reads it
+    seen: list[Echo | NotYet] = []
+    decoder = decode_json(Echo)
+
+    async def decode(ctx: Context, request: web.Request) -> Echo:
+        seen.append(decoder.decode_now(ctx, request))
+        return await decoder(ctx, request)
+
+    url = await serve_app(app_with("/upper", Server(upper, decode, encode_json)))
+    body = b'{"s": "late"}'
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        b"POST /upper HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.write(body)
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b'{"s":"LATE"}')
+    assert seen == [NOT_YET]
+
+
+async def test_the_json_decoder_decodes_a_body_that_came_with_the_headers_now(
+    serve_app: ServeApp, session: aiohttp.ClientSession
+) -> None:
+    seen: list[Echo | NotYet] = []
+    decoder = decode_json(Echo)
+
+    async def decode(ctx: Context, request: web.Request) -> Echo:
+        decoded = decoder.decode_now(ctx, request)
+        seen.append(decoded)
+        return await decoder(ctx, request) if decoded is NOT_YET else decoded
+
+    url = await serve_app(app_with("/upper", Server(upper, decode, encode_json)))
+    async with session.post(url / "upper", data=b'{"s": "x"}', headers=JSON) as resp:
+        assert await resp.read() == b'{"s":"X"}'
+    assert seen == [Echo(s="x")]
