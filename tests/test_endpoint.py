@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitpy import Context, Endpoint, Key, chain, nop
+from kitpy import Context, Endpoint, Key, NotFound, chain, failed, nop
 from kitpy.endpoint import Middleware, Req, Resp
 
 TAG: Key[str] = Key("tag")
@@ -82,3 +82,11 @@ async def test_errors_propagate_through_the_chain() -> None:
 async def test_nop_returns_none() -> None:
     result = await nop(Context(), object())  # type: ignore[func-returns-value]
     assert result is None
+
+
+async def test_failed_raises_when_awaited_not_when_called() -> None:
+    error = NotFound("no such thing")
+    awaitable = failed(error)  # nothing raised yet
+    with pytest.raises(NotFound) as raised:
+        await awaitable
+    assert raised.value is error

@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeAlias, TypeVar, overload
+from typing import Any, NoReturn, Protocol, TypeAlias, TypeVar, overload
 
 from kitpy.context import Context
 
@@ -34,6 +34,7 @@ __all__ = [
     "Resp",
     "chain",
     "endpoint_name",
+    "failed",
     "keep_name",
     "named",
     "nop",
@@ -187,6 +188,27 @@ def named(name: str) -> GenericMiddleware:
         return forward
 
     return middleware
+
+
+async def failed(error: BaseException) -> NoReturn:
+    """An awaitable that raises ``error`` when awaited.
+
+    A middleware that acts only before the call can be a plain ``def`` that
+    returns ``next(ctx, request)`` -- the inner awaitable itself, with no
+    coroutine of its own (about 2 k instructions a call less).  To refuse, it
+    returns ``failed(error)``: the error then comes out of the caller's
+    ``await``, as from an ``async def``, never out of the call itself.
+
+    Example::
+
+        def admins_only(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
+            def endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
+                if ctx.get(ROLE) != "admin":
+                    return failed(PermissionDenied("admins only"))
+                return next(ctx, request)
+            return endpoint
+    """
+    raise error
 
 
 async def nop(ctx: Context, request: Any) -> None:

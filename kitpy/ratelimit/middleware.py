@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, NoReturn, Protocol, cast, overload
+from typing import Any, Literal, Protocol, cast, overload
 
 from kitpy.context import Context
-from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, keep_name
-from kitpy.errors import DeadlineExceeded, KitError, RateLimited
+from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, failed, keep_name
+from kitpy.errors import DeadlineExceeded, RateLimited
 
 __all__ = [
     "Allower",
@@ -86,10 +86,6 @@ class Limiter(Allower, Waiter, Protocol):
 
 class AsyncLimiter(AsyncAllower, AsyncWaiter, Protocol):
     """Serves both modes doing I/O: an :class:`AsyncAllower` and an :class:`AsyncWaiter`."""
-
-
-async def _fail(error: KitError) -> NoReturn:
-    raise error
 
 
 @overload
@@ -196,7 +192,7 @@ def _rejecting(allower: Allower | AsyncAllower, key: KeyFunc | None) -> GenericM
             def endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
                 if allow(""):
                     return next(ctx, request)
-                return _fail(RateLimited("rate limit exceeded"))
+                return failed(RateLimited("rate limit exceeded"))
 
             return keep_name(endpoint, next)
 
@@ -205,7 +201,7 @@ def _rejecting(allower: Allower | AsyncAllower, key: KeyFunc | None) -> GenericM
         def keyed_endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
             if allow(key_of(ctx, request)):
                 return next(ctx, request)
-            return _fail(RateLimited("rate limit exceeded"))
+            return failed(RateLimited("rate limit exceeded"))
 
         return keep_name(keyed_endpoint, next)
 
@@ -233,7 +229,7 @@ def _delaying(waiter: Waiter, key: KeyFunc | None, sleep: Sleep) -> GenericMiddl
             name = "" if key is None else key(ctx, request)
             delay = reserve(name, ctx.time_remaining())
             if delay is None:
-                return _fail(DeadlineExceeded("rate limit wait would outlast the deadline"))
+                return failed(DeadlineExceeded("rate limit wait would outlast the deadline"))
             if delay <= 0.0:
                 return next(ctx, request)
             return delayed(delay, name, next, ctx, request)

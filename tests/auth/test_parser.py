@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -275,6 +276,37 @@ async def test_cache_admits_a_token_on_its_second_verification(algos: dict[str, 
     assert twice in parser.cache
     await call(parser, twice, [])
     assert (parser.cache.hits, parser.cache.misses) == (1, 3)
+
+
+async def test_a_cached_token_goes_straight_on_to_the_next_awaitable(
+    algos: dict[str, Algo],
+) -> None:
+    # the middleware is a plain def: with the claims cached it returns what next returned
+    a = algos["HS256"]
+    parser = make_parser(a)
+    token = a.sign(good_claims(jti="straight"))
+    for _ in range(2):  # the second verification puts it in the cache
+        await call(parser, token, [])
+    seen: Calls = []
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    answer.set_result("ok")
+
+    def next_endpoint(ctx: Context, request: str) -> asyncio.Future[str]:
+        seen.append(ctx[CLAIMS])
+        return answer
+
+    assert parser(next_endpoint)(Context().with_value(TOKEN, token), "req") is answer
+    assert seen[0]["jti"] == "straight"
+
+
+async def test_a_refusal_comes_out_of_the_await_not_the_call(algos: dict[str, Algo]) -> None:
+    endpoint = make_parser(algos["HS256"])(recording([]))
+    refused = endpoint(Context(), "req")  # no token: nothing raised yet
+    with pytest.raises(errors.TokenMissing):
+        await refused
+    bad = endpoint(Context().with_value(TOKEN, "not.a.token"), "req")
+    with pytest.raises(errors.TokenError):
+        await bad
 
 
 def test_token_cache_admit_counts_offers_and_put_stores_at_once() -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import binascii
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -57,7 +57,7 @@ from kitpy.auth.jwt.cache import TokenCache
 from kitpy.auth.jwt.keys import KeySource, StaticKey, VerificationKey
 from kitpy.auth.jwt.rules import translate, validity_window
 from kitpy.context import Context, Key
-from kitpy.endpoint import Endpoint, Req, Resp, keep_name
+from kitpy.endpoint import Endpoint, Req, Resp, failed, keep_name
 
 import jwt  # isort: skip  # kitpy.auth.jwt.keys has checked that pyjwt is installed
 
@@ -274,14 +274,20 @@ class JWTParser(Generic[C]):
     def __call__(self, next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         cached, verify, claims_key = self.cached, self._verify_uncached, self.claims_key
 
-        async def endpoint(ctx: Context, request: Req) -> Resp:
+        async def verified(ctx: Context, token: str, request: Req) -> Resp:
+            claims = await verify(ctx, token)
+            return await next(ctx.with_value(claims_key, claims), request)
+
+        # A plain def (see kitpy.endpoint.failed): a token verified lately goes straight on to
+        # next's awaitable, with no coroutine of this layer's; errors still come out of the await.
+        def endpoint(ctx: Context, request: Req) -> Awaitable[Resp]:
             token = ctx.get(TOKEN)
             if token is None:
-                raise TokenMissing()
-            claims = cached(token)  # a token verified lately costs no coroutine
+                return failed(TokenMissing())
+            claims = cached(token)
             if claims is None:
-                claims = await verify(ctx, token)
-            return await next(ctx.with_value(claims_key, claims), request)
+                return verified(ctx, token, request)
+            return next(ctx.with_value(claims_key, claims), request)
 
         return keep_name(endpoint, next)
 
