@@ -6,13 +6,14 @@ aiohttp; spans recorded in memory.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 from aiohttp import web
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode
 
 from kitpy import Context, Endpoint, InvalidArgument, Unavailable
 from kitpy.testing import SpanRecorder
@@ -23,6 +24,7 @@ from kitpy.tracing import (
     http_server_before,
     http_server_finalizer,
 )
+from kitpy.tracing.context import SERVER_SPAN
 from kitpy.transport.http import Server, decode_json, encode_json
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -178,3 +180,23 @@ async def test_a_client_span_never_joins(serve: tuple[Serve, SpanRecorder]) -> N
     assert await post(url, "hi") == 200
     _, client_span = spans.assert_chain(["POST /echo", "call upstream"])
     assert client_span.kind is SpanKind.CLIENT
+
+
+async def test_an_unrecorded_server_span_costs_the_joined_layer_no_coroutine() -> None:
+    # the layer is a plain def: with nothing to record it returns next's own awaitable
+    spans = SpanRecorder()
+    quiet = NonRecordingSpan(SpanContext(1, 2, False))
+    ctx = Context().with_values({SPAN: quiet, SERVER_SPAN: quiet})
+    seen: list[Context] = []
+    answer: asyncio.Future[Echo] = asyncio.get_running_loop().create_future()
+    answer.set_result(Echo(s="ok"))
+
+    def next_endpoint(ctx: Context, request: Echo) -> asyncio.Future[Echo]:
+        seen.append(ctx)
+        return answer
+
+    joined = call_tracing(spans.tracer, join_server_span=True)(next_endpoint)
+    assert joined(ctx, Echo(s="x")) is answer
+    assert seen[0].get(SERVER_SPAN) is None  # taken: a nested traced endpoint starts its own
+    assert seen[0].get(SPAN) is quiet
+    assert spans.spans == ()
