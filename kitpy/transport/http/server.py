@@ -33,7 +33,7 @@ import itertools
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiohttp import web
 from multidict import CIMultiDict, istr
@@ -68,6 +68,7 @@ from kitpy.transport.http.types import (
     EncodeResponse,
     ErrorEncoder,
     ErrorHandler,
+    NotYet,
     ServerAfter,
     ServerBefore,
     ServerFinalizer,
@@ -100,6 +101,11 @@ def _body_size(response: web.StreamResponse) -> int:
         return len(body)
     length = response.content_length
     return length if length is not None else 0
+
+
+def _not_yet(ctx: Context, request: web.Request) -> Literal[NotYet.NOT_YET]:
+    """The ``decode_now`` of a decoder that has none: always await it."""
+    return NOT_YET
 
 
 class _NoLag:
@@ -196,8 +202,9 @@ class Server(Generic[Req, Resp]):
         name = endpoint_name(endpoint)  # for the error path's Context (ENDPOINT_NAME)
         self._named: dict[Key[Any], Any] = {} if name is None else {ENDPOINT_NAME: name}
         self._decode = decode_request
-        # a decoder that can decode without awaiting (a body that came with the headers)
-        self._decode_now: DecodeNow[Req] | None = getattr(decode_request, "decode_now", None)
+        # a decoder that can decode without awaiting (a body that came with the headers);
+        # without one, every request is awaited
+        self._decode_now: DecodeNow[Req] = getattr(decode_request, "decode_now", _not_yet)
         self._encode = encode_response
         self._root = Context() if root is None else root
         self._enforce_deadline = enforce_deadline
@@ -257,7 +264,7 @@ class Server(Generic[Req, Resp]):
             if remaining is None or not self._enforce_deadline:
                 if self._authenticate is not None:  # the caller first, then its body
                     ctx = await self._authenticate(ctx)
-                decoded = NOT_YET if self._decode_now is None else self._decode_now(ctx, request)
+                decoded = self._decode_now(ctx, request)
                 if decoded is NOT_YET:
                     decoded = await self._decode(ctx, request)
                 in_endpoint = True
@@ -266,9 +273,7 @@ class Server(Generic[Req, Resp]):
                 async with self._timeouts.timeout(remaining):
                     if self._authenticate is not None:
                         ctx = await self._authenticate(ctx)
-                    decoded = (
-                        NOT_YET if self._decode_now is None else self._decode_now(ctx, request)
-                    )
+                    decoded = self._decode_now(ctx, request)
                     if decoded is NOT_YET:
                         decoded = await self._decode(ctx, request)
                     in_endpoint = True
