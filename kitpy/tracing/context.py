@@ -93,7 +93,10 @@ def log_fields(ctx: Context) -> dict[str, str]:
     span = ctx.get(SPAN)
     if span is None:
         return {}
-    trace_id, span_id = span.get_span_context()[:2]
-    if not (trace_id and span_id):  # SpanContext.is_valid, without the property calls
+    span_context = span.get_span_context()
+    if not span_context.is_valid:
         return {}
-    return {"trace_id": f"{trace_id:032x}", "span_id": f"{span_id:016x}"}
+    trace_id, span_id = span_context[:2]
+    # valid ids fit 16 and 8 bytes: their hex is f"{id:032x}"'s, without parsing a format
+    # spec (half the instructions; log_fields runs once per request)
+    return {"trace_id": trace_id.to_bytes(16).hex(), "span_id": span_id.to_bytes(8).hex()}

@@ -106,14 +106,13 @@ def grpc_server_finalizer() -> Callable[[Context, Code], None]:
 
     def finalizer(ctx: Context, code: Code) -> None:
         span = ctx.get(SERVER_SPAN)
-        if span is None:
+        if span is None or not span.is_recording():  # ending a span that records nothing is a no-op
             return
-        if span.is_recording():
-            span.set_attribute("rpc.grpc.status_code", int(code))
-            if code is not Code.OK:
-                span.set_attribute("error.type", code.name)
-                if is_server_fault(code):
-                    span.set_status(Status(StatusCode.ERROR))
+        span.set_attribute("rpc.grpc.status_code", int(code))
+        if code is not Code.OK:
+            span.set_attribute("error.type", code.name)
+            if is_server_fault(code):
+                span.set_status(Status(StatusCode.ERROR))
         span.end()
 
     return finalizer

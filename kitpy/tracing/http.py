@@ -36,15 +36,21 @@ if TYPE_CHECKING:
 __all__ = ["http_client_before", "http_server_before", "http_server_finalizer"]
 
 
-def _route(request: web.Request) -> str | None:
-    """The route template that matched (e.g. ``/users/{id}``), when aiohttp's router knows it."""
-    match_info = request.match_info
-    route = getattr(match_info, "route", None)
-    resource = getattr(route, "resource", None)
-    if resource is None:
-        return None
-    template: str = resource.canonical
-    return template
+class _Templates(dict[object, str | None]):
+    """aiohttp route -> its template (e.g. ``/users/{id}``), found once per route.
+
+    Index it with ``request.match_info.route``.  Only the application's own
+    routes are kept (a fixed set); the system routes aiohttp makes per request
+    for a 404 or 405 have no resource, give None and are not kept.
+    """
+
+    def __missing__(self, route: object) -> str | None:
+        resource = getattr(route, "resource", None)
+        if resource is None:
+            return None
+        template: str = resource.canonical
+        self[route] = template
+        return template
 
 
 def _set_request_attributes(span: Span, request: web.Request, route: str | None) -> None:
@@ -76,11 +82,12 @@ def http_server_before(
     """
     extract = extractor(propagator)
     start_span = span_starter(tracer)
+    templates = _Templates()  # one lookup a request instead of four attribute reads
 
     def before(ctx: Context, request: web.Request) -> Context:
         parent = extract(request.headers)
         method = request.method
-        route = _route(request)
+        route = templates[getattr(request.match_info, "route", None)]
         span = start_span(f"{method} {route}" if route else method, parent, SpanKind.SERVER, None)
         if span.is_recording():
             _set_request_attributes(span, request, route)
@@ -96,17 +103,16 @@ def http_server_finalizer() -> Callable[[Context, int, int], None]:
 
     def finalizer(ctx: Context, status: int, size: int) -> None:
         span = ctx.get(SERVER_SPAN)
-        if span is None:
+        if span is None or not span.is_recording():  # ending a span that records nothing is a no-op
             return
-        if span.is_recording():
-            attributes: dict[str, AttributeValue] = {
-                "http.response.status_code": status,
-                "http.response.body.size": size,
-            }
-            if status >= 500:
-                attributes["error.type"] = str(status)
-                span.set_status(Status(StatusCode.ERROR))
-            span.set_attributes(attributes)
+        attributes: dict[str, AttributeValue] = {
+            "http.response.status_code": status,
+            "http.response.body.size": size,
+        }
+        if status >= 500:
+            attributes["error.type"] = str(status)
+            span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(attributes)
         span.end()
 
     return finalizer

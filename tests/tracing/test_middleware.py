@@ -152,6 +152,15 @@ async def test_log_fields_and_baggage() -> None:
     assert otel_baggage.get_all() == {}  # the ambient context was never touched
 
 
+def test_log_fields_pad_small_ids_to_w3c_width() -> None:
+    span = trace.NonRecordingSpan(trace.SpanContext(0xABC, 0x1F, False))
+    ctx = Context().with_value(SPAN, span)
+    assert log_fields(ctx) == {"trace_id": "0" * 29 + "abc", "span_id": "0" * 14 + "1f"}
+    for trace_id, span_id in ((0, 0x1F), (0xABC, 0), (2**128, 0x1F), (0xABC, 2**64)):
+        invalid = trace.NonRecordingSpan(trace.SpanContext(trace_id, span_id, False))
+        assert log_fields(Context().with_value(SPAN, invalid)) == {}
+
+
 async def test_otel_context_combines_baggage_and_current_span() -> None:
     spans = SpanRecorder()
     seen: list[Context] = []

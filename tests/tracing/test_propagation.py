@@ -8,6 +8,7 @@ import aiohttp
 import grpc
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
@@ -87,6 +88,54 @@ async def test_http_client_span_parents_the_server_span(
     assert server_span.attributes["http.response.status_code"] == 200
     assert server_span.attributes["server.address"] == "127.0.0.1"
     assert server_span.status.status_code is StatusCode.UNSET
+
+
+async def test_http_span_names_from_routes_and_from_aiohttp_404s() -> None:
+    """Hooks run by an aiohttp middleware see app routes and the router's own 404s."""
+    spans = SpanRecorder()
+    before = http_server_before(spans.tracer)
+    finalizer = http_server_finalizer()
+
+    @web.middleware
+    async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ctx = before(Context(), request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            finalizer(ctx, exc.status, 0)
+            raise
+        finalizer(ctx, response.status, 0)
+        return response
+
+    async def item(request: web.Request) -> web.Response:
+        return web.Response(text=request.match_info["id"])
+
+    app = web.Application(middlewares=[traced])
+    app.router.add_get("/items/{id}", item)
+    app.router.add_route("*", "/any", item_text)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            for path in ("/items/1", "/nowhere", "/items/2", "/nowhere/else"):
+                async with session.get(base + path) as resp:
+                    await resp.read()
+            for method in ("PUT", "DELETE"):
+                async with session.request(method, base + "/any") as resp:
+                    assert resp.status == 200
+    finally:
+        await runner.cleanup()
+    names = [span.name for span in spans.spans]
+    assert names == ["GET /items/{id}", "GET", "GET /items/{id}", "GET", "PUT /any", "DELETE /any"]
+    routes = [(span.attributes or {}).get("http.route") for span in spans.spans]
+    assert routes == ["/items/{id}", None, "/items/{id}", None, "/any", "/any"]
+
+
+async def item_text(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
 
 
 async def test_http_5xx_marks_the_server_span_as_error(http_app: tuple[str, SpanRecorder]) -> None:
