@@ -174,7 +174,7 @@ class HeadSampler(Sampler, IdGenerator):
         """
         # an empty context (no remote parent, no baggage: most requests) holds no span to look up
         parent = trace.get_current_span(context).get_span_context() if context else _NO_PARENT
-        continued = parent.is_valid
+        continued = parent is not _NO_PARENT and parent.is_valid
         if continued:
             trace_id = parent.trace_id
             random_id = bool(parent.trace_flags & _RANDOM_BIT)
