@@ -160,6 +160,8 @@ def make_upstream_app() -> web.Application:
             text = decode(await request.read()).s
         except msgspec.MsgspecError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        except ConnectionResetError:  # the proxy went away mid-body: nobody to answer
+            return web.Response(status=400)
         return web.Response(body=encode({"v": text.upper()}), content_type="application/json")
 
     app = web.Application()
@@ -209,9 +211,10 @@ def make_raw_proxy_app(session: aiohttp.ClientSession, upstream: str) -> web.App
                 except ConnectionResetError:  # the caller went away (wrk does, when it stops)
                     pass
                 return response
-        except aiohttp.ClientConnectorError:
+        except aiohttp.ClientOSError:  # unreachable, or the body could not go up: the caller
+            # went away mid-body (wrk's connections, when it stops) or the upstream reset
             return web.json_response(
-                {"error": "upstream unreachable"}, status=502, headers={"X-Request-Id": request_id}
+                {"error": "upstream failed"}, status=502, headers={"X-Request-Id": request_id}
             )
 
     app = web.Application()

@@ -8,6 +8,7 @@ generator sends) and the FastAPI comparison app.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -129,3 +130,69 @@ def test_the_grpc_bench_interval_brackets_the_median() -> None:
     low, high = median_interval(spread)
     assert min(spread) <= low < 0.96 < high <= max(spread)
     assert median_interval(spread) == (low, high)  # seeded: the same figures every run
+
+
+@pytest.fixture
+async def raw_proxy() -> AsyncIterator[str]:
+    """bench/gateway.py's raw proxy in front of its upstream app; yields the proxy's URL."""
+    from bench.gateway import make_raw_proxy_app, make_upstream_app
+
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"127.0.0.1:{runner.addresses[0][1]}"
+
+    upstream = await serve(make_upstream_app())
+    async with aiohttp.ClientSession() as upstream_session:
+        proxy = await serve(make_raw_proxy_app(upstream_session, upstream))
+        try:
+            yield f"http://{proxy}"
+        finally:
+            for runner in reversed(runners):
+                await runner.cleanup()
+
+
+async def test_raw_proxy_forwards_and_answers_502_for_a_dead_upstream(
+    raw_proxy: str, session: aiohttp.ClientSession
+) -> None:
+    from bench.gateway import make_raw_proxy_app
+
+    url = raw_proxy
+    async with session.post(f"{url}/uppercase", data=BODY, headers=JSON) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"v": "HELLO, KITPY BENCHMARK"}
+        assert resp.headers["X-Request-Id"]
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    runner = web.AppRunner(make_raw_proxy_app(session, dead))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        port = runner.addresses[0][1]
+        async with session.post(f"http://127.0.0.1:{port}/uppercase", data=BODY) as resp:
+            assert resp.status == 502
+            assert await resp.json() == {"error": "upstream failed"}
+    finally:
+        await runner.cleanup()
+
+
+async def test_raw_proxy_logs_no_traceback_when_the_caller_leaves_mid_body(
+    raw_proxy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = raw_proxy.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /uppercase HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + BODY[:10]
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the proxy has sent the headers up and waits for the body
+    writer.transport.abort()  # a reset, as wrk's connections when it stops
+    await asyncio.sleep(0.3)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [], [r.getMessage() for r in errors]
