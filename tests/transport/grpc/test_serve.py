@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -253,3 +255,37 @@ async def test_reflection_is_off_by_default() -> None:
             await asyncio.to_thread(list_services, running.target)
     error: Any = info.value  # a sync call's error: an RpcError that is also a grpc.Call
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until ``condition()`` holds, at most ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 -- polling a count, bounded above
+            await asyncio.sleep(0.01)
+
+
+async def test_calls_in_flight_counts_running_calls_and_keeps_no_finished_one() -> None:
+    """The server tracks calls to wait for them at stop, without keeping their tasks alive."""
+    gate = asyncio.Event()
+    tasks: list[weakref.ref[asyncio.Task[Any]]] = []
+
+    async def held(ctx: Context, s: str) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(weakref.ref(task))
+        if s == "hold":
+            await gate.wait()
+        return s
+
+    async with serving(echo_server(held)) as running:
+        client = echo_client(running.channel)
+        assert [await client(Context(), str(n)) for n in range(50)] == [str(n) for n in range(50)]
+        holding = [asyncio.create_task(client(Context(), "hold")) for _ in range(3)]
+        await until(lambda: running.server.calls_in_flight >= 3)
+        assert running.server.calls_in_flight == 3
+        gate.set()
+        assert await asyncio.gather(*holding) == ["hold"] * 3
+        await until(lambda: running.server.calls_in_flight == 0)
+        gc.collect()
+        assert len(tasks) == 53
+        assert [ref for ref in tasks if ref() is not None] == []  # every finished call was freed
