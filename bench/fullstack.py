@@ -277,11 +277,11 @@ async def _serve(transport: str, sample_ratio: float) -> None:
     """Serve until stdin closes, after printing the port (the protocol of bench/http_server.py)."""
     loop = asyncio.get_running_loop()
     if transport == "grpc":
-        server, port = await start_grpc_full_stack(sample_ratio=sample_ratio)
         from bench.grpc_server import pin_loop_thread
         from bench.http_server import cpu_split
 
-        pin_loop_thread(cpu_split()[0])  # as bench/grpc_server.py's servers do
+        pin_loop_thread(cpu_split()[0])  # first, as bench/grpc_server.py's servers: every thread
+        server, port = await start_grpc_full_stack(sample_ratio=sample_ratio)
         print(port, flush=True)
         await loop.run_in_executor(None, sys.stdin.read)
         await server.stop(grace=1.0)

@@ -12,12 +12,13 @@ of the same server differ by a few percent), warms both, then loads them in
 short alternating bursts, ``raw kitpy kitpy raw`` then ``kitpy raw raw kitpy``,
 so that both see the same machine: drift during the round cancels out.
 
-The event loop threads are pinned: the servers' to the last CPU, the client's
-to the others; grpc's own threads (started before pinning) keep every CPU, so
-the scheduler cannot put a server's loop and the client's loop on one CPU.
-Neither loop thread is saturated (server ~0.75 CPU, client ~0.45), so the
-client is not made the bottleneck.  A round's ratio still spreads by ~0.06
-(sd; ~0.07-0.08 unpinned): the bench runs many rounds and prints ``ratio_sd``.
+Each server is pinned, every thread of it, to the last CPU (it pins itself
+before grpc starts a thread, and grpc's threads inherit that); the client's
+event loop thread to the others.  Pinning the servers' loop threads alone left
+grpc's own threads free to land on the client's CPU, and a round's ratio
+spread by ~0.07 (sd); with every server thread pinned it spreads by ~0.02
+(10 paired rounds, 2026-12-05), and both servers serve ~15 % more calls.  The
+bench still runs many rounds and prints ``ratio_sd``.
 
 It reports calls/s, p50/p99 latency and the server process's CPU time per call,
 and the median of the per-round ratios.  The last line is JSON; ``ratio_bare``
@@ -89,6 +90,7 @@ class RawServicer(pb_grpc.StringServiceServicer):
 
 
 async def serve(kind: str) -> None:
+    pin_loop_thread(cpu_split()[0])  # first: the threads grpc starts from here inherit it
     if kind == "raw":
         server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
         pb_grpc.add_StringServiceServicer_to_server(RawServicer(), server)  # type: ignore[no-untyped-call]
@@ -100,7 +102,6 @@ async def serve(kind: str) -> None:
         from examples.stringsvc.transport_grpc import start_grpc_server
 
         _, port = await start_grpc_server(make_endpoints(BasicStringService()), port=0)
-    pin_loop_thread(cpu_split()[0])
     print(port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
 
@@ -113,7 +114,8 @@ def pin_loop_thread(cpus: set[int]) -> None:
     """Keep the calling thread (the event loop's) on ``cpus``; no-op when empty.
 
     On Linux, affinity belongs to a thread and ``sched_setaffinity(0, ...)``
-    sets the caller's alone: threads grpc has already started keep every CPU.
+    sets the caller's alone: threads already started keep theirs, threads it
+    starts afterwards (grpc's, when a server or channel is made) inherit it.
     """
     if cpus:
         os.sched_setaffinity(0, cpus)

@@ -358,11 +358,11 @@ async def measure_grpc(
     rounds: dict[str, list[Round]] = {name: [] for name in commands}
     for round_no in range(settings.rounds):
         targets: dict[str, grpc_server.Target] = {}
-        grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers started now get every CPU
+        grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers start unpinned, then pin
         try:
             for name, command in commands.items():  # fresh every round (module docstring)
                 targets[name] = grpc_server.Target(name, command=command, metadata=metadata)
-            # as in grpc_server.py: the servers pin their loop threads, the client its own
+            # as in grpc_server.py: each server pins itself (every thread), the client its loop
             grpc_server.pin_loop_thread(http_server.cpu_split()[1])
             for target in targets.values():
                 await target.round(settings.warmup)  # also checks every reply

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import grpc_server, http_server, report
 from bench.fullstack import bench_token
 from bench.report import Measurements, Settings
 
@@ -149,3 +150,23 @@ def test_every_variant_has_a_server_command_and_the_sampling_variants_set_their_
     for name in ("ratio_http_full_stack_sample0", "ratio_grpc_full_stack_sample100"):
         assert name in report.RATIOS  # shown in the report...
         assert name not in report.TARGETS  # ...not a target
+
+
+def thread_cpus(pid: int) -> dict[str, set[int]]:
+    """Thread id -> the CPUs it may run on, for every thread of process ``pid``."""
+    return {tid: os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+async def test_a_grpc_bench_server_runs_every_thread_on_the_server_cpu() -> None:
+    """grpc's threads too: left free, they landed on the client's CPU and spread the rounds."""
+    server_cpus, _ = http_server.cpu_split()
+    if not server_cpus:
+        pytest.skip("one CPU (or affinity unknown): the bench pins nothing")
+    target = grpc_server.Target("raw")
+    try:
+        await target.round(0.3)  # grpc's threads exist once calls have been served
+        allowed = thread_cpus(target.proc.pid)
+        assert len(allowed) > 1  # the loop's thread and grpc's
+        assert all(cpus == server_cpus for cpus in allowed.values()), allowed
+    finally:
+        await target.close()
