@@ -377,15 +377,15 @@ class _Router(grpc.GenericRpcHandler):
     The lookup runs in the call's own task, just before its handler: so the
     router keeps the calls in flight (weak references to their tasks, each
     gone with its task) and, once :attr:`refusing`, answers every call it
-    serves with a handler that refuses it (UNAVAILABLE).  With ``share_pairs`` each lookup
-    puts the metadata grpc.aio built for it in
+    serves with a handler that refuses it (UNAVAILABLE).  With
+    ``share_pairs`` each lookup puts the metadata grpc.aio built for it in
     :data:`~kitpy.transport.grpc.server.CALL_PAIRS`.
     """
 
     def __init__(self, *, share_pairs: bool, error_handler: ErrorHandler | None = None) -> None:
         self.inner: list[grpc.GenericRpcHandler] = []
-        # Weak references, dropped by the task's end: holding finished tasks until a prune
-        # (1,024 of them) cost ~2 % of a bare call's CPU, and a done callback as much
+        # Weak references, gone when the task is freed: the tasks themselves, pruned every
+        # 1,024 calls, kept finished calls alive and cost ~2 % of a bare call (decisions.md)
         self._calls: set[weakref.ref[asyncio.Task[Any]]] = set()
         self.refusing = False
         self._share_pairs = share_pairs
