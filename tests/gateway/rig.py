@@ -194,15 +194,6 @@ def no_resource_left_open() -> Iterator[None]:
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
-async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
-    """Wait until ``condition()`` holds, at most ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
-
-
 def replace(path: Path, text: str) -> None:
     """Write ``path`` atomically, so a poll never reads half of it."""
     new = path.with_suffix(".new")

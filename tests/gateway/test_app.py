@@ -51,8 +51,8 @@ from tests.gateway.rig import (
     run_module,
     stringsvc_descriptor_set,
     table,
-    until,
 )
+from tests.waiting import until
 
 # -- routing ---------------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ from kitpy.metrics.memory import MemoryCounter
 from kitpy.sd import BackgroundInstancer, Instance
 from kitpy.sd.etcd import EtcdClient, EtcdRegistrar
 from tests.conftest import Etcd
-from tests.gateway.rig import until
 from tests.servers import free_port
+from tests.waiting import until
 
 ROUTES = """
 [upstream.svc]

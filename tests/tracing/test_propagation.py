@@ -110,6 +110,9 @@ async def test_http_span_names_from_routes_and_from_aiohttp_404s() -> None:
     async def item(request: web.Request) -> web.Response:
         return web.Response(text=request.match_info["id"])
 
+    async def item_text(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
     app = web.Application(middlewares=[traced])
     app.router.add_get("/items/{id}", item)
     app.router.add_route("*", "/any", item_text)
@@ -132,10 +135,6 @@ async def test_http_span_names_from_routes_and_from_aiohttp_404s() -> None:
     assert names == ["GET /items/{id}", "GET", "GET /items/{id}", "GET", "PUT /any", "DELETE /any"]
     routes = [(span.attributes or {}).get("http.route") for span in spans.spans]
     assert routes == ["/items/{id}", None, "/items/{id}", None, "/any", "/any"]
-
-
-async def item_text(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
 
 
 async def test_http_5xx_marks_the_server_span_as_error(http_app: tuple[str, SpanRecorder]) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,6 +20,7 @@ from aiohttp import web
 from kitpy import Context, Unavailable
 from kitpy.ratelimit import ConcurrencyLimiter, LoopLag
 from kitpy.transport import http as kit_http
+from tests.waiting import until
 
 from .grpc.harness import echo_client, echo_server, serving
 
@@ -51,12 +51,6 @@ async def serve_http(limiter: ConcurrencyLimiter) -> kit_http.RunningApp:
     return await kit_http.start_app(app, host="127.0.0.1", port=0, grace_period=1.0)
 
 
-async def wait_until(condition: Any, within: float = 3.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 -- polling a counter, bounded above
-            await asyncio.sleep(0.01)
-
-
 async def test_a_stalled_body_holds_a_slot_until_its_request_ends(
     session: aiohttp.ClientSession,
 ) -> None:
@@ -69,13 +63,13 @@ async def test_a_stalled_body_holds_a_slot_until_its_request_ends(
             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{"  # and the other 99 bytes never come
         )
-        await wait_until(lambda: limiter.in_flight == 1)
+        await until(lambda: limiter.in_flight == 1)
         async with session.post(running.url / "echo", json={"s": "a"}) as resp:
             assert resp.status == 503
             assert resp.headers["Retry-After"] == "1"
             assert (await resp.json())["error"]["code"] == "UNAVAILABLE"
         stalled.close()  # the request ends (its body never arrives): the slot comes back
-        await wait_until(lambda: limiter.in_flight == 0)
+        await until(lambda: limiter.in_flight == 0)
         async with session.post(running.url / "echo", json={"s": "a"}) as resp:
             assert (resp.status, await resp.json()) == (200, {"s": "A"})
         assert limiter.in_flight == 0
@@ -170,7 +164,7 @@ async def test_a_grpc_call_cancelled_by_its_client_gives_its_slot_back() -> None
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await pending
-        await wait_until(lambda: limiter.in_flight == 0)  # the slot is back
+        await until(lambda: limiter.in_flight == 0)  # the slot is back
 
 
 async def test_the_loop_lag_is_charged_to_the_callers_deadline(

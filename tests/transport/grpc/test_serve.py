@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from kitpy import Context
 from kitpy.errors import Cancelled, Unavailable
 from kitpy.transport.grpc import METADATA, GrpcServer, MutableMetadata
+from tests.waiting import until
 
 from .harness import PATH, SERVICE, echo_client, echo_server, serving
 
@@ -255,13 +256,6 @@ async def test_reflection_is_off_by_default() -> None:
             await asyncio.to_thread(list_services, running.target)
     error: Any = info.value  # a sync call's error: an RpcError that is also a grpc.Call
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
-
-
-async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
-    """Wait until ``condition()`` holds, at most ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 -- polling a count, bounded above
-            await asyncio.sleep(0.01)
 
 
 async def test_calls_in_flight_counts_running_calls_and_keeps_no_finished_one() -> None:
