@@ -16,6 +16,7 @@ it names).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Callable, Iterable
@@ -25,10 +26,12 @@ from typing import TypeAlias
 import grpc.aio
 from aiohttp import web
 
-from kitpy.context import REQUEST_ID, Context, Key
+from kitpy.context import REQUEST_ID, Context
 from kitpy.endpoint import Endpoint
 from kitpy.errors import Code, InvalidArgument, KitError, from_code, is_client_fault
-from kitpy.transport.grpc import Client, Metadata, MutableMetadata, code_from_grpc_status
+from kitpy.transport.grpc import Metadata, code_from_grpc_status
+from kitpy.transport.grpc.client import ErrorDecoder, call_failed, call_timeout, channel_closed
+from kitpy.transport.grpc.metadata import metadata_from_pairs
 from kitpy.transport.relay import relayed_message
 
 from .descriptors import ProtoMethod
@@ -40,7 +43,11 @@ Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
 @dataclass(frozen=True, slots=True)
 class UnaryCall:
-    """One upstream call: the method, the serialized request, the metadata to send."""
+    """One upstream call: the method, the serialized request, the metadata to send.
+
+    ``metadata`` goes to grpc as it is: lower-case keys, ``str`` values, and
+    ``bytes`` under keys ending in ``-bin`` (what :func:`forward_headers` makes).
+    """
 
     method: ProtoMethod
     payload: bytes
@@ -56,36 +63,10 @@ class UnaryReply:
     trailers: Metadata
 
 
-# -- the upstream: one kitpy gRPC Client per method, bytes in and out ---------------
-
-_OUTGOING: Key[Pairs] = Key("gateway.connect.outgoing")
-_RECEIVED: Key[tuple[Metadata, Metadata]] = Key("gateway.connect.received")
+# -- the upstream: one grpc.aio multi-callable per method, bytes in and out --------------
 
 
-def _send_metadata(ctx: Context, outgoing: MutableMetadata) -> Context:
-    for key, value in ctx.get(_OUTGOING) or ():
-        outgoing[key] = value
-    return ctx
-
-
-def _keep_metadata(ctx: Context, initial: Metadata, trailing: Metadata) -> Context:
-    return ctx.with_value(_RECEIVED, (initial, trailing))
-
-
-def _payload(ctx: Context, call: UnaryCall) -> bytes:
-    return call.payload
-
-
-def _reply(ctx: Context, payload: bytes) -> UnaryReply:
-    initial, trailing = ctx[_RECEIVED]
-    return UnaryReply(payload, initial, trailing)
-
-
-def _same(data: bytes) -> bytes:
-    return data
-
-
-def _upstream_error(method: ProtoMethod) -> Callable[[grpc.aio.AioRpcError], KitError]:
+def _upstream_error(method: ProtoMethod) -> ErrorDecoder:
     def decode(err: grpc.aio.AioRpcError) -> KitError:
         code = code_from_grpc_status(err.code())
         if code is Code.OK:
@@ -97,42 +78,54 @@ def _upstream_error(method: ProtoMethod) -> Callable[[grpc.aio.AioRpcError], Kit
     return decode
 
 
+class _Method:
+    """One upstream method: its multi-callable (bytes in and out) and its error decoder."""
+
+    __slots__ = ("call", "decode_error", "path")
+
+    def __init__(self, channel: grpc.aio.Channel, method: ProtoMethod) -> None:
+        self.path = f"/{method.name}"
+        self.call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(self.path)
+        self.decode_error = _upstream_error(method)
+
+
 def grpc_upstream(channel: grpc.aio.Channel) -> Endpoint[UnaryCall, UnaryReply]:
     """The endpoint that makes a :class:`UnaryCall` over ``channel``.
 
-    Each method gets a kitpy gRPC :class:`~kitpy.transport.grpc.Client`
-    (made on its first call) that sends the payload as it is and returns the
-    reply's bytes, so the Client's deadline and error handling apply: the
-    Context's deadline is the call's timeout, a failed call raises the
-    ``KitError`` for its status (whose cause is the ``AioRpcError``).
+    It keeps the rules of a kitpy gRPC :class:`~kitpy.transport.grpc.Client`:
+    the Context's deadline is the call's timeout (an expired one raises
+    ``DeadlineExceeded`` without sending), a failed call raises the
+    ``KitError`` for its status (whose cause is the ``AioRpcError``; the
+    upstream's message only for client-fault codes), a reply over the
+    channel's receive limit is ``Unavailable`` naming it.  The payload goes as
+    it is and the reply's bytes come back with its initial and trailing
+    metadata -- one multi-callable per method, made on its first call.
 
     Example::
 
         upstream = grpc_upstream(grpc.aio.insecure_channel("127.0.0.1:8081"))
         handler = connect_handler(upstream, descriptors)
     """
-    clients: dict[str, Client[UnaryCall, UnaryReply, bytes, bytes]] = {}
+    methods: dict[str, _Method] = {}
 
     async def upstream(ctx: Context, call: UnaryCall) -> UnaryReply:
-        method = call.method
-        client = clients.get(method.name)
-        if client is None:
-            service, _, name = method.name.partition("/")
-            client = clients[method.name] = Client(
-                channel,
-                service,
-                name,
-                _payload,
-                _reply,
-                _same,
-                before=(_send_metadata,),
-                after=(_keep_metadata,),
-                error_decoder=_upstream_error(method),
-                request_serializer=_same,
-            )
-        if call.metadata:
-            ctx = ctx.with_value(_OUTGOING, call.metadata)
-        return await client(ctx, call)
+        method = methods.get(call.method.name)
+        if method is None:
+            method = methods[call.method.name] = _Method(channel, call.method)
+        timeout = call_timeout(ctx, method.path)
+        rpc = method.call(call.payload, timeout=timeout, metadata=call.metadata or None)
+        try:
+            payload = await rpc
+        except grpc.aio.AioRpcError as exc:
+            raise call_failed(exc, method.decode_error) from exc
+        except asyncio.CancelledError:
+            closed = channel_closed(method.path)
+            if closed is None:
+                raise  # our caller cancelled us: let the cancellation through
+            raise closed from None
+        initial = metadata_from_pairs(await rpc.initial_metadata())
+        trailing = metadata_from_pairs(await rpc.trailing_metadata())
+        return UnaryReply(payload, initial, trailing)
 
     return upstream
 

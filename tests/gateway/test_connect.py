@@ -40,7 +40,8 @@ from examples.stringsvc.endpoints import make_endpoints
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.service import BasicStringService
 from examples.stringsvc.transport_grpc import start_grpc_server
-from kitpy.errors import Code, Unavailable
+from kitpy.context import Context
+from kitpy.errors import Code, DeadlineExceeded, Unavailable
 from kitpy.gateway.connect import connect_handler
 from kitpy.gateway.connect_errors import connect_code, connect_status, metadata_headers
 from kitpy.gateway.descriptors import (
@@ -49,7 +50,7 @@ from kitpy.gateway.descriptors import (
     ReflectionDescriptors,
     StaticDescriptors,
 )
-from kitpy.gateway.grpc_upstream import forward_headers
+from kitpy.gateway.grpc_upstream import UnaryCall, forward_headers, grpc_upstream
 from kitpy.transport.http import RunningApp, start_app
 from tests.servers import free_port
 
@@ -549,6 +550,39 @@ async def test_server_fault_messages_and_details_are_not_passed_on(rig: Rig) -> 
         "message": "calling test.v1.EchoService/Fail failed: INTERNAL",
     }
     assert headers["trailer-x-trace"] == "t-1"
+
+
+async def test_grpc_upstream_keeps_the_clients_rules(rig: Rig) -> None:
+    """Bytes in and out with the reply's metadata; the Context's deadline, the channel's
+    receive limit and a channel closed under a call end as a kitpy Client's would."""
+    port = await rig.echo_service()
+    echo_method = ECHO_DESCRIPTORS.get("test.v1.EchoService/Echo")
+    slow_method = ECHO_DESCRIPTORS.get("test.v1.EchoService/Slow")
+    assert echo_method is not None
+    assert slow_method is not None
+    payload = EchoMessage(user_name="ada" * 20).SerializeToString()  # over 16 bytes
+    upstream = grpc_upstream(rig.channel(port))
+    reply = await upstream(Context(), UnaryCall(echo_method, payload, (("x-tenant", "t1"),)))
+    assert reply.payload == payload
+    assert reply.headers["echo-x-tenant"] == "t1"
+
+    expired = Context().with_timeout(0.0)
+    with pytest.raises(DeadlineExceeded, match=r"before calling /test\.v1\.EchoService/Echo"):
+        await upstream(expired, UnaryCall(echo_method, payload))
+
+    small = grpc.aio.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 16)]
+    )
+    rig.stops.append(small.close)
+    with pytest.raises(Unavailable, match=r"grpc\.max_receive_message_length"):
+        await grpc_upstream(small)(Context(), UnaryCall(echo_method, payload))
+
+    closing = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    call = asyncio.ensure_future(grpc_upstream(closing)(Context(), UnaryCall(slow_method, b"")))
+    await asyncio.sleep(0.2)  # the call is on its way
+    await closing.close()
+    with pytest.raises(Unavailable, match="channel closed"):
+        await asyncio.wait_for(call, 5)
 
 
 async def test_forwarded_headers_are_only_the_named_ones(rig: Rig) -> None:

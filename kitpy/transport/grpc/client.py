@@ -139,12 +139,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
     async def __call__(self, ctx: Context, request: Req) -> Resp:
         error: BaseException | None = None
         try:
-            timeout = ctx.time_remaining()
-            if timeout is not None:
-                if timeout <= 0.0:
-                    raise DeadlineExceeded(f"deadline exceeded before calling {self.path}")
-                if timeout > MAX_TIMEOUT:  # grpc turns a far deadline into an instant failure
-                    timeout = MAX_TIMEOUT
+            timeout = call_timeout(ctx, self.path)
             metadata = None
             if self._before:
                 outgoing: dict[str, str | bytes] = {}
@@ -156,17 +151,12 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
             try:
                 reply = await call
             except grpc.aio.AioRpcError as exc:
-                oversize = oversize_reply(exc)
-                if oversize is not None:  # our own limit, not the upstream's answer
-                    raise oversize from exc
-                raise self._decode_error(exc) from exc
+                raise call_failed(exc, self._decode_error) from exc
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                closed = channel_closed(self.path)
+                if closed is None:
                     raise  # our caller cancelled us: let the cancellation through
-                # The call was cancelled under us (its channel was closed): the
-                # server is gone for this caller, which a retry can route around.
-                raise Unavailable(f"call to {self.path} cancelled: channel closed") from None
+                raise closed from None
             if self._after:
                 initial = metadata_from_pairs(await call.initial_metadata())
                 trailing = metadata_from_pairs(await call.trailing_metadata())
@@ -179,6 +169,41 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
         finally:
             for finalizer in self._finalizer:
                 finalizer(ctx, error)
+
+
+def call_timeout(ctx: Context, path: str) -> float | None:
+    """The timeout a call to ``path`` gets from the Context's deadline (None: no deadline).
+
+    ``DeadlineExceeded`` when the deadline has passed (nothing is sent); a
+    deadline further than :data:`MAX_TIMEOUT` is sent as that.  For code that
+    calls a ``grpc.aio`` multi-callable itself with the Client's rules (the
+    gateway's Connect upstream); not exported.
+    """
+    timeout = ctx.time_remaining()
+    if timeout is not None:
+        if timeout <= 0.0:
+            raise DeadlineExceeded(f"deadline exceeded before calling {path}")
+        if timeout > MAX_TIMEOUT:  # grpc turns a far deadline into an instant failure
+            timeout = MAX_TIMEOUT
+    return timeout
+
+
+def call_failed(exc: grpc.aio.AioRpcError, decode: ErrorDecoder) -> KitError:
+    """The ``KitError`` a failed call raises: ``decode(exc)``, or ``Unavailable`` naming
+    the receive limit when it was our own limit that refused the reply."""
+    oversize = oversize_reply(exc)
+    return decode(exc) if oversize is None else oversize
+
+
+def channel_closed(path: str) -> KitError | None:
+    """For a call cancelled while it ran: None when our own caller cancelled us (let the
+    cancellation through), else ``Unavailable`` -- the call was cancelled under us (its
+    channel was closed), so the server is gone for this caller and a retry may route
+    around it.  Called in an ``except asyncio.CancelledError`` block."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return None
+    return Unavailable(f"call to {path} cancelled: channel closed")
 
 
 def oversize_reply(exc: grpc.aio.AioRpcError) -> KitError | None:
