@@ -560,7 +560,7 @@ async def test_grpc_upstream_keeps_the_clients_rules(rig: Rig) -> None:
     slow_method = ECHO_DESCRIPTORS.get("test.v1.EchoService/Slow")
     assert echo_method is not None
     assert slow_method is not None
-    payload = EchoMessage(user_name="ada" * 20).SerializeToString()  # over 16 bytes
+    payload = json_format.ParseDict({"userName": "ada" * 20}, EchoMessage()).SerializeToString()
     upstream = grpc_upstream(rig.channel(port))
     reply = await upstream(Context(), UnaryCall(echo_method, payload, (("x-tenant", "t1"),)))
     assert reply.payload == payload
