@@ -447,6 +447,7 @@ EXPECTED: dict[str, list[str]] = {
         "RouteObserver",
         "gateway_instruments",
     ],
+    "kitpy.gateway.proto_json": ["MessageJson"],
     "kitpy.gateway.proxy": [
         "CLIENT_CLOSED_REQUEST",
         "DEFAULT_RETRIES",

@@ -66,7 +66,6 @@ from typing import Any, Unpack
 
 import grpc
 import grpc.aio
-import msgspec
 from aiohttp import hdrs, web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, EncodeError
@@ -214,16 +213,14 @@ async def _read_body(request: web.Request, limit: int, body_timeout: float) -> b
 
 def _from_json(method: ProtoMethod, body: bytes) -> bytes:
     """The binary request for a JSON body; ``InvalidArgument`` naming what is wrong."""
-    message = method.request()
-    full_name = message.DESCRIPTOR.full_name
+    full_name = method.request.DESCRIPTOR.full_name
     if not body.strip():
         raise InvalidArgument(f"request body is empty; send a JSON object ({full_name})")
     # the well-known types have JSON forms of their own ("1.5s", [1, 2], ...)
     if not full_name.startswith("google.protobuf.") and not body.lstrip().startswith(b"{"):
         raise InvalidArgument(f"request body must be a JSON object ({full_name})")
     try:
-        json_format.Parse(body, message, ignore_unknown_fields=True, descriptor_pool=method.pool)
-        return message.SerializeToString()
+        return method.request_json.to_binary(body)
     except (json_format.Error, ValueError, TypeError, RecursionError, EncodeError) as exc:
         problem = relayed_message(str(exc), limit=300)
         raise InvalidArgument(f"invalid {full_name}: {problem}") from None
@@ -238,13 +235,9 @@ def _check_proto(method: ProtoMethod, body: bytes) -> bytes:
     return body
 
 
-_encode_json = msgspec.json.Encoder().encode
-
-
 def _to_json(method: ProtoMethod, payload: bytes) -> bytes:
     try:
-        message = method.response.FromString(payload)
-        return _encode_json(json_format.MessageToDict(message, descriptor_pool=method.pool))
+        return method.response_json.to_json(payload)
     except (DecodeError, json_format.Error, ValueError, TypeError) as exc:
         full_name = method.response.DESCRIPTOR.full_name
         raise Internal(f"the upstream's reply is not a valid {full_name}") from exc

@@ -37,7 +37,7 @@ import asyncio
 import os
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Literal, Protocol, TypeAlias
@@ -51,6 +51,8 @@ from google.protobuf.message import DecodeError, Message
 from grpc_reflection.v1alpha import reflection_pb2
 
 from kitpy.errors import Unavailable
+
+from .proto_json import MessageJson
 
 __all__ = [
     "Descriptors",
@@ -85,6 +87,14 @@ class ProtoMethod:
     """True for client-, server- or bidi-streaming methods (not served as Connect unary)."""
     idempotency: Idempotency
     pool: DescriptorPool
+    request_json: MessageJson = field(init=False, repr=False, compare=False)
+    """The request's JSON mapping (what a Connect JSON body becomes)."""
+    response_json: MessageJson = field(init=False, repr=False, compare=False)
+    """The response's JSON mapping."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "request_json", MessageJson(self.request, pool=self.pool))
+        object.__setattr__(self, "response_json", MessageJson(self.response, pool=self.pool))
 
     @property
     def path(self) -> str:
