@@ -61,8 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 
 import grpc
 import grpc.aio
@@ -243,14 +242,12 @@ def _to_json(method: ProtoMethod, payload: bytes) -> bytes:
         raise Internal(f"the upstream's reply is not a valid {full_name}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
+class _Request(NamedTuple):
     call: UnaryCall
     json: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Response:
+class _Response(NamedTuple):
     body: bytes
     json: bool
     headers: list[tuple[str, str]]

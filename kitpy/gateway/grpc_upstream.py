@@ -20,8 +20,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import grpc.aio
 from aiohttp import web
@@ -41,8 +40,7 @@ __all__ = ["RequestMetadata", "UnaryCall", "UnaryReply", "forward_headers", "grp
 Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class UnaryCall:
+class UnaryCall(NamedTuple):
     """One upstream call: the method, the serialized request, the metadata to send.
 
     ``metadata`` goes to grpc as it is: lower-case keys, ``str`` values, and
@@ -54,8 +52,7 @@ class UnaryCall:
     metadata: Pairs = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UnaryReply:
+class UnaryReply(NamedTuple):
     """The upstream's answer: the serialized response and its initial and trailing metadata."""
 
     payload: bytes

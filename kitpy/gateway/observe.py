@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -42,15 +42,9 @@ __all__ = ["Hooks", "RouteObserver", "gateway_instruments"]
 Pairs = Callable[[Context], Iterable[tuple[str, str]]]
 
 
-class _Seen(NamedTuple):
-    """When the request arrived, and the request (the access log reads its method, path and
-    peer only when it writes the line)."""
-
-    start: float
-    request: web.Request
-
-
-_SEEN: Key[_Seen] = Key("gateway.seen")
+_SEEN: Key[tuple[float, web.Request]] = Key("gateway.seen")
+"""When the request arrived, and the request (the access log reads its method, path and
+peer only when it writes the line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +110,7 @@ class RouteObserver:
         return Hooks(tuple(before), tuple(finalizer), client_before, metadata)
 
     def _note(self, ctx: Context, request: web.Request) -> Context:
-        return ctx.with_value(_SEEN, _Seen(self._clock(), request))
+        return ctx.with_value(_SEEN, (self._clock(), request))
 
     def _record(self, route: Route) -> ServerFinalizer:
         name = route.name
@@ -129,7 +123,8 @@ class RouteObserver:
             seen = ctx.get(_SEEN)
             if seen is None:
                 return
-            elapsed = clock() - seen.start
+            start, request = seen
+            elapsed = clock() - start
             if requests is not None:
                 counter = by_status.get(status)
                 if counter is None:
@@ -138,7 +133,6 @@ class RouteObserver:
             if duration is not None:
                 duration.observe(elapsed)
             if logger is not None:
-                request = seen.request
                 logger.info(
                     "request",
                     route=name,
