@@ -425,14 +425,15 @@ def _metadata(hooks: Hooks) -> RequestMetadata:
     base = forward_headers()
     trace = hooks.metadata
 
-    def metadata(ctx: Context, request: web.Request) -> list[tuple[str, str | bytes]]:
-        pairs = list(base(ctx, request))
-        if trace is not None:
-            pairs.extend(trace(ctx))
+    def metadata(ctx: Context, request: web.Request) -> Iterable[tuple[str, str | bytes]]:
+        pairs = base(ctx, request)
         token = ctx.get(FORWARDED_CLAIMS)
+        if trace is None and token is None:
+            return pairs
+        extra = [] if trace is None else list(trace(ctx))
         if token is not None:
-            pairs.append((CLAIMS_METADATA, token))
-        return pairs
+            extra.append((CLAIMS_METADATA, token))
+        return [*pairs, *extra]
 
     return metadata
 

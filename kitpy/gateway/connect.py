@@ -123,6 +123,8 @@ def _deadline(timeout: float | None) -> ServerBefore:
 
 def _is_json(content_type: str | None) -> bool:
     """True for JSON, False for binary protobuf; 415 for anything else."""
+    if content_type == "application/json":  # as Connect clients send it
+        return True
     mime = (content_type or "").partition(";")[0].strip().lower()
     if mime == "application/json":
         return True
@@ -136,12 +138,11 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-def _method_name(request: web.Request) -> str:
-    match = request.match_info
-    service, method = match.get("service"), match.get("method")
-    if service is None or method is None:  # mounted on another pattern: the path's last two
-        *_, service, method = ["", "", *request.path.split("/")]
-    return f"{service}/{method}"
+def _method_name(path: str) -> str:
+    """``"package.Service/Method"``: the path's last two segments (so the handler may be
+    mounted on ``/{service}/{method}`` or under a prefix)."""
+    method = path.rfind("/")
+    return path[path.rfind("/", 0, method) + 1 :]
 
 
 def _too_large(limit: int) -> KitError:
@@ -290,7 +291,7 @@ def connect_handler(
     request_metadata = forward_headers() if metadata is None else metadata
 
     async def decode(ctx: Context, request: web.Request) -> _Request:
-        name = _method_name(request)
+        name = _method_name(request.path)
         method = await descriptors.lookup(name)
         if method is None:
             raise UnknownMethod(f"unknown method {name[:200]}")
@@ -313,7 +314,7 @@ def connect_handler(
         call = request.call
         reply = await call_upstream(ctx, call)
         body = _to_json(call.method, reply.payload) if request.json else reply.payload
-        headers = list(metadata_headers(reply.headers.items(), reply.trailers.items()))
+        headers = metadata_headers(reply.headers.items(), reply.trailers.items())
         return _Response(body, request.json, headers)
 
     def encode(ctx: Context, response: _Response) -> web.Response:

@@ -34,7 +34,7 @@ The rich error details an upstream sends in ``grpc-status-details-bin`` (a
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import grpc.aio
@@ -157,7 +157,7 @@ def _header_value(value: str | bytes) -> str | None:
 
 def metadata_headers(
     initial: Iterable[tuple[str, str | bytes]], trailing: Iterable[tuple[str, str | bytes]]
-) -> Iterator[tuple[str, str]]:
+) -> list[tuple[str, str]]:
     """Response headers for gRPC metadata, as Connect sends them on a unary call.
 
     Initial metadata as headers, trailing metadata prefixed ``trailer-``;
@@ -166,16 +166,18 @@ def metadata_headers(
 
     Example::
 
-        list(metadata_headers([("x-a", "1")], [("x-b-bin", b"\\x00")]))
+        metadata_headers([("x-a", "1")], [("x-b-bin", b"\\x00")])
         # [("x-a", "1"), ("trailer-x-b-bin", "AA")]
     """
+    headers: list[tuple[str, str]] = []
     for prefix, pairs in (("", initial), ("trailer-", trailing)):
         for key, value in pairs:
             if key.startswith(("grpc-", ":")) or key in _NOT_PASSED:
                 continue
             text = _header_value(value)
             if text is not None:
-                yield prefix + key, text
+                headers.append((prefix + key, text))
+    return headers
 
 
 def _status_class() -> Any:

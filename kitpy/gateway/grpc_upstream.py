@@ -30,7 +30,6 @@ from kitpy.endpoint import Endpoint
 from kitpy.errors import Code, InvalidArgument, KitError, from_code, is_client_fault
 from kitpy.transport.grpc import Metadata, code_from_grpc_status
 from kitpy.transport.grpc.client import ErrorDecoder, call_failed, call_timeout, channel_closed
-from kitpy.transport.grpc.metadata import metadata_from_pairs
 from kitpy.transport.relay import relayed_message
 
 from .descriptors import ProtoMethod
@@ -73,6 +72,12 @@ def _upstream_error(method: ProtoMethod) -> ErrorDecoder:
         return from_code(code, f"calling {method.name} failed: {code.name}")
 
     return decode
+
+
+def _received(metadata: grpc.aio.Metadata) -> dict[str, str | bytes]:
+    """Metadata grpc received, as a dict (keys arrive lower-case; a repeated key's last
+    value wins)."""
+    return dict(iter(metadata))  # its pairs: as a Mapping, each key's first value only
 
 
 class _Method:
@@ -120,9 +125,9 @@ def grpc_upstream(channel: grpc.aio.Channel) -> Endpoint[UnaryCall, UnaryReply]:
             if closed is None:
                 raise  # our caller cancelled us: let the cancellation through
             raise closed from None
-        initial = metadata_from_pairs(await rpc.initial_metadata())
-        trailing = metadata_from_pairs(await rpc.trailing_metadata())
-        return UnaryReply(payload, initial, trailing)
+        initial = await rpc.initial_metadata()
+        trailing = await rpc.trailing_metadata()
+        return UnaryReply(payload, _received(initial), _received(trailing))
 
     return upstream
 
