@@ -16,7 +16,6 @@ it names).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from kitpy.context import REQUEST_ID, Context
 from kitpy.endpoint import Endpoint
 from kitpy.errors import Code, InvalidArgument, KitError, from_code, is_client_fault
 from kitpy.transport.grpc import Metadata, code_from_grpc_status
-from kitpy.transport.grpc.client import ErrorDecoder, call_failed, call_timeout, channel_closed
+from kitpy.transport.grpc.client import ErrorDecoder, await_reply, call_timeout
 from kitpy.transport.relay import relayed_message
 
 from .descriptors import ProtoMethod
@@ -116,15 +115,7 @@ def grpc_upstream(channel: grpc.aio.Channel) -> Endpoint[UnaryCall, UnaryReply]:
             method = methods[call.method.name] = _Method(channel, call.method)
         timeout = call_timeout(ctx, method.path)
         rpc = method.call(call.payload, timeout=timeout, metadata=call.metadata or None)
-        try:
-            payload = await rpc
-        except grpc.aio.AioRpcError as exc:
-            raise call_failed(exc, method.decode_error) from exc
-        except asyncio.CancelledError:
-            closed = channel_closed(method.path)
-            if closed is None:
-                raise  # our caller cancelled us: let the cancellation through
-            raise closed from None
+        payload = await await_reply(rpc, method.path, method.decode_error)
         initial = await rpc.initial_metadata()
         trailing = await rpc.trailing_metadata()
         return UnaryReply(payload, _received(initial), _received(trailing))

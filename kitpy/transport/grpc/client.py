@@ -148,15 +148,7 @@ class Client(Generic[Req, Resp, PbReq, PbResp]):
                 if outgoing:
                     metadata = metadata_to_pairs(outgoing)
             call = self._call(self._encode(ctx, request), timeout=timeout, metadata=metadata)
-            try:
-                reply = await call
-            except grpc.aio.AioRpcError as exc:
-                raise call_failed(exc, self._decode_error) from exc
-            except asyncio.CancelledError:
-                closed = channel_closed(self.path)
-                if closed is None:
-                    raise  # our caller cancelled us: let the cancellation through
-                raise closed from None
+            reply = await await_reply(call, self.path, self._decode_error)
             if self._after:
                 initial = metadata_from_pairs(await call.initial_metadata())
                 trailing = metadata_from_pairs(await call.trailing_metadata())
@@ -188,22 +180,29 @@ def call_timeout(ctx: Context, path: str) -> float | None:
     return timeout
 
 
-def call_failed(exc: grpc.aio.AioRpcError, decode: ErrorDecoder) -> KitError:
-    """The ``KitError`` a failed call raises: ``decode(exc)``, or ``Unavailable`` naming
-    the receive limit when it was our own limit that refused the reply."""
-    oversize = oversize_reply(exc)
-    return decode(exc) if oversize is None else oversize
+async def await_reply(
+    call: grpc.aio.UnaryUnaryCall[Any, PbResp], path: str, decode_error: ErrorDecoder
+) -> PbResp:
+    """The reply of a unary ``call`` to ``path``, or the ``KitError`` for its failure.
 
-
-def channel_closed(path: str) -> KitError | None:
-    """For a call cancelled while it ran: None when our own caller cancelled us (let the
-    cancellation through), else ``Unavailable`` -- the call was cancelled under us (its
-    channel was closed), so the server is gone for this caller and a retry may route
-    around it.  Called in an ``except asyncio.CancelledError`` block."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        return None
-    return Unavailable(f"call to {path} cancelled: channel closed")
+    A failed call raises ``decode_error(exc)`` (``Unavailable`` naming the
+    receive limit when it was our own limit that refused the reply).  A call
+    cancelled under us (its channel was closed) raises ``Unavailable``: the
+    server is gone for this caller, and a retry may route around it; our own
+    caller's cancellation goes through.  The Client's rules, for code that
+    calls a ``grpc.aio`` multi-callable itself (the gateway's Connect
+    upstream); not exported.
+    """
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        oversize = oversize_reply(exc)
+        raise (decode_error(exc) if oversize is None else oversize) from exc
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our caller cancelled us: let the cancellation through
+        raise Unavailable(f"call to {path} cancelled: channel closed") from None
 
 
 def oversize_reply(exc: grpc.aio.AioRpcError) -> KitError | None:
