@@ -429,11 +429,13 @@ def _metadata(hooks: Hooks) -> RequestMetadata:
         pairs = base(ctx, request)
         token = ctx.get(FORWARDED_CLAIMS)
         if trace is None and token is None:
-            return pairs
-        extra = [] if trace is None else list(trace(ctx))
+            return pairs  # the request id alone: nothing to add, no copy
+        extended = list(pairs)
+        if trace is not None:
+            extended.extend(trace(ctx))
         if token is not None:
-            extra.append((CLAIMS_METADATA, token))
-        return [*pairs, *extra]
+            extended.append((CLAIMS_METADATA, token))
+        return extended
 
     return metadata
 

@@ -29,6 +29,7 @@ from kitpy.endpoint import Endpoint
 from kitpy.errors import Code, InvalidArgument, KitError, from_code, is_client_fault
 from kitpy.transport.grpc import Metadata, code_from_grpc_status
 from kitpy.transport.grpc.client import ErrorDecoder, await_reply, call_timeout
+from kitpy.transport.grpc.metadata import metadata_from_pairs
 from kitpy.transport.relay import relayed_message
 
 from .descriptors import ProtoMethod
@@ -73,19 +74,13 @@ def _upstream_error(method: ProtoMethod) -> ErrorDecoder:
     return decode
 
 
-def _received(metadata: grpc.aio.Metadata) -> dict[str, str | bytes]:
-    """Metadata grpc received, as a dict (keys arrive lower-case; a repeated key's last
-    value wins)."""
-    return dict(iter(metadata))  # its pairs: as a Mapping, each key's first value only
-
-
 class _Method:
     """One upstream method: its multi-callable (bytes in and out) and its error decoder."""
 
     __slots__ = ("call", "decode_error", "path")
 
     def __init__(self, channel: grpc.aio.Channel, method: ProtoMethod) -> None:
-        self.path = f"/{method.name}"
+        self.path = method.path
         self.call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(self.path)
         self.decode_error = _upstream_error(method)
 
@@ -118,7 +113,7 @@ def grpc_upstream(channel: grpc.aio.Channel) -> Endpoint[UnaryCall, UnaryReply]:
         payload = await await_reply(rpc, method.path, method.decode_error)
         initial = await rpc.initial_metadata()
         trailing = await rpc.trailing_metadata()
-        return UnaryReply(payload, _received(initial), _received(trailing))
+        return UnaryReply(payload, metadata_from_pairs(initial), metadata_from_pairs(trailing))
 
     return upstream
 
