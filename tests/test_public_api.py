@@ -562,6 +562,10 @@ EXPECTED: dict[str, list[str]] = {
         "Gauge",
         "Histogram",
     ],
+    "kitpy.metrics.lean": [
+        "LeanCounter",
+        "LeanHistogram",
+    ],
     "kitpy.metrics.memory": [
         "MemoryCounter",
         "MemoryGauge",
@@ -574,6 +578,8 @@ EXPECTED: dict[str, list[str]] = {
     "kitpy.metrics.prometheus": [
         "CollectorRegistry",
         "LATENCY_BUCKETS",
+        "LeanCounter",
+        "LeanHistogram",
         "STREAM_BUCKETS",
         "counter",
         "gauge",

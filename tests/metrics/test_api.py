@@ -15,8 +15,8 @@ def test_public_names() -> None:
         "Counter", "Gauge", "Histogram", "call_metrics", "server_error_metrics", "stream_metrics",
     }  # fmt: skip
     assert set(kitpy.metrics.prometheus.__all__) == {
-        "LATENCY_BUCKETS", "STREAM_BUCKETS", "CollectorRegistry", "counter", "gauge", "histogram",
-        "metrics_handler", "request_metrics", "stream_instruments",
+        "LATENCY_BUCKETS", "STREAM_BUCKETS", "CollectorRegistry", "LeanCounter", "LeanHistogram",
+        "counter", "gauge", "histogram", "metrics_handler", "request_metrics", "stream_instruments",
     }  # fmt: skip
     for name in kitpy.metrics.__all__:
         assert hasattr(kitpy.metrics, name)
