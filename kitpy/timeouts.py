@@ -20,12 +20,16 @@ task is cancelled when the time is up, the ``CancelledError`` becomes a
 timeout's own (a cancellation from elsewhere passes through), and
 :meth:`WheelTimeout.expired` tells which happened.  ``None`` sets no timeout.
 
+Entering and leaving never wait, so a :class:`WheelTimeout` is also a plain
+context manager inside a coroutine (``with timeouts.timeout(2.5):``), which
+spares the two coroutines of ``async with``.
+
 Example::
 
     timeouts = TimeoutWheel()          # one per server, made once
 
     async def handle(request):
-        async with timeouts.timeout(2.5):
+        with timeouts.timeout(2.5):
             return await work(request)
 """
 
@@ -113,7 +117,11 @@ def _expire(slots: dict[float, _Slot], end: float) -> None:
 
 
 class WheelTimeout:
-    """One use of a :class:`TimeoutWheel`: an async context manager, as ``asyncio.timeout``'s.
+    """One use of a :class:`TimeoutWheel`: a context manager, as ``asyncio.timeout``'s.
+
+    Use it with ``async with``, as ``asyncio.timeout``, or with a plain ``with``
+    inside a coroutine: entering and leaving never wait, so the plain form does
+    the same without two coroutines (~4 k instructions a use on hot paths).
 
     Example::
 
@@ -140,7 +148,7 @@ class WheelTimeout:
         """Whether the time ran out (and the block was cancelled for it)."""
         return self._state == _EXPIRING or self._state == _EXPIRED
 
-    async def __aenter__(self) -> WheelTimeout:
+    def __enter__(self) -> WheelTimeout:
         if self._state != _CREATED:
             raise RuntimeError("a WheelTimeout can be entered once")
         self._state = _ENTERED
@@ -154,7 +162,7 @@ class WheelTimeout:
             self._slot = self._wheel._join(self, self._delay, task.get_loop())
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -172,6 +180,17 @@ class WheelTimeout:
                 raise TimeoutError from exc
         else:
             self._state = _EXITED
+
+    async def __aenter__(self) -> WheelTimeout:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
 
     def _expire(self) -> None:
         if self._state == _ENTERED and self._task is not None:

@@ -194,3 +194,41 @@ def test_slots_end_on_a_tick_no_later_than_a_64th_of_the_delay(delay: float, tic
     end = _slot_end(when, delay)
     assert when <= end < when + tick
     assert (end / tick).is_integer()
+
+
+async def test_the_plain_with_form_times_out_and_leaves_as_async_with_does() -> None:
+    wheel = TimeoutWheel()
+    with wheel.timeout(5) as kept:  # in time: nothing cancelled, the slot left
+        assert wheel.pending == 1
+        await asyncio.sleep(0)
+    assert not kept.expired()
+    assert wheel.pending == 0
+    scope = wheel.timeout(0.02)
+
+    async def overrun() -> None:
+        with scope:
+            await asyncio.sleep(10)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(overrun(), timeout=5)
+    assert scope.expired()
+    assert wheel.pending == 0
+
+
+async def test_the_plain_with_form_lets_a_cancellation_from_elsewhere_through() -> None:
+    wheel = TimeoutWheel()
+    scope = wheel.timeout(30)
+    entered = asyncio.Event()
+
+    async def held() -> None:
+        with scope:
+            entered.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(held())
+    await asyncio.wait_for(entered.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+    assert not scope.expired()
+    assert wheel.pending == 0

@@ -166,7 +166,7 @@ class _Forward:
         exchange.headers[TIMEOUT_HEADER] = format_timeout(remaining)
         timer = self._timeouts.timeout(remaining)
         try:
-            async with timer:
+            with timer:  # enters and leaves without waiting
                 return await self._exchange(exchange)
         except TimeoutError:
             if timer.expired():

@@ -341,7 +341,7 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
             if remaining is None or not self._enforce_deadline or ctx.deadline == granted:
                 response = await self._endpoint(ctx, request)
             else:  # sooner than the call's own deadline: the root's or a before func's
-                async with self._timeouts.timeout(remaining):
+                with self._timeouts.timeout(remaining):
                     response = await self._endpoint(ctx, request)
             in_endpoint = False
             request_id = ctx[REQUEST_ID]

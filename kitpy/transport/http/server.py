@@ -270,7 +270,7 @@ class Server(Generic[Req, Resp]):
                 in_endpoint = True
                 response = await self._endpoint(ctx, decoded)
             else:
-                async with self._timeouts.timeout(remaining):
+                with self._timeouts.timeout(remaining):
                     if self._authenticate is not None:
                         ctx = await self._authenticate(ctx)
                     decoded = self._decode_now(ctx, request)
