@@ -37,7 +37,7 @@ Example::
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Generic, Self
 
@@ -214,24 +214,29 @@ class _Forward:
         response = web.StreamResponse(status=status, headers=response_headers(upstream.headers))
         response.headers[REQUEST_ID_HEADER] = exchange.request_id
         exchange.response = response
-        await _to_caller(exchange, response.prepare(exchange.request))
-        reader = upstream.content  # its failures are aiohttp ClientErrors: the instance's
-        while chunk := await reader.readany():
-            exchange.sent += len(chunk)
-            await _to_caller(exchange, response.write(chunk))
-        await _to_caller(exchange, response.write_eof())
+        # ``exchange.writing`` is True while a write to the caller is awaited: its failure,
+        # or a deadline passing meanwhile, is the caller's doing, not the instance's.  The
+        # reads in between are the instance's (aiohttp ClientErrors).  One try for every
+        # write rather than a coroutine per write.
+        reader = upstream.content
+        try:
+            exchange.writing = True
+            await response.prepare(exchange.request)
+            while True:
+                exchange.writing = False
+                chunk = await reader.readany()
+                exchange.writing = True
+                if not chunk:
+                    break
+                exchange.sent += len(chunk)
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError as exc:
+            if exchange.writing:
+                raise Cancelled("the caller went away during the answer") from exc
+            raise
+        exchange.writing = False
         return response
-
-
-async def _to_caller(exchange: Exchange, write: Awaitable[object]) -> None:
-    """Await a write to the caller: its failure, or a deadline passing meanwhile
-    (``exchange.writing``), is the caller's doing, not the instance's."""
-    exchange.writing = True
-    try:
-        await write
-    except ConnectionError as exc:
-        raise Cancelled("the caller went away during the answer") from exc
-    exchange.writing = False
 
 
 def _status_error(status: int, name: str) -> Unavailable:
