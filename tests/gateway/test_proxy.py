@@ -355,6 +355,19 @@ async def test_a_path_with_dot_segments_is_refused(
     assert up.hits == 0
 
 
+@pytest.mark.parametrize("path", ["/api/v1.2/file.json", "/api/.well-known/x", "/api/a..b"])
+async def test_dots_inside_a_segment_are_forwarded(
+    rig: Rig, client: aiohttp.ClientSession, path: str
+) -> None:
+    up = await rig.upstream(echo)
+    gw = await rig.gateway(await rig.pool([up.address]), strip_prefix="/api")
+
+    async with client.get(URL(f"{gw}{path}", encoded=True)) as response:
+        assert response.status == 200
+        assert (await response.json())["target"] == path.removeprefix("/api")
+    assert up.hits == 1
+
+
 # -- bodies: limits and streaming ------------------------------------------------------------
 
 
