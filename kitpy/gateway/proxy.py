@@ -147,10 +147,11 @@ def reverse_proxy(
         raise ValueError(f"strip_prefix must start with '/', got {strip_prefix!r}")
     id_prefix = os.urandom(6).hex() + "-"
     ids = itertools.count(1)
+    root = Context()  # immutable: each request's Context is a child of this one
 
     async def proxy(request: web.Request) -> web.StreamResponse:
         request_id = incoming_request_id(request.headers) or f"{id_prefix}{next(ids)}"
-        ctx = Context().with_value(REQUEST_ID, request_id)
+        ctx = root.with_value(REQUEST_ID, request_id)
         response: web.StreamResponse | None = None
         exchange: Exchange | None = None
         try:
