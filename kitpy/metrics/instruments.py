@@ -1,7 +1,8 @@
 """The instrument protocols: Counter, Gauge and Histogram, with labels.
 
 prometheus-client's ``Counter``, ``Gauge`` and ``Histogram`` satisfy these as
-they are, so the Prometheus backend adds no wrapper (and no cost) per call.
+they are, as do kitpy's :mod:`kitpy.metrics.lean` instruments (what
+:mod:`kitpy.metrics.prometheus` builds) and :mod:`kitpy.metrics.memory`'s.
 ``labels(**values)`` returns the child instrument for one set of label values;
 resolve it once and keep it where the values are known up front.
 """

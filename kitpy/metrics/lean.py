@@ -136,18 +136,19 @@ class _HistogramChild(_Series):
 class _Family(Collector, Generic[_Child]):
     """A metric name, its help text and label names, with a child per label values."""
 
-    _kind = ""
+    _suffix = ""  # a suffix the name may be given with, dropped (the exposition adds it)
 
     def __init__(
         self,
         registry: CollectorRegistry,
         name: str,
         documentation: str,
-        labelnames: Sequence[str],
+        labelnames: Sequence[str] = (),
         *,
-        namespace: str,
-        subsystem: str,
+        namespace: str = "",
+        subsystem: str = "",
     ) -> None:
+        name = name.removesuffix(self._suffix)
         full = "_".join(part for part in (namespace, subsystem, name) if part)
         if not _NAME.match(full):
             raise ValueError(f"invalid metric name {full!r}")
@@ -225,20 +226,7 @@ class LeanCounter(_Family[_CounterChild]):
         errors.inc()
     """
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str] = (),
-        *,
-        namespace: str = "",
-        subsystem: str = "",
-    ) -> None:
-        name = name.removesuffix("_total")
-        super().__init__(
-            registry, name, documentation, labelnames, namespace=namespace, subsystem=subsystem
-        )
+    _suffix = "_total"
 
     def _new_child(self) -> _CounterChild:
         return _CounterChild()
