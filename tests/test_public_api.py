@@ -399,6 +399,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "kitpy.gateway.edge": [
         "CLIENT",
+        "CORS_ORIGIN",
         "ClientLimits",
         "FORWARDED_CLAIMS",
         "LocalLimits",
@@ -408,6 +409,7 @@ EXPECTED: dict[str, list[str]] = {
         "client_to_context",
         "cors_origin",
         "is_preflight",
+        "mark_cors",
         "preflight",
         "route_authenticate",
         "send_claims",

@@ -57,13 +57,14 @@ from .connect import connect_handler
 from .descriptors import Descriptors, StaticDescriptors
 from .discovery import Upstream, instancer_for
 from .edge import (
+    CORS_ORIGIN,
     FORWARDED_CLAIMS,
     ClientLimits,
     LocalLimits,
-    add_cors_headers,
     client_to_context,
     cors_origin,
     is_preflight,
+    mark_cors,
     preflight,
     route_authenticate,
     send_claims,
@@ -87,7 +88,6 @@ UNROUTED = Route(prefix="/", upstream="-", name="(no route)")
 """The route requests no route takes are logged, counted and traced under (answered 404)."""
 
 _log = logging.getLogger("kitpy.gateway")
-_CORS = web.RequestKey("kitpy.gateway.cors", str)  # the allowed origin, for the CORS headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +184,6 @@ class Gateway:
         """
         app = web.Application(**options)
         app.router.add_route("*", "/{path:.*}", self.handle)
-        app.on_response_prepare.append(_mark_cors)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -201,11 +200,15 @@ class Gateway:
         route = installed.table.match(request.method, request.path)
         if route is None:
             return self._unrouted(request)
-        if route.cors_origins:
-            origin = cors_origin(route, request.headers.get("Origin"))
-            if origin is not None:
-                request[_CORS] = origin
-        return await installed.handlers[route.name](request)
+        if not route.cors_origins:
+            return await installed.handlers[route.name](request)
+        origin = cors_origin(route, request.headers.get("Origin"))
+        if origin is not None:
+            request[CORS_ORIGIN] = origin  # a relayed answer gets the headers as it is made
+        response = await installed.handlers[route.name](request)
+        if not response.prepared:  # an answer of the gateway's own, or a Connect reply
+            mark_cors(request, response)
+        return response
 
     def _request_id(self, request: web.Request) -> str:
         """The caller's request id, or a new one."""
@@ -438,9 +441,3 @@ def _metadata(hooks: Hooks) -> RequestMetadata:
         return extended
 
     return metadata
-
-
-async def _mark_cors(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    origin = request.get(_CORS)
-    if origin is not None:
-        add_cors_headers(response.headers, origin)

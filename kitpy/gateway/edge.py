@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENT",
+    "CORS_ORIGIN",
     "FORWARDED_CLAIMS",
     "PREFLIGHT_MAX_AGE",
     "ClientLimits",
@@ -56,6 +57,7 @@ __all__ = [
     "client_to_context",
     "cors_origin",
     "is_preflight",
+    "mark_cors",
     "preflight",
     "route_authenticate",
     "send_claims",
@@ -287,6 +289,20 @@ def add_cors_headers(headers: CIMultiDict[str], origin: str) -> None:
     headers["Access-Control-Expose-Headers"] = _EXPOSED
     if origin != "*":
         headers.add("Vary", "Origin")
+
+
+CORS_ORIGIN = web.RequestKey("kitpy.gateway.cors", str)
+"""The ``Access-Control-Allow-Origin`` of a request's answer, set by the gateway when its
+route allows the request's ``Origin``; absent otherwise."""
+
+
+def mark_cors(request: web.Request, response: web.StreamResponse) -> None:
+    """Add the CORS headers to ``response`` (not yet prepared) when ``request`` has a
+    :data:`CORS_ORIGIN`.  The gateway calls it where an answer is made, rather than in an
+    ``on_response_prepare`` signal that would cost every answer two coroutines."""
+    origin = request.get(CORS_ORIGIN)
+    if origin is not None:
+        add_cors_headers(response.headers, origin)
 
 
 def preflight(route: Route, request: web.Request) -> web.Response:

@@ -49,6 +49,7 @@ from kitpy.circuitbreaker import Breaker, CircuitBreaker, ConsecutiveFailures
 from kitpy.context import Context
 from kitpy.endpoint import Endpoint, Req, Resp
 from kitpy.errors import Cancelled, DeadlineExceeded, Unavailable, code_from_http_status, from_code
+from kitpy.gateway.edge import mark_cors
 from kitpy.gateway.exchange import BadGateway, Exchange
 from kitpy.gateway.headers import response_headers
 from kitpy.resilience.budget import RetryBudget
@@ -213,6 +214,7 @@ class _Forward:
                 raise error
         response = web.StreamResponse(status=status, headers=response_headers(upstream.headers))
         response.headers[REQUEST_ID_HEADER] = exchange.request_id
+        mark_cors(exchange.request, response)
         exchange.response = response
         # ``exchange.writing`` is True while a write to the caller is awaited: its failure,
         # or a deadline passing meanwhile, is the caller's doing, not the instance's.  The

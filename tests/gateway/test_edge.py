@@ -295,6 +295,26 @@ async def test_answers_to_an_allowed_origin_carry_cors_headers(
     assert "Access-Control-Allow-Origin" not in headers
 
 
+async def test_connect_answers_to_an_allowed_origin_carry_cors_headers(rig: GatewayRig) -> None:
+    strings = await rig.stringsvc()
+    _, url = await rig.gateway(
+        RouteTable(
+            [Route(prefix=f"/{SERVICE}", upstream="strings", kind="connect", cors_origins=(APP,))],
+            [Upstream("strings", addresses=(strings,))],
+        )
+    )
+    origin = {"Origin": APP}
+    reply = await call_uppercase(rig.client, url, "hi", origin)
+    refused = await call_uppercase(rig.client, url, "", origin)  # stringsvc: empty string
+    assert (reply[0], reply[2]) == (200, {"v": "HI"})
+    assert refused[0] == 400
+    for status, headers, _ in (reply, refused):
+        assert headers["Access-Control-Allow-Origin"] == APP, status
+        assert headers.getall("Vary") == ["Origin"], status
+    _, headers, _ = await call_uppercase(rig.client, url, "hi", {"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in headers
+
+
 async def test_a_star_origin_allows_any_origin(rig: GatewayRig) -> None:
     up = await rig.upstream()
     _, url = await rig.gateway(
