@@ -235,6 +235,7 @@ class GrpcServer:
             port = self.server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc gives no reason; in use or not an address
             raise OSError(f"gRPC server could not listen on {address}: {exc}") from exc
+        self._router.loop = asyncio.get_running_loop()  # where the calls will run
         await self.server.start()
         self._started = True
         for service in ("", *self._services):
@@ -392,6 +393,9 @@ class _Router(grpc.GenericRpcHandler):
         self._found: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._refusals: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self.refuser = _Refuser(error_handler)
+        # the server's loop, once started: current_task(loop) skips get_running_loop(), whose
+        # check of the process id is a getpid() system call per call
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -403,7 +407,7 @@ class _Router(grpc.GenericRpcHandler):
             found = self._find(handler_call_details)
         if self.refusing and found is not None:
             return self._refusal(handler_call_details.method, found)
-        call = asyncio.current_task()
+        call = asyncio.current_task(self.loop)
         if call is not None:
             calls = self._calls
             calls.add(weakref.ref(call, calls.discard))
