@@ -61,10 +61,10 @@ from .edge import (
     FORWARDED_CLAIMS,
     ClientLimits,
     LocalLimits,
+    add_cors_headers,
     client_to_context,
     cors_origin,
     is_preflight,
-    mark_cors,
     preflight,
     route_authenticate,
     send_claims,
@@ -200,14 +200,14 @@ class Gateway:
         route = installed.table.match(request.method, request.path)
         if route is None:
             return self._unrouted(request)
-        if not route.cors_origins:
-            return await installed.handlers[route.name](request)
-        origin = cors_origin(route, request.headers.get("Origin"))
-        if origin is not None:
-            request[CORS_ORIGIN] = origin  # a relayed answer gets the headers as it is made
-        response = await installed.handlers[route.name](request)
+        handler = installed.handlers[route.name]
+        origin = cors_origin(route, request.headers.get("Origin")) if route.cors_origins else None
+        if origin is None:  # no CORS route, or an origin it does not list
+            return await handler(request)
+        request[CORS_ORIGIN] = origin  # a relayed answer gets the headers as it is made
+        response = await handler(request)
         if not response.prepared:  # an answer of the gateway's own, or a Connect reply
-            mark_cors(request, response)
+            add_cors_headers(response.headers, origin)
         return response
 
     def _request_id(self, request: web.Request) -> str:
