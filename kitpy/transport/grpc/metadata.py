@@ -10,8 +10,9 @@ funcs run: :data:`METHOD` (``"/package.Service/Method"``), :data:`METADATA`
 besides the transport-neutral :data:`kitpy.context.REQUEST_ID` (the
 ``x-request-id`` metadata, or a new id) and :data:`kitpy.context.OPERATION`
 (the method).  The Server stores the metadata as grpc.aio's pairs
-(:data:`INVOCATION_PAIRS`): METADATA and REQUEST_ID are derived from them when
-read (see :class:`~kitpy.context.Key`).
+(:data:`INVOCATION_PAIRS`): METADATA is derived from them when read (see
+:class:`~kitpy.context.Key`).  The request id is made when the call starts
+(every reply carries it), by :func:`incoming_request_id` or a new one.
 The peer is read while the call runs: grpc.aio's context must not be touched
 after its call has ended.
 
@@ -40,6 +41,7 @@ __all__ = [
     "OutgoingMetadata",
     "context_to_metadata",
     "context_to_response_metadata",
+    "incoming_request_id",
     "metadata_from_pairs",
     "metadata_to_context",
     "metadata_to_pairs",
@@ -69,6 +71,27 @@ METADATA: Key[Metadata] = Key("grpc.metadata", derive=_metadata)
 """The invocation metadata the client sent (a new dict from :data:`INVOCATION_PAIRS` per read)."""
 PEER: Key[str] = Key("grpc.peer")
 """The client's address as grpc reports it, e.g. ``"ipv4:127.0.0.1:5123"``."""
+
+
+_MAX_REQUEST_ID = 128
+
+
+def incoming_request_id(pairs: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The caller's ``x-request-id`` from grpc's metadata pairs, if usable; else None.
+
+    The last one wins (as in :data:`METADATA`); a usable id is a non-empty
+    string of at most 128 characters.  The one rule of kitpy's gRPC Servers::
+
+        incoming_request_id((("x-request-id", "r-7"),))   # "r-7"
+        incoming_request_id((("x-request-id", ""),))      # None
+    """
+    request_id = None
+    for key, value in pairs:
+        if key == "x-request-id":
+            request_id = value
+    if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID:
+        return request_id
+    return None
 
 
 def metadata_from_pairs(pairs: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str | bytes]:

@@ -69,7 +69,7 @@ from kitpy.context import OPERATION, REQUEST_ID, Context
 from kitpy.errors import Unavailable
 
 from .health import HealthServicer
-from .metadata import METHOD
+from .metadata import METHOD, incoming_request_id
 from .server import CALL_PAIRS, ErrorHandler, Server
 from .stream import StreamServer
 
@@ -365,6 +365,9 @@ def _ms(name: str, seconds: float) -> int:
     return min(round(seconds * 1000), 2**31 - 1)
 
 
+_PRUNE_AT = 1024  # the router's list of calls is pruned at this length at the least
+
+
 class _Router(grpc.GenericRpcHandler):
     """The one generic handler GrpcServer gives grpc.aio: it finds, guards and keeps handlers.
 
@@ -385,9 +388,11 @@ class _Router(grpc.GenericRpcHandler):
 
     def __init__(self, *, share_pairs: bool, error_handler: ErrorHandler | None = None) -> None:
         self.inner: list[grpc.GenericRpcHandler] = []
-        # Weak references, gone when the task is freed: the tasks themselves, pruned every
-        # 1,024 calls, kept finished calls alive and cost ~2 % of a bare call (decisions.md)
-        self._calls: set[weakref.ref[asyncio.Task[Any]]] = set()
+        # Weak references without callbacks, in a list pruned when it has doubled: the tasks
+        # themselves kept finished calls alive, and a callback per reference (to forget it when
+        # its task is freed) cost ~1 % of a bare call (decisions.md)
+        self._calls: list[weakref.ref[asyncio.Task[Any]]] = []
+        self._prune_at = _PRUNE_AT
         self.refusing = False
         self._share_pairs = share_pairs
         self._found: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -410,13 +415,20 @@ class _Router(grpc.GenericRpcHandler):
         call = asyncio.current_task(self.loop)
         if call is not None:
             calls = self._calls
-            calls.add(weakref.ref(call, calls.discard))
+            calls.append(weakref.ref(call))
+            if len(calls) >= self._prune_at:
+                self._prune()
         return found
 
     def in_flight(self) -> list[asyncio.Task[Any]]:
         """The calls started and not yet finished."""
-        tasks = (ref() for ref in list(self._calls))  # a copy: a task may go while we look
+        tasks = (ref() for ref in self._calls)
         return [task for task in tasks if task is not None and not task.done()]
+
+    def _prune(self) -> None:
+        """Forget the calls that have finished; prune again once the list has doubled."""
+        self._calls = live = [weakref.ref(task) for task in self.in_flight()]
+        self._prune_at = max(_PRUNE_AT, 2 * len(live))
 
     def _refusal(
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
@@ -484,12 +496,8 @@ class _Refuser:
     async def refuse(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Hold the call, then abort it UNAVAILABLE with the request id (the client's, else new)."""
         self.last_arrival = asyncio.get_running_loop().time()
-        request_id = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
-                request_id = value
-        if request_id is None:
-            request_id = f"{self._id_prefix}{next(self._ids)}"
+        pairs = context.invocation_metadata() or ()
+        request_id = incoming_request_id(pairs) or f"{self._id_prefix}{next(self._ids)}"
         if not self._released.is_set():
             remaining = context.time_remaining()
             hold = None if remaining is None else max(0.0, remaining - _ANSWER_MARGIN)

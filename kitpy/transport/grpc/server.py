@@ -69,7 +69,6 @@ from kitpy.context import (
     ENDPOINT_NAME,
     OPERATION,
     REQUEST_ID,
-    REQUEST_ID_SOURCE,
     Authenticate,
     Context,
     Key,
@@ -79,7 +78,15 @@ from kitpy.errors import Code, DeadlineExceeded, Internal, InvalidArgument, KitE
 from kitpy.ratelimit.concurrency import Admission
 from kitpy.timeouts import TimeoutWheel
 
-from .metadata import INVOCATION_PAIRS, METADATA, METHOD, PEER, Metadata, metadata_to_pairs
+from .metadata import (
+    INVOCATION_PAIRS,
+    METADATA,
+    METHOD,
+    PEER,
+    Metadata,
+    incoming_request_id,
+    metadata_to_pairs,
+)
 from .status import grpc_status
 
 __all__ = [
@@ -147,9 +154,7 @@ def default_error_encoder(ctx: Context, exc: BaseException) -> KitError:
     return to_kit_error(exc)
 
 
-_MAX_REQUEST_ID = 128
 _REQUEST_ID_METADATA = "x-request-id"
-_NUMBER: Key[int] = Key("grpc.call_number")  # this Server's count, for new request ids
 
 _Pairs: TypeAlias = tuple[tuple[str, str | bytes], ...]
 
@@ -214,7 +219,6 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         "_error_handler",
         "_finalizer",
         "_id_prefix",
-        "_id_source",
         "_ids",
         "_invalid_message",
         "_method",
@@ -259,7 +263,6 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         self._admission = admission
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
-        self._id_source = self._request_id  # one bound method, stored in every Context
         self._parse: Callable[[bytes], PbReq] | None = None
         self._invalid_message = ""
 
@@ -279,7 +282,6 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         The copy shares the request id counter, so ids stay unique.
         """
         server = copy.copy(self)
-        server._id_source = server._request_id
         server._parse = parse
         server._invalid_message = invalid_message
         server._method = self._method or method
@@ -292,13 +294,12 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
         pairs: Any = CALL_PAIRS.get() if parse is not None else None
         if pairs is None:
             pairs = context.invocation_metadata() or ()
-        # METADATA and REQUEST_ID are derived from the pairs when read (by self._request_id)
+        # METADATA is derived from the pairs when read; every reply carries the request id
         values: dict[Key[Any], Any] = {
             METHOD: self._method,
             INVOCATION_PAIRS: pairs,
             PEER: context.peer(),  # now: grpc.aio's context is not safe to read after the call
-            _NUMBER: next(self._ids),
-            REQUEST_ID_SOURCE: self._id_source,
+            REQUEST_ID: incoming_request_id(pairs) or f"{self._id_prefix}{next(self._ids)}",
         }
         if self._method:
             values[OPERATION] = self._method
@@ -382,16 +383,6 @@ class Server(Generic[Req, Resp, PbReq, PbResp]):
                 admitted.release()
             for finalizer in self._finalizer:
                 finalizer(ctx, code)
-
-    def _request_id(self, ctx: Context) -> str:
-        """The call's id: its ``x-request-id`` metadata, else ``<server prefix>-<number>``."""
-        request_id = None
-        for key, value in ctx[INVOCATION_PAIRS]:
-            if key == _REQUEST_ID_METADATA:
-                request_id = value  # the last one wins, as in METADATA
-        if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID:
-            return request_id
-        return f"{self._id_prefix}{ctx[_NUMBER]}"
 
     def _encoded_error(self, ctx: Context, exc: Exception) -> KitError:
         """What ``error_encoder`` makes of ``exc``; INTERNAL if it fails or says OK."""

@@ -74,7 +74,6 @@ from kitpy.context import (
     ENDPOINT_NAME,
     OPERATION,
     REQUEST_ID,
-    REQUEST_ID_SOURCE,
     Authenticate,
     Context,
     Key,
@@ -107,6 +106,7 @@ from .metadata import (
     METHOD,
     PEER,
     OutgoingMetadata,
+    incoming_request_id,
     metadata_from_pairs,
     metadata_to_pairs,
 )
@@ -133,9 +133,7 @@ StreamKind: TypeAlias = Literal["unary_stream", "stream_unary", "stream_stream"]
 """Which streaming method: server streaming, client streaming or bidi (gRPC's own names)."""
 
 _KINDS: Final = get_args(StreamKind)
-_MAX_REQUEST_ID = 128
 _REQUEST_ID_METADATA = "x-request-id"
-_NUMBER: Key[int] = Key("grpc.stream_number")  # this StreamServer's count, for new request ids
 _FAILED_WRITE = "Internal error from Core"  # grpc.aio's details for a refused write
 _NO_REPLY: Final = object()  # a client-streaming call's response, before the endpoint gave it
 _serialize: Callable[[Any], bytes] = methodcaller("SerializeToString")
@@ -257,7 +255,6 @@ class StreamServer(Generic[Req, Resp, PbReq, PbResp]):
         "_error_handler",
         "_finalizer",
         "_id_prefix",
-        "_id_source",
         "_ids",
         "_invalid_message",
         "_kind",
@@ -304,7 +301,6 @@ class StreamServer(Generic[Req, Resp, PbReq, PbResp]):
         self._admission = admission
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
-        self._id_source = self._request_id  # one bound method, stored in every Context
         self._parse: Callable[[bytes], Any] | None = None
         self._invalid_message = ""
         self._served = False  # by GrpcServer, whose handler lookup sets CALL_PAIRS
@@ -335,7 +331,6 @@ class StreamServer(Generic[Req, Resp, PbReq, PbResp]):
         id counter, so ids stay unique.
         """
         server = copy.copy(self)
-        server._id_source = server._request_id
         server._parse = parse
         server._invalid_message = invalid_message
         server._method = self._method or method
@@ -355,8 +350,7 @@ class StreamServer(Generic[Req, Resp, PbReq, PbResp]):
             METHOD: self._method,
             INVOCATION_PAIRS: pairs,
             PEER: context.peer(),  # now: grpc.aio's context is not safe to read after the call
-            _NUMBER: next(self._ids),
-            REQUEST_ID_SOURCE: self._id_source,
+            REQUEST_ID: incoming_request_id(pairs) or f"{self._id_prefix}{next(self._ids)}",
         }
         if self._method:
             values[OPERATION] = self._method
@@ -506,16 +500,6 @@ class StreamServer(Generic[Req, Resp, PbReq, PbResp]):
         if initial:
             await context.send_initial_metadata(metadata_to_pairs(initial))
         return ctx, metadata_to_pairs(trailing)
-
-    def _request_id(self, ctx: Context) -> str:
-        """The stream's id: its ``x-request-id`` metadata, else ``<server prefix>-<number>``."""
-        request_id = None
-        for key, value in ctx[INVOCATION_PAIRS]:
-            if key == _REQUEST_ID_METADATA:
-                request_id = value  # the last one wins, as in METADATA
-        if isinstance(request_id, str) and 0 < len(request_id) <= _MAX_REQUEST_ID:
-            return request_id
-        return f"{self._id_prefix}{ctx[_NUMBER]}"
 
     def _encoded_error(self, ctx: Context, exc: Exception) -> KitError:
         """What ``error_encoder`` makes of ``exc``; INTERNAL if it fails or says OK."""

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from kitpy import Context
 from kitpy.errors import Cancelled, Unavailable
 from kitpy.transport.grpc import METADATA, GrpcServer, MutableMetadata
+from kitpy.transport.grpc.serve import _PRUNE_AT, _CallDetails, _Router
 from tests.waiting import until
 
 from .harness import PATH, SERVICE, echo_client, echo_server, serving
@@ -283,3 +284,24 @@ async def test_calls_in_flight_counts_running_calls_and_keeps_no_finished_one() 
         gc.collect()
         assert len(tasks) == 53
         assert [ref for ref in tasks if ref() is not None] == []  # every finished call was freed
+
+
+async def test_the_router_forgets_finished_calls_and_keeps_those_running() -> None:
+    """Its list of calls is pruned as it grows: bounded however many calls have come and gone."""
+    router = _Router(share_pairs=False)
+    router.loop = asyncio.get_running_loop()
+    gate = asyncio.Event()
+
+    async def call(wait: bool) -> None:
+        router.service(_CallDetails("/svc/Method"))
+        if wait:
+            await gate.wait()
+
+    running = [asyncio.create_task(call(True)) for _ in range(3)]
+    for _ in range(5 * _PRUNE_AT):
+        await asyncio.create_task(call(False))
+    assert sorted(map(id, router.in_flight())) == sorted(map(id, running))
+    assert len(router._calls) < 2 * _PRUNE_AT
+    gate.set()
+    await asyncio.gather(*running)
+    assert router.in_flight() == []

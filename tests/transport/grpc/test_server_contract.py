@@ -15,7 +15,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from kitpy import OPERATION, REQUEST_ID, Context
 from kitpy.errors import Code, Internal, InvalidArgument
-from kitpy.transport.grpc import Server
+from kitpy.transport.grpc import Server, incoming_request_id
 
 from .harness import PATH, decode, echo_client, echo_server, encode, serving
 
@@ -67,6 +67,45 @@ async def test_every_response_carries_the_request_id_in_trailing_metadata() -> N
     assert sorted(seen) == sorted(
         [made_up, "caller-7", "caller-8"]
     )  # what logs show  # what the endpoint (and a log line) saw
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ((("x-request-id", "r-1"), ("x-other", "2")), "r-1"),
+        ((("x-request-id", "r-1"), ("x-request-id", "r-2")), "r-2"),  # the last wins
+        ((("x-request-id", "r" * 128),), "r" * 128),
+        ((("x-request-id", "r" * 129),), None),
+        ((("x-request-id", ""),), None),
+        ((("x-request-id", b"r-1"),), None),
+        ((("x-request-id-bin", b"r-1"),), None),
+        ((), None),
+    ],
+)
+def test_incoming_request_id_keeps_a_usable_id_only(
+    pairs: tuple[tuple[str, str | bytes], ...], expected: str | None
+) -> None:
+    assert incoming_request_id(pairs) == expected
+
+
+async def test_an_unusable_request_id_is_replaced_by_a_new_one() -> None:
+    seen: list[str] = []
+
+    async def record(ctx: Context, s: str) -> str:
+        seen.append(ctx[REQUEST_ID])
+        return s
+
+    async with serving(echo_server(record)) as running:
+        call = raw_call(running.channel)
+        first = call(StringValue(value="ok"), metadata=(("x-request-id", "r" * 129),))
+        await first
+        second = call(StringValue(value="ok"))
+        await second
+    ids = [str(dict(await c.trailing_metadata() or ())["x-request-id"]) for c in (first, second)]
+    assert ids == seen
+    assert "r" * 129 not in ids
+    prefix, _, number = ids[0].rpartition("-")
+    assert ids[1] == f"{prefix}-{int(number) + 1}"  # one Server's prefix and counter
 
 
 async def test_an_encoding_failure_is_internal_handled_and_finalized() -> None:
