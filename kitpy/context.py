@@ -98,7 +98,9 @@ request).  Requests whose id nobody reads then cost no id at all.
 
 
 def _request_id(ctx: Context) -> str | None:
-    source = ctx.get(REQUEST_ID_SOURCE)
+    # the dict itself, not ctx.get: a Context without a request id (a unit test, a background
+    # job) is the common miss, and call_logging asks on every call
+    source = ctx._values.get(REQUEST_ID_SOURCE)
     return None if source is None else source(ctx)
 
 
@@ -120,7 +122,7 @@ knows the name up front sets :data:`OPERATION` itself instead.
 
 
 def _operation(ctx: Context) -> str | None:
-    source = ctx.get(OPERATION_SOURCE)
+    source = ctx._values.get(OPERATION_SOURCE)  # the dict itself, as in _request_id
     return None if source is None else source(ctx)
 
 
