@@ -156,6 +156,7 @@ class Connections:
         self.refused = 0
         self.draining = False
         self.socket: socket.socket | None = None
+        self._closed_at: float | None = None  # when the listener closed (the loop's clock)
         self._options = handler_options
         self._connecting: set[asyncio.Task[None]] = set()
         self._refusals = _Tally(
@@ -245,11 +246,27 @@ class Connections:
         sock, self.socket = self.socket, None
         if sock is None:
             return
-        asyncio.get_running_loop().remove_reader(sock.fileno())
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
         self._accept_waiting(sock)
         sock.close()  # no await since the last accept: nothing waiting is reset
+        self._closed_at = loop.time()
         if self._connecting:
             await asyncio.wait(self._connecting)
+
+    async def settle(self, seconds: float) -> None:
+        """Wait until ``seconds`` after the listener closed, if any connection is open.
+
+        A connection accepted just before the listener closed may not have
+        delivered its first request yet -- its client sent it right after
+        connecting.  Closing idle connections sooner would cut that request
+        off, unanswered, on a connection the client saw open.
+        """
+        if self._closed_at is None or not self.open:
+            return
+        remaining = self._closed_at + seconds - asyncio.get_running_loop().time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     def drain(self) -> None:
         """From now on every kitpy Server's response says ``Connection: close``."""

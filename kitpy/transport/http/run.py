@@ -29,6 +29,11 @@ from kitpy.transport.http.connections import Connections, default_max_connection
 
 __all__ = ["RunningApp", "run", "serve", "start_app", "wait_for_signal"]
 
+# Seconds RunningApp.stop keeps open connections after closing the listener, when any is open:
+# a client sends its request right after connecting, so a connection accepted just before the
+# close may still have its first request on the wire.
+_FIRST_REQUEST_WAIT = 0.1
+
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 # What aiohttp's RequestHandler takes (the rest of runner_options is the AppRunner's).
@@ -84,9 +89,15 @@ class RunningApp:
         await self.connections.stop_listening()
 
     async def stop(self) -> None:
-        """Refuse new connections, let in-flight requests finish (up to the grace period)."""
+        """Refuse new connections, let in-flight requests finish (up to the grace period).
+
+        Requests already on the wire -- sent on a connection accepted just before
+        the listener closed -- get 0.1 s from that close to arrive and start
+        before idle connections are closed.
+        """
         await self.stop_accepting()
         self.connections.drain()
+        await self.connections.settle(_FIRST_REQUEST_WAIT)
         await self.runner.cleanup()
         self.connections.flush_logs()
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from kitpy.transport.http import start_app, wait_for_signal
+from tests.waiting import until
 
 
 async def test_graceful_stop_finishes_in_flight_and_refuses_new() -> None:
@@ -47,6 +48,36 @@ async def test_graceful_stop_finishes_in_flight_and_refuses_new() -> None:
             assert await response.text() == "finished"
             response.release()
             await stopping
+
+
+async def test_a_connection_accepted_just_before_stop_gets_its_first_request_answered() -> None:
+    """Its client sent the request after connecting, as clients do: the stop must not cut it off.
+
+    The listener closes first; a connection it accepted a moment before may not
+    have delivered its first request yet.  Closing it then would reset a request
+    the client sent on an open connection (no way to know whether it ran).
+    """
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    running = await start_app(app, host="127.0.0.1", port=0, grace_period=5.0)
+    host, port = running.addresses[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        await until(lambda: running.connections.open == 1)  # accepted, no request yet
+        stopping = asyncio.create_task(running.stop())
+        await until(lambda: running.connections.socket is None, within=1.0)  # listener closed
+        writer.write(b"GET /ok HTTP/1.1\r\nHost: kitpy\r\n\r\n")
+        async with asyncio.timeout(5):
+            answer = await reader.read()  # to EOF: the server closes after answering
+            await stopping
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert answer.endswith(b"ok")
+    finally:
+        writer.close()
 
 
 async def test_stop_cancels_what_outlives_the_grace_period() -> None:
