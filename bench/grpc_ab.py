@@ -12,9 +12,8 @@ Each round starts three fresh server processes: ``raw`` and ``kitpy`` from this
 checkout (``grpc_server.py --serve``) and ``base`` from ``--base``'s own
 ``bench/grpc_server.py``, which puts its checkout first on ``sys.path`` and so
 serves that kitpy and that example.  After a warm-up, each process is loaded in
-1 s bursts, in an order that goes forward and back and alternates between
-rounds, with ``grpc_server.py``'s load client and the same CPU pinning.  A
-burst-order effect then hits every variant alike.
+1 s bursts in ``report.py``'s order (round the variants forward and back), with
+``grpc_server.py``'s load client and the same CPU pinning.
 
 It prints each round's calls/s and server CPU per call, then the medians of
 the per-round ratios to raw.  The last line is JSON: ``ratio_kitpy`` and
@@ -38,9 +37,10 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: make `bench` imp
 
 from bench import grpc_server
 from bench.http_server import cpu_split
+from bench.report import bursts
 
 ROUNDS = 8
-BURSTS = 4  # per variant and round, 1 s each (grpc_server.BURST_SECONDS)
+SECONDS = 4.0  # per variant and round, in 1 s bursts (bench/report.py's)
 Figures = dict[str, float]
 
 
@@ -55,13 +55,8 @@ def commands(base: Path) -> dict[str, list[str]]:
     }
 
 
-def order(names: list[str], round_no: int, burst: int) -> list[str]:
-    """The variants in the order of one burst: reversed every other burst and round."""
-    return names[::-1] if (round_no + burst) % 2 else names
-
-
 async def measure_round(variants: dict[str, list[str]], round_no: int) -> dict[str, Figures]:
-    """Fresh servers, warmed, then :data:`BURSTS` bursts each; their combined figures."""
+    """Fresh servers, warmed, then :data:`SECONDS` each in bursts; their combined figures."""
     grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)  # the servers start unpinned, then pin
     targets: dict[str, grpc_server.Target] = {}
     try:
@@ -70,13 +65,11 @@ async def measure_round(variants: dict[str, list[str]], round_no: int) -> dict[s
         grpc_server.pin_loop_thread(cpu_split()[1])
         for target in targets.values():
             await target.round(grpc_server.WARMUP_SECONDS)
-        bursts: dict[str, list[Figures]] = {name: [] for name in targets}
+        parts: dict[str, list[Figures]] = {name: [] for name in targets}
         latencies: dict[str, list[float]] = {name: [] for name in targets}
-        for burst in range(BURSTS):
-            for name in order(list(targets), round_no, burst):
-                figures = await targets[name].round(grpc_server.BURST_SECONDS, keep=latencies[name])
-                bursts[name].append(figures)
-        return {name: grpc_server.combine(bursts[name], latencies[name]) for name in targets}
+        for name, seconds in bursts(list(targets), round_no, SECONDS):  # as the report goes
+            parts[name].append(await targets[name].round(seconds, keep=latencies[name]))
+        return {name: grpc_server.combine(parts[name], latencies[name]) for name in targets}
     finally:
         grpc_server.pin_loop_thread(grpc_server.ALL_CPUS)
         for target in targets.values():
