@@ -859,6 +859,7 @@ EXPECTED: dict[str, list[str]] = {
         "w3c_propagator",
     ],
     "kitpy.tracing.sampling": [
+        "DroppedSpan",
         "HeadSampler",
         "StartSpan",
         "span_starter",

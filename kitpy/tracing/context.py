@@ -20,6 +20,7 @@ from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Span
 
 from kitpy.context import Context, Key
+from kitpy.tracing.sampling import DroppedSpan
 
 __all__ = [
     "EMPTY",
@@ -47,6 +48,9 @@ The server hooks end it in their finalizer; ``call_tracing(...,
 join_server_span=True)`` uses it instead of starting a child span and then
 sets this key to None, so a nested endpoint gets a span of its own.
 """
+
+_TRACE_ID_END = 1 << 128
+_SPAN_ID_END = 1 << 64
 
 EMPTY = OtelContext()
 """An empty OpenTelemetry Context: parent of root spans, injects nothing."""
@@ -93,10 +97,15 @@ def log_fields(ctx: Context) -> dict[str, str]:
     span = ctx.get(SPAN)
     if span is None:
         return {}
-    span_context = span.get_span_context()
-    if not span_context.is_valid:
-        return {}
-    trace_id, span_id = span_context[:2]
+    if type(span) is DroppedSpan:  # most requests when sampling: its ids, no SpanContext made
+        trace_id, span_id = span.trace_id, span.span_id
+        if not (0 < trace_id < _TRACE_ID_END and 0 < span_id < _SPAN_ID_END):  # is_valid's test
+            return {}
+    else:
+        span_context = span.get_span_context()
+        if not span_context.is_valid:
+            return {}
+        trace_id, span_id = span_context[:2]
     # valid ids fit 16 and 8 bytes: their hex is f"{id:032x}"'s, without parsing a format
     # spec (half the instructions; log_fields runs once per request)
     return {"trace_id": trace_id.to_bytes(16).hex(), "span_id": span_id.to_bytes(8).hex()}

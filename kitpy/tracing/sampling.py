@@ -6,10 +6,11 @@ about 3 us a span here, and several times that in a loaded server, for the 90 %
 of requests a ``ParentBased(TraceIdRatioBased(0.1))`` sampler drops.
 :class:`HeadSampler` lets kitpy's tracing hooks ask your sampler first:
 
-* a span the sampler drops becomes a ``NonRecordingSpan`` carrying a fresh span
-  id and the trace id the decision was made on (the caller's, or a new random
-  one) -- what the SDK returns for it, without the SDK's work.  Its ids go to
-  log lines and to W3C propagation (``traceparent`` with the sampled flag off);
+* a span the sampler drops becomes a ``NonRecordingSpan`` (a :class:`DroppedSpan`)
+  carrying a fresh span id and the trace id the decision was made on (the
+  caller's, or a new random one) -- what the SDK returns for it, without the
+  SDK's work.  Its ids go to log lines and to W3C propagation (``traceparent``
+  with the sampled flag off);
 * a span the sampler records is started by the SDK as usual, on the trace id
   and with the very ``SamplingResult`` that decided it (the sampler is asked
   once): your processors, exporters, span limits, resource and attributes all
@@ -53,7 +54,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-__all__ = ["HeadSampler", "StartSpan", "span_starter"]
+__all__ = ["DroppedSpan", "HeadSampler", "StartSpan", "span_starter"]
 
 StartSpan = Callable[[str, OtelContext, SpanKind, Attributes], Span]
 """Start a span: ``(name, parent context, kind, attributes) -> Span``."""
@@ -64,6 +65,41 @@ _RECORDED = frozenset({Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE})
 _DROPPED = TraceFlags(TraceFlags.DEFAULT)
 _DROPPED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM_BIT)
 _NO_PARENT = trace.INVALID_SPAN_CONTEXT
+
+
+class DroppedSpan(NonRecordingSpan):
+    """The span :class:`HeadSampler` gives a dropped decision: ids only, sampled flag off.
+
+    A ``NonRecordingSpan`` in every way OpenTelemetry sees; its ``SpanContext``
+    is made only when first asked for (a ``traceparent`` to send, a child
+    span), since most dropped requests need no more than their two ids, which
+    it keeps as plain attributes for log lines (:func:`~kitpy.tracing.log_fields`
+    reads them): building the ``SpanContext`` costs more than the rest of the
+    span.  Made by :class:`HeadSampler` only.
+    """
+
+    __slots__ = ("_flags", "_span_context", "_trace_state", "span_id", "trace_id")
+
+    def __init__(
+        self, trace_id: int, span_id: int, flags: TraceFlags, trace_state: TraceState | None
+    ) -> None:
+        # NonRecordingSpan's own constructor would build the SpanContext now
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self._flags = flags
+        self._trace_state = trace_state
+        self._span_context: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        """The span's ``SpanContext`` (made on the first call)."""
+        context = self._span_context
+        if context is None:
+            ids = self.trace_id, self.span_id
+            context = self._span_context = SpanContext(*ids, False, self._flags, self._trace_state)
+        return context
+
+    def __repr__(self) -> str:
+        return f"DroppedSpan({self.get_span_context()!r})"
 
 
 class HeadSampler(Sampler, IdGenerator):
@@ -205,8 +241,7 @@ class HeadSampler(Sampler, IdGenerator):
     def _dropped(self, trace_id: int, random_id: bool, trace_state: TraceState | None) -> Span:
         """The span the SDK returns for a dropped decision: ids only, sampled flag off."""
         flags = _DROPPED_RANDOM if random_id else _DROPPED
-        span_id = self._ids.generate_span_id()
-        return NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, trace_state))
+        return DroppedSpan(trace_id, self._ids.generate_span_id(), flags, trace_state)
 
 
 def span_starter(tracer: trace.Tracer) -> StartSpan:

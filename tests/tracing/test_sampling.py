@@ -44,7 +44,15 @@ from opentelemetry.sdk.trace.sampling import (
     StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer, TraceState
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    StatusCode,
+    Tracer,
+    TraceState,
+)
 from opentelemetry.util.types import Attributes
 
 from kitpy import Context, Endpoint, Unavailable
@@ -64,6 +72,7 @@ from kitpy.tracing import (
     w3c_propagator,
     with_span,
 )
+from kitpy.tracing.sampling import DroppedSpan
 from kitpy.transport import http as khttp
 from tests.tracing.grpc_rig import FULL_METHOD, serve_traced
 
@@ -429,6 +438,47 @@ def test_a_dropped_root_span_propagates_as_the_plain_sdks_does() -> None:
     headers: CIMultiDict[str] = CIMultiDict()
     http_client_before()(with_span(Context(), kitpy_span), headers)
     assert headers["traceparent"] == kitpy_header[0]
+
+
+def test_a_dropped_span_makes_its_span_context_once_and_only_when_asked() -> None:
+    span = run_span(make_rig(ParentBased(TraceIdRatioBased(0.0))).tracer, "GET /")
+    assert isinstance(span, DroppedSpan)
+    assert isinstance(span, NonRecordingSpan)
+    assert span._span_context is None  # ids only, until something needs the SpanContext
+    context = span.get_span_context()
+    assert span.get_span_context() is context
+    assert (context.trace_id, context.span_id) == (span.trace_id, span.span_id)
+    assert context.is_valid
+    assert not context.is_remote
+    assert not context.trace_flags.sampled
+    assert repr(span) == f"DroppedSpan({context!r})"
+
+
+def test_log_fields_of_a_dropped_span_are_its_ids_and_leave_its_span_context_unmade() -> None:
+    span = run_span(make_rig(ParentBased(TraceIdRatioBased(0.0))).tracer, "GET /")
+    assert isinstance(span, DroppedSpan)
+    fields = log_fields(with_span(Context(), span))
+    assert span._span_context is None
+    same = NonRecordingSpan(span.get_span_context())  # what the SDK would have returned
+    assert fields == log_fields(with_span(Context(), same))
+    assert fields == {"trace_id": f"{span.trace_id:032x}", "span_id": f"{span.span_id:016x}"}
+
+
+@pytest.mark.parametrize(("trace_id", "span_id"), [(0, 7), (7, 0), (2**128, 7), (7, 2**64)])
+def test_log_fields_of_a_dropped_span_with_invalid_ids_are_empty(
+    trace_id: int, span_id: int
+) -> None:
+    class Fixed(IdGenerator):  # a generator breaking its contract: log lines still render
+        def generate_trace_id(self) -> int:
+            return trace_id
+
+        def generate_span_id(self) -> int:
+            return span_id
+
+    span = run_span(make_rig(ParentBased(TraceIdRatioBased(0.0)), ids=Fixed()).tracer, "GET /")
+    assert isinstance(span, DroppedSpan)
+    assert log_fields(with_span(Context(), span)) == {}
+    assert not span.get_span_context().is_valid
 
 
 def test_a_child_of_a_dropped_span_stays_in_its_trace_unsampled() -> None:
