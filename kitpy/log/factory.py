@@ -147,7 +147,8 @@ def _rendering_wrapper(
     ``args`` (%-formatting) or ``exc_info``, or no event (None), takes
     ``base``'s own method.  Levels below ``least`` keep ``base``'s no-op
     methods, and ``bind``/``new``/``unbind`` build this class again (structlog's
-    ``self.__class__``).
+    ``self.__class__``).  ``write_event(level, event_dict)`` writes a line built
+    by its caller, whole.
     """
     methods: dict[str, Callable[..., Any]] = {}
     for name in _METHODS:
@@ -166,6 +167,23 @@ def _rendering_wrapper(
         return method(self, event, *args, **kw)
 
     methods["log"] = log
+
+    def write_event(self: Any, level: str, event_dict: EventDict) -> None:
+        """Write ``event_dict`` as one line at ``level``: its own keys, in their order.
+
+        Only ``level`` and ``timestamp`` are added; not the bound context, which a
+        caller building its lines itself puts first (``structlog.get_context``), as
+        :func:`~kitpy.log.call_logging` does.  The dict becomes the line's: do not
+        use it afterwards.  One dict per line, where a level method's keywords
+        make three.
+        """
+        number = _LEVELS[level]
+        if number < least or (gate is not None and number < gate.least):
+            return
+        writer = self._logger
+        writer.msg(render(writer, level, event_dict))
+
+    methods["write_event"] = write_event
     return cast("type[FilteringBoundLogger]", type(base.__name__, (base,), methods))
 
 

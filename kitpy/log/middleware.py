@@ -13,10 +13,11 @@ encode); :func:`server_error_logging` is the ``error_handler`` that logs those.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from kitpy.context import ENDPOINT_ERROR, ENDPOINT_NAME, OPERATION, REQUEST_ID, Clock, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name
@@ -63,7 +64,7 @@ def call_logging(
 
         endpoint = call_logging(logger)(named("uppercase")(make_uppercase_endpoint(svc)))
     """
-    info = logger.info
+    emit, bound = _line_writer(logger)
 
     def middleware(next: Endpoint[Req, Resp]) -> Endpoint[Req, Resp]:
         known = name if name is not None else endpoint_name(next)
@@ -86,29 +87,43 @@ def call_logging(
                 _log_failure(logger, event, exc, took=clock() - start, **line)
                 raise
             took = clock() - start
-            if known is not None and fields is None:  # no fields: the keywords are the line
-                request_id = ctx.get(REQUEST_ID)
-                if request_id is None:
-                    info(event, method=known, took=took, code="OK")
-                else:
-                    info(event, method=known, took=took, code="OK", request_id=request_id)
-                return response
             extra = fields(ctx) if fields is not None else _NO_FIELDS
-            if known is None or "method" in extra or "request_id" in extra:
-                info(event, took=took, code="OK", **line_fields(ctx, extra))
-                return response
-            # The common case: the fields go straight into the keywords, the line's one dict,
-            # in line_fields' order (the fields, then method, then request_id).
+            method = known if known is not None else ctx.get(OPERATION) or "unknown"
             request_id = ctx.get(REQUEST_ID)
+            # The whole line as one dict, keys in structlog's order (the bound context, the
+            # keywords, the event); method and the request id win over a field of that name.
             if request_id is None:
-                info(event, took=took, code="OK", **extra, method=known)
+                emit({**bound, "took": took, "code": "OK", **extra, "method": method,
+                      "event": event})  # fmt: skip
             else:
-                info(event, took=took, code="OK", **extra, method=known, request_id=request_id)
+                emit({**bound, "took": took, "code": "OK", **extra, "method": method,
+                      "request_id": request_id, "event": event})  # fmt: skip
             return response
 
         return keep_name(endpoint, next, name=name)
 
     return middleware
+
+
+def _line_writer(logger: Logger) -> tuple[Callable[[dict[str, Any]], object], Mapping[str, Any]]:
+    """How :func:`call_logging` writes a success line (a dict with ``event``, at info).
+
+    Returns the function and the bound context the line starts with.  kitpy's
+    JSON logger (``make_logger`` on a binary stream) takes the dict as the line
+    (``write_event``), after its bound context, which is fixed (binding makes a
+    new logger): one dict a line where keywords make three (the call's, the
+    level method's ``**kw``, the event dict), ~7 k instructions less.  Any other
+    structlog logger is given the dict as keywords and adds its context itself.
+    """
+    write_event: Callable[[str, dict[str, Any]], object] | None = getattr(
+        logger, "write_event", None
+    )
+    if write_event is None:
+        info = logger.info
+        return (lambda line: info(**line)), {}
+    import structlog  # here: only a kitpy JSON logger comes here, and it is structlog's
+
+    return functools.partial(write_event, "info"), structlog.get_context(cast("Any", logger))
 
 
 def server_error_logging(

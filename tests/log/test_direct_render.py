@@ -20,6 +20,19 @@ from kitpy.log.render import LineWriter, OrjsonLineRenderer
 STAMP = re.compile(rb'"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"')
 
 
+class _AnyStamp:
+    """Equal to any ISO 8601 UTC timestamp with microseconds (as the renderer writes them)."""
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, str)
+            and STAMP.fullmatch(f'"timestamp":"{other}"'.encode()) is not None
+        )
+
+
+ANY_STAMP: Any = _AnyStamp()
+
+
 class Custom:
     def __structlog__(self) -> str:
         return "custom ✓"
@@ -177,3 +190,31 @@ def test_a_value_orjson_refuses_fails_the_same_way_on_both_paths() -> None:
     for logger in (pair.fast, pair.reference):
         with pytest.raises(TypeError):
             logger.info("bad key", mapping={1: "int keys are not JSON"})
+
+
+def test_write_event_writes_the_dict_as_the_line_with_only_level_and_timestamp_added() -> None:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    logger: Any = make_logger(stream=out, service="svc")  # the bound context is not added
+    logger.write_event("warning", {"b": 1, "a": Custom(), "event": "e"})
+    logger.write_event("warn", {"event": "f"})
+    lines = taken(out)
+    assert lines == [
+        {"b": 1, "a": "custom ✓", "event": "e", "level": "warning", "timestamp": ANY_STAMP},
+        {"event": "f", "level": "warning", "timestamp": ANY_STAMP},
+    ]
+    assert list(lines[0]) == ["b", "a", "event", "level", "timestamp"]  # the dict's own order
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_write_event_drops_lines_below_the_level_live_or_not(live: bool) -> None:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    level: Live[str] | str = Live("warning", name="log_level") if live else "warning"
+    logger: Any = make_logger(stream=out, level=level)
+    logger.write_event("info", {"event": "a"})
+    logger.write_event("error", {"event": "b"})
+    if isinstance(level, Live):
+        assert level.set("info")
+        logger.write_event("info", {"event": "c"})
+        assert [line["event"] for line in taken(out)] == ["b", "c"]
+    else:
+        assert [line["event"] for line in taken(out)] == ["b"]

@@ -238,3 +238,36 @@ async def test_fields_lines_keep_their_keys_order_and_precedence() -> None:
     assert [line.get("request_id") for line in lines] == ["r-1", None, "r-2", "f", None, "r-3"]
     assert lines[0]["trace_id"] == "t-1"
     assert dict(shared) == {"trace_id": "t-1", "span_id": "s-1"}
+
+
+async def test_lines_through_write_event_match_structlogs_keyword_path() -> None:
+    """A kitpy JSON logger takes each line as one dict; any other logger gets keywords."""
+    fast_out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    text_out = io.StringIO()  # no binary buffer: make_logger takes structlog's processor path
+    fast = make_logger(stream=fast_out, service="svc")
+    slow = make_logger(stream=text_out, service="svc")
+    assert hasattr(fast, "write_event")
+    assert not hasattr(slow, "write_event")
+    clock = FakeClock()
+    fields = [None, lambda ctx: {"tenant": "acme", "method": "from-fields"}]
+    contexts = [Context(), Context().with_values({REQUEST_ID: "r-1", OPERATION: "POST /u"})]
+    for logger in (fast, slow):
+        for extra in fields:
+            for layer_name in ("upper", None):
+                layer = call_logging(logger, name=layer_name, fields=extra, clock=clock)
+                for ctx in contexts:
+                    await layer(uppercase)(ctx, "a")
+    fast_out.flush()
+    buffer = fast_out.buffer
+    assert isinstance(buffer, io.BytesIO)
+    fast_lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    slow_lines = [json.loads(line) for line in text_out.getvalue().splitlines()]
+    assert len(fast_lines) == len(slow_lines) == 8
+    for line in (*fast_lines, *slow_lines):
+        line.pop("timestamp")
+    assert [list(line) for line in fast_lines] == [list(line) for line in slow_lines]
+    assert fast_lines == slow_lines
+    assert [line["method"] for line in fast_lines] == ["upper", "upper", "unknown", "POST /u"] * 2
+    assert list(fast_lines[-1]) == [
+        "service", "took", "code", "tenant", "method", "request_id", "event", "level"
+    ]  # fmt: skip
