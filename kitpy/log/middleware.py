@@ -87,17 +87,18 @@ def call_logging(
                 _log_failure(logger, event, exc, took=clock() - start, **line)
                 raise
             took = clock() - start
-            extra = fields(ctx) if fields is not None else _NO_FIELDS
             method = known if known is not None else ctx.get(OPERATION) or "unknown"
-            request_id = ctx.get(REQUEST_ID)
             # The whole line as one dict, keys in structlog's order (the bound context, the
             # keywords, the event); method and the request id win over a field of that name.
-            if request_id is None:
-                emit({**bound, "took": took, "code": "OK", **extra, "method": method,
-                      "event": event})  # fmt: skip
+            if fields is None:
+                line = {**bound, "took": took, "code": "OK", "method": method}
             else:
-                emit({**bound, "took": took, "code": "OK", **extra, "method": method,
-                      "request_id": request_id, "event": event})  # fmt: skip
+                line = {**bound, "took": took, "code": "OK", **fields(ctx), "method": method}
+            request_id = ctx.get(REQUEST_ID)
+            if request_id is not None:
+                line["request_id"] = request_id
+            line["event"] = event
+            emit(line)
             return response
 
         return keep_name(endpoint, next, name=name)
