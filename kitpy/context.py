@@ -154,6 +154,10 @@ endpoint's own middleware uses.
 """
 
 
+# Context._derive makes children without __init__; by a module name, ~200 instructions less
+_new_object = object.__new__
+
+
 class Context:
     """An immutable bag of typed values plus an optional deadline.
 
@@ -181,7 +185,7 @@ class Context:
 
     def _derive(self, values: dict[Key[Any], Any], deadline: float | None) -> Context:
         """The one internal constructor: a child with ``values`` (owned) and ``deadline``."""
-        child = object.__new__(Context)
+        child = _new_object(Context)
         child._values = values
         child._deadline = deadline
         child._clock = self._clock
