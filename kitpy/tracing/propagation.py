@@ -66,16 +66,18 @@ def extractor(
 ) -> Callable[[Mapping[str, str | bytes]], OtelContext]:
     """A function doing :func:`extract` with ``propagator`` (None: the W3C one).
 
-    With the default W3C propagator, a carrier holding none of its fields
-    (``traceparent``, ``tracestate``, ``baggage``) yields the empty Context
-    without calling the propagator -- the common case of a request from an
-    untraced caller costs one or two lookups.  A propagator you pass is always
-    called, since it may read keys it does not list in ``fields``.
+    With the default W3C propagator, a carrier with neither ``traceparent``
+    nor ``baggage`` yields the empty Context without calling the propagator
+    (a ``tracestate`` alone is ignored by W3C propagation anyway) -- the
+    common case of a request from an untraced caller costs two lookups.  A
+    propagator you pass is always called, since it may read keys it does not
+    list in ``fields``.
     """
     if propagator is not None:
         return lambda carrier: propagator.extract(carrier, EMPTY, _GETTER)
     prop = w3c_propagator()
-    fields = tuple(sorted(prop.fields))
+    # a tracestate alone carries nothing: the W3C propagator reads it only with a traceparent
+    fields = tuple(sorted(prop.fields - {"tracestate"}))
     prop_extract = prop.extract
 
     def extract_w3c(carrier: Mapping[str, str | bytes]) -> OtelContext:

@@ -30,7 +30,7 @@ from kitpy.tracing import (
     with_baggage,
 )
 from kitpy.tracing.context import EMPTY
-from kitpy.tracing.propagation import extractor
+from kitpy.tracing.propagation import extractor, w3c_propagator
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -272,6 +272,14 @@ def test_default_extractor_skips_carriers_without_trace_fields() -> None:
     with_baggage_only = extract({"baggage": "tenant=acme"})  # baggage alone is extracted too
     assert with_baggage_only is not EMPTY
     assert not trace.get_current_span(with_baggage_only).get_span_context().is_valid
+    # a tracestate alone is nothing to W3C propagation: skipped, as the propagator ignores it
+    assert extract({"tracestate": "vendor=1"}) is EMPTY
+    assert w3c_propagator().extract({"tracestate": "vendor=1"}, EMPTY) == EMPTY
+    both = extract({
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "vendor=1",
+    })  # fmt: skip
+    assert trace.get_current_span(both).get_span_context().trace_state.get("vendor") == "1"
 
 
 def test_a_custom_propagator_is_always_asked() -> None:
