@@ -94,8 +94,10 @@ class DroppedSpan(NonRecordingSpan):
         """The span's ``SpanContext`` (made on the first call)."""
         context = self._span_context
         if context is None:
-            ids = self.trace_id, self.span_id
-            context = self._span_context = SpanContext(*ids, False, self._flags, self._trace_state)
+            context = SpanContext(
+                self.trace_id, self.span_id, False, self._flags, self._trace_state
+            )
+            self._span_context = context
         return context
 
     def __repr__(self) -> str:
