@@ -33,6 +33,7 @@ from kitpy.tracing.context import (
     current_span,
     log_fields,
     otel_context,
+    set_span_attributes,
     with_baggage,
     with_span,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "record_error",
     "rpc_attributes",
     "call_tracing",
+    "set_span_attributes",
     "span_starter",
     "stream_tracing",
     "w3c_propagator",

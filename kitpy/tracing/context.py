@@ -18,6 +18,7 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from kitpy.context import Context, Key
 from kitpy.tracing.sampling import DroppedSpan
@@ -31,6 +32,7 @@ __all__ = [
     "current_span",
     "log_fields",
     "otel_context",
+    "set_span_attributes",
     "with_baggage",
     "with_span",
 ]
@@ -75,6 +77,25 @@ def otel_context(ctx: Context) -> OtelContext:
 def with_span(ctx: Context, span: Span) -> Context:
     """A child Context whose current span (and so the parent of new spans) is ``span``."""
     return ctx.with_value(SPAN, span)
+
+
+def set_span_attributes(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """Set ``attributes`` on ``span`` the way the SDK does at the least cost.
+
+    The SDK's ``set_attributes`` checks the mapping as a whole before its
+    items: ~17 k instructions a call, then ~5 k an item, where
+    ``set_attribute`` costs ~11 k an item.  So one or two items are set one by
+    one, more in one call; nothing at all for none.  The result is the same.
+
+    Example::
+
+        set_span_attributes(span, {"kitpy.endpoint": "uppercase"})
+    """
+    if len(attributes) > 2:
+        span.set_attributes(attributes)
+        return
+    for key, value in attributes.items():
+        span.set_attribute(key, value)
 
 
 def baggage(ctx: Context) -> Mapping[str, object]:

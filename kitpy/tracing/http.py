@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from kitpy.context import Context
-from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN, set_span_attributes
 from kitpy.tracing.propagation import extractor, inject, w3c_propagator
 from kitpy.tracing.sampling import span_starter
 
@@ -112,7 +112,7 @@ def http_server_finalizer() -> Callable[[Context, int, int], None]:
         if status >= 500:
             attributes["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(attributes)
+        set_span_attributes(span, attributes)
         span.end()
 
     return finalizer

@@ -23,7 +23,7 @@ from opentelemetry.util.types import AttributeValue
 from kitpy.context import OPERATION, Context
 from kitpy.endpoint import Endpoint, GenericMiddleware, Req, Resp, endpoint_name, keep_name
 from kitpy.errors import error_code, is_server_fault
-from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN, set_span_attributes
 from kitpy.tracing.sampling import span_starter
 
 __all__ = ["call_tracing", "record_error"]
@@ -97,7 +97,7 @@ def call_tracing(
             inner = ctx.with_value(SERVER_SPAN, None)
             if not span.is_recording():  # no attributes, no error to record on it
                 return next(inner, request)
-            span.set_attributes(joined_attributes)
+            set_span_attributes(span, joined_attributes)
             if known is None:
                 span.set_attribute("kitpy.endpoint", ctx.get(OPERATION) or "unknown")
             return recorded(span, inner, request)

@@ -67,6 +67,16 @@ _DROPPED_RANDOM = TraceFlags(TraceFlags.DEFAULT | _RANDOM_BIT)
 _NO_PARENT = trace.INVALID_SPAN_CONTEXT
 
 
+_ROOT_RECORDED = SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+
+def _recorded_root(attributes: Attributes) -> SamplingResult:
+    """``TraceIdRatioBased``'s result for a new trace it records: no trace state."""
+    if attributes is None:
+        return _ROOT_RECORDED  # the SDK only reads it: one will do for every span
+    return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+
 class DroppedSpan(NonRecordingSpan):
     """The span :class:`HeadSampler` gives a dropped decision: ids only, sampled flag off.
 
@@ -140,9 +150,11 @@ class HeadSampler(Sampler, IdGenerator):
 
         The usual head-sampling policy: continue the caller's decision, and
         record the given fraction of new traces, chosen by trace id.  Since this
-        object built the sampler, it drops a root span whose trace id is over
-        the ratio's bound without calling it (the SDK's answer would be DROP
-        with no trace state); every other span asks the sampler.
+        object built the sampler, it decides a root span without calling it:
+        dropped when its trace id is over the ratio's bound, else recorded with
+        the span's attributes and no trace state -- the answers
+        ``TraceIdRatioBased`` gives, without the ~16 k instructions of asking
+        ``ParentBased``.  Every other span asks the sampler.
 
         Example::
 
@@ -213,6 +225,7 @@ class HeadSampler(Sampler, IdGenerator):
         # an empty context (no remote parent, no baggage: most requests) holds no span to look up
         parent = trace.get_current_span(context).get_span_context() if context else _NO_PARENT
         continued = parent is not _NO_PARENT and parent.is_valid
+        result: SamplingResult | None = None
         if continued:
             trace_id = parent.trace_id
             random_id = bool(parent.trace_flags & _RANDOM_BIT)
@@ -220,11 +233,14 @@ class HeadSampler(Sampler, IdGenerator):
             trace_id = self._ids.generate_trace_id()
             random_id = self._random_ids
             bound = self._root_bound
-            if bound is not None and trace_id & _TRACE_ID_LIMIT >= bound:  # see ratio()
-                return self._dropped(trace_id, random_id, None)
-        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        if result.decision not in _RECORDED:
-            return self._dropped(trace_id, random_id, result.trace_state)
+            if bound is not None:  # see ratio(): a new trace is decided here, by its id
+                if trace_id & _TRACE_ID_LIMIT >= bound:
+                    return self._dropped(trace_id, random_id, None)
+                result = _recorded_root(attributes)
+        if result is None:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
+            if result.decision not in _RECORDED:
+                return self._dropped(trace_id, random_id, result.trace_state)
         handoff = self._handoff
         handoff.decided = (trace_id, result)
         handoff.trace_id = None if continued else trace_id

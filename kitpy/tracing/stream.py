@@ -28,7 +28,7 @@ from kitpy.context import OPERATION, Context
 from kitpy.endpoint import endpoint_name, keep_name
 from kitpy.endpoint.stream import StreamEndpoint, StreamMiddleware, close_stream, named_stream
 from kitpy.errors import Cancelled
-from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN
+from kitpy.tracing.context import EMPTY, OTEL_CONTEXT, SERVER_SPAN, SPAN, set_span_attributes
 from kitpy.tracing.middleware import record_error
 from kitpy.tracing.sampling import span_starter
 
@@ -109,7 +109,7 @@ def stream_tracing(
             else:  # join the transport's SERVER span; a nested traced endpoint starts its own
                 span = server_span
                 if span.is_recording():
-                    span.set_attributes(joined_attributes)
+                    set_span_attributes(span, joined_attributes)
                     if known is None:
                         span.set_attribute("kitpy.endpoint", ctx.get(OPERATION) or "unknown")
                 inner = ctx.with_value(SERVER_SPAN, None)
@@ -132,13 +132,13 @@ def stream_tracing(
                     await close_stream(responses)
             except BaseException as exc:
                 if span.is_recording():
-                    span.set_attributes({_RECEIVED: received, _SENT: sent})
+                    set_span_attributes(span, {_RECEIVED: received, _SENT: sent})
                     record_error(span, _cancelled() if isinstance(exc, GeneratorExit) else exc)
                 if server_span is None:  # a joined SERVER span is ended by the hook's finalizer
                     span.end()
                 raise
             if span.is_recording():
-                span.set_attributes({_RECEIVED: received, _SENT: sent})
+                set_span_attributes(span, {_RECEIVED: received, _SENT: sent})
             if server_span is None:
                 span.end()
 

@@ -12,7 +12,7 @@ def test_public_names() -> None:
         "http_server_finalizer", "inject", "log_fields", "message_client_before",
         "message_server_before", "message_server_finalizer", "otel_context", "record_error",
         "rpc_attributes", "call_tracing", "stream_tracing", "w3c_propagator", "with_baggage",
-        "with_span", "HeadSampler", "span_starter",
+        "with_span", "HeadSampler", "span_starter", "set_span_attributes",
     }  # fmt: skip
     for name in kitpy.tracing.__all__:
         assert hasattr(kitpy.tracing, name)

@@ -7,6 +7,7 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from kitpy import Context, InvalidArgument, Unavailable, chain, named
 from kitpy.testing import SpanRecorder
@@ -18,6 +19,7 @@ from kitpy.tracing import (
     inject,
     log_fields,
     otel_context,
+    set_span_attributes,
     w3c_propagator,
     with_baggage,
 )
@@ -177,3 +179,22 @@ async def test_otel_context_combines_baggage_and_current_span() -> None:
     headers: dict[str, str] = {}
     inject(w3c_propagator(), Context(), headers)
     assert headers == {}  # nothing to propagate, and the ambient context is not consulted
+
+
+VALUES: list[AttributeValue] = [7, "text", 0.5, True, ["a", "b"], (1, 2)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 6])
+def test_set_span_attributes_sets_what_set_attributes_would(size: int) -> None:
+    recorder = SpanRecorder()
+    attributes = {f"k{i}": VALUES[i] for i in range(size)}
+    one_call = recorder.tracer.start_span("one call")
+    one_call.set_attributes(attributes)
+    one_call.end()
+    kitpy_way = recorder.tracer.start_span("kitpy")
+    set_span_attributes(kitpy_way, attributes)
+    kitpy_way.end()
+    expected = dict(recorder.one("one call").attributes or {})
+    assert len(expected) == size
+    assert dict(recorder.one("kitpy").attributes or {}) == expected
+    set_span_attributes(trace.INVALID_SPAN, attributes)  # a span that records nothing: no-op

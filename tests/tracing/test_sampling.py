@@ -563,6 +563,47 @@ def test_head_sampler_ratio_decides_as_parent_based_trace_id_ratio() -> None:
     assert [ids_of(span)[0] for span in kitpy_rig.exported()] == sampled
 
 
+def test_head_sampler_ratio_records_a_new_trace_as_the_sdk_would_without_asking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    head = HeadSampler.ratio(0.5, ids=SeededIds(11))
+    asked: list[int] = []
+    ask = head.sampler.should_sample
+
+    def counted(*args: object, **kwargs: object) -> SamplingResult:
+        asked.append(1)
+        return ask(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(head.sampler, "should_sample", counted)
+    kitpy_rig = make_rig_for(head)
+    sdk_rig = make_rig(ParentBased(TraceIdRatioBased(0.5)), head=False, ids=SeededIds(11))
+    remote = extract(w3c_propagator(), {"traceparent": traceparent("01")})
+    for rig in (kitpy_rig, sdk_rig):
+        for i in range(60):
+            attributes: Attributes = None if i % 3 == 0 else {"http.route": f"/r/{i}", "n": i}
+            run_span(rig.tracer, f"op {i}", attributes=attributes)
+    assert asked == []  # new traces, recorded or not, are decided by their trace id alone
+    run_span(kitpy_rig.tracer, "child", parent=remote)
+    assert asked == [1]  # a remote parent is the sampler's to decide
+
+    def seen(rig: Rig) -> list[tuple[str, int, dict[str, object], str]]:
+        return [
+            (
+                span.name,
+                ids_of(span)[0],
+                dict(span.attributes or {}),
+                span.context.trace_state.to_header() if span.context else "?",
+            )
+            for span in rig.exported()
+            if span.name != "child"
+        ]
+
+    recorded = seen(kitpy_rig)
+    assert recorded == seen(sdk_rig)  # the same spans, attributes and (empty) trace state
+    assert 15 <= len(recorded) <= 45
+    assert any(attributes for _, _, attributes, _ in recorded)
+
+
 # -- 7. span_starter falls back to the SDK when the provider is not wired for it ----------
 
 
