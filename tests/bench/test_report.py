@@ -55,6 +55,10 @@ def test_table_and_readme_section_show_every_variant_and_verdict() -> None:
     assert "![req/s per variant](report.png)" in section
     missed = report.summarize({"http": {"raw": rounds(1000), "kitpy": rounds(500)}})
     assert "target >= 0.95: MISSED" in report.format_table(missed)
+    grpc_full = {"raw": rounds(1000, 1000), "full_stack": rounds(870, 890)}  # median 0.88
+    assert "target >= 0.88: met" in report.format_table(report.summarize({"grpc": grpc_full}))
+    grpc_full["full_stack"] = rounds(870, 880)  # median 0.875: issue 22's gRPC bar missed
+    assert "target >= 0.88: MISSED" in report.format_table(report.summarize({"grpc": grpc_full}))
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
