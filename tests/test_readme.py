@@ -8,6 +8,10 @@ from typing import Any
 
 import aiohttp
 
+from examples.stringsvc.config import Settings
+from examples.stringsvc.endpoints import make_endpoints
+from examples.stringsvc.service import BasicStringService
+from examples.stringsvc.transport_http import make_http_app
 from kitpy.transport.http import start_app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -40,3 +44,30 @@ async def test_readme_server_and_client_work_over_a_real_socket() -> None:
     finally:
         await running.stop()
     assert ns["calls"] == ["hi"]
+
+
+async def test_readme_curl_gets_the_answer_it_shows_from_the_example_service() -> None:
+    text = README.read_text()
+    line = re.search(r"^curl (.*)$", text, flags=re.MULTILINE)
+    assert line is not None, "the quick start shows how to call the example service"
+    header = re.search(r"-H '([^:]+): ([^']+)'", line[1])
+    body = re.search(r"-d '([^']+)'", line[1])
+    url = re.search(r"http://127\.0\.0\.1:(\d+)(/\S+)", line[1])
+    shown = re.search(r"^# (\{.*\})$", text[line.end() :], flags=re.MULTILINE)
+    assert header is not None
+    assert body is not None
+    assert url is not None
+    assert shown is not None
+    assert int(url[1]) == Settings().http_addr.port  # where `make run` listens
+    running = await start_app(make_http_app(make_endpoints(BasicStringService())), port=0)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{running.url}{url[2]}", data=body[1], headers={header[1]: header[2]}
+            ) as resp,
+        ):
+            assert resp.status == 200
+            assert await resp.text() == shown[1]
+    finally:
+        await running.stop()
