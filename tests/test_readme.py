@@ -59,6 +59,9 @@ async def test_readme_curl_gets_the_answer_it_shows_from_the_example_service() -
     assert url is not None
     assert shown is not None
     assert int(url[1]) == Settings().http_addr.port  # where `make run` listens
+    ports = re.search(r"HTTP on port (\d+), gRPC on (\d+)", text)
+    assert ports is not None
+    assert (int(ports[1]), int(ports[2])) == (Settings().http_addr.port, Settings().grpc_addr.port)
     running = await start_app(make_http_app(make_endpoints(BasicStringService())), port=0)
     try:
         async with (
