@@ -10,6 +10,7 @@ HTTP (``wrk``, one thread, 16 connections, the same POST body and bearer token):
     ``full_stack`` kitpy with the full stack      (bench/fullstack.py)
     ``full_stack_0`` / ``full_stack_100``: the same with 0 % / 100 % of requests traced
     ``fastapi``    FastAPI + uvicorn, instrumented (bench/fastapi_app.py)
+    ``handmade``   raw aiohttp doing the full stack's work by hand, no kitpy (bench/handmade.py)
 gRPC (the grpc.aio load client of bench/grpc_server.py, 32 calls in flight):
     ``raw``        raw grpc.aio servicer          (bench/grpc_server.py)
     ``kitpy``      kitpy gRPC Server, bare        (bench/grpc_server.py)
@@ -18,6 +19,10 @@ gRPC (the grpc.aio load client of bench/grpc_server.py, 32 calls in flight):
 
 The full stack samples 10 % of requests (head sampling); the 0 % and 100 % variants show
 what tracing costs (``ratio_*_full_stack_sample0`` / ``..._sample100``, not targets).
+``ratio_http_handmade`` is what the full stack's library calls cost when a
+person writes them into a raw aiohttp handler, and
+``ratio_http_full_stack_vs_handmade`` what kitpy's full stack does against that
+(neither is a target).
 
 Each round starts fresh server processes, warms them, and measures every variant
 of a transport in 1 s bursts that go round the variants forward and back (so all
@@ -113,6 +118,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "full_stack_0": "kitpy full stack, 0% sampled",
         "full_stack_100": "kitpy full stack, 100% sampled",
         "fastapi": "FastAPI full stack",
+        "handmade": "raw aiohttp, full stack by hand",
     },
     "grpc": {
         "raw": "raw grpc.aio",
@@ -134,6 +140,8 @@ RATIOS: dict[str, tuple[str, str, str]] = {
     "ratio_http_full_stack_sample100": ("http", "full_stack_100", "raw"),
     "ratio_grpc_full_stack_sample0": ("grpc", "full_stack_0", "raw"),
     "ratio_grpc_full_stack_sample100": ("grpc", "full_stack_100", "raw"),
+    "ratio_http_handmade": ("http", "handmade", "raw"),
+    "ratio_http_full_stack_vs_handmade": ("http", "full_stack", "handmade"),
 }
 """JSON key -> (transport, variant, baseline): median per-round req/s ratio variant/baseline."""
 
@@ -169,6 +177,10 @@ def http_commands() -> dict[str, list[str]]:
             "--variant", "full_stack_100=bench.fullstack:make_http_full_stack_app_all_sampled",
         ],
         "fastapi": [python, str(BENCH / "fastapi_app.py")],
+        "handmade": [
+            python, server, "--serve", "handmade",
+            "--variant", "handmade=bench.handmade:make_http_handmade_app",
+        ],
     }  # fmt: skip
 
 

@@ -8,14 +8,20 @@ generator sends) and the FastAPI comparison app.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import grpc
 import grpc.aio
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from bench.fastapi_app import make_app, make_server
 from bench.fullstack import (
@@ -25,6 +31,7 @@ from bench.fullstack import (
     make_http_full_stack_app,
     start_grpc_full_stack,
 )
+from bench.handmade import make_http_handmade_app
 from examples.stringsvc.endpoints import UppercaseRequest
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from kitpy import Context
@@ -96,6 +103,51 @@ async def test_layers_can_be_left_out() -> None:
     assert (await bare(Context(), UppercaseRequest(s="c"))).v == "C"
     with pytest.raises(ValueError, match="unknown layers"):
         build_full_stack(without={"caching"})
+
+
+async def test_the_handmade_app_does_the_full_stacks_work_without_kitpy(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    log_path = tmp_path / "lines.jsonl"
+    with log_path.open("wb") as log_file:
+        app = make_http_handmade_app(provider=provider, log_file=log_file)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/uppercase"
+        auth = {**JSON, "Authorization": f"Bearer {bench_token()}"}
+        try:
+            for _ in range(2):  # the second call finds the token verified
+                async with session.post(url, data=BODY, headers=auth) as resp:
+                    assert resp.status == 200
+                    assert await resp.json() == {"v": "HELLO, KITPY BENCHMARK"}
+            async with session.post(url, data=BODY, headers=JSON) as resp:
+                assert resp.status == 401
+            bad = {**JSON, "Authorization": f"Bearer {bench_token(lifetime=-60)}"}
+            async with session.post(url, data=BODY, headers=bad) as resp:
+                assert resp.status == 401
+                assert "expired" in (await resp.json())["error"]
+            async with session.post(url, data=b'{"s": 1}', headers=auth) as resp:
+                assert resp.status == 400
+        finally:
+            await runner.cleanup()
+    lines = [json.loads(line) for line in log_path.read_bytes().splitlines()]
+    assert [line["code"] for line in lines] == [
+        "OK", "OK", "UNAUTHENTICATED", "UNAUTHENTICATED", "INVALID_ARGUMENT"
+    ]  # fmt: skip
+    spans = exported.get_finished_spans()
+    assert [span.name for span in spans] == ["POST /uppercase"] * 5
+    for line, span in zip(lines, spans, strict=True):
+        assert line["trace_id"] == f"{span.context.trace_id:032x}"
+        assert line["request_id"]
+        assert line["method"] == "uppercase"
+    assert spans[0].attributes is not None
+    assert spans[0].attributes["http.response.status_code"] == 200
+    assert spans[0].attributes["http.route"] == "/uppercase"
 
 
 async def test_fastapi_app_does_the_same_work(session: aiohttp.ClientSession) -> None:
