@@ -123,11 +123,8 @@ VARIANTS: dict[str, Callable[[], web.Application] | str] = {
 }
 """Name -> app factory, or ``"module:function"`` naming one (imported in the server process)."""
 
-RAW_VARIANTS = frozenset({"raw", "handmade"})
-"""Variants served by aiohttp's own listener; the rest by :func:`kitpy.transport.http.start_app`.
-
-``handmade`` is ``bench/report.py``'s variant of ``bench.handmade`` (no kitpy in it).
-"""
+RAW_VARIANTS = frozenset({"raw"})
+"""Variants served by aiohttp's own listener; the rest by :func:`kitpy.transport.http.start_app`."""
 
 RATIOS: dict[str, tuple[str, str]] = {
     "ratio_bare": ("kitpy", "raw"),

@@ -16,12 +16,13 @@ gRPC (the grpc.aio load client of bench/grpc_server.py, 32 calls in flight):
     ``kitpy``      kitpy gRPC Server, bare        (bench/grpc_server.py)
     ``full_stack`` kitpy with the full stack      (bench/fullstack.py)
     ``full_stack_0`` / ``full_stack_100``: the same with 0 % / 100 % of requests traced
+    ``handmade``   raw grpc.aio doing the full stack's work by hand, no kitpy (bench/handmade.py)
 
 The full stack samples 10 % of requests (head sampling); the 0 % and 100 % variants show
 what tracing costs (``ratio_*_full_stack_sample0`` / ``..._sample100``, not targets).
-``ratio_http_handmade`` is what the full stack's library calls cost when a
-person writes them into a raw aiohttp handler, and
-``ratio_http_full_stack_vs_handmade`` what kitpy's full stack does against that
+``ratio_*_handmade`` is what the full stack's library calls cost when a person
+writes them into a raw aiohttp handler or grpc.aio servicer, and
+``ratio_*_full_stack_vs_handmade`` what kitpy's full stack does against that
 (neither is a target).
 
 Each round starts fresh server processes, warms them, and measures every variant
@@ -126,6 +127,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "full_stack": "kitpy full stack",
         "full_stack_0": "kitpy full stack, 0% sampled",
         "full_stack_100": "kitpy full stack, 100% sampled",
+        "handmade": "raw grpc.aio, full stack by hand",
     },
 }
 """transport -> variant -> label, in measuring order; ``raw`` is every transport's baseline."""
@@ -142,6 +144,8 @@ RATIOS: dict[str, tuple[str, str, str]] = {
     "ratio_grpc_full_stack_sample100": ("grpc", "full_stack_100", "raw"),
     "ratio_http_handmade": ("http", "handmade", "raw"),
     "ratio_http_full_stack_vs_handmade": ("http", "full_stack", "handmade"),
+    "ratio_grpc_handmade": ("grpc", "handmade", "raw"),
+    "ratio_grpc_full_stack_vs_handmade": ("grpc", "full_stack", "handmade"),
 }
 """JSON key -> (transport, variant, baseline): median per-round req/s ratio variant/baseline."""
 
@@ -177,10 +181,7 @@ def http_commands() -> dict[str, list[str]]:
             "--variant", "full_stack_100=bench.fullstack:make_http_full_stack_app_all_sampled",
         ],
         "fastapi": [python, str(BENCH / "fastapi_app.py")],
-        "handmade": [
-            python, server, "--serve", "handmade",
-            "--variant", "handmade=bench.handmade:make_http_handmade_app",
-        ],
+        "handmade": [python, str(BENCH / "handmade.py"), "--serve", "http"],
     }  # fmt: skip
 
 
@@ -206,6 +207,7 @@ def grpc_commands() -> dict[str, list[str] | None]:
             "--sample-ratio",
             "1",
         ],
+        "handmade": [sys.executable, str(BENCH / "handmade.py"), "--serve", "grpc"],
     }
 
 

@@ -31,9 +31,10 @@ from bench.fullstack import (
     make_http_full_stack_app,
     start_grpc_full_stack,
 )
-from bench.handmade import make_http_handmade_app
+from bench.handmade import HandmadeServicer, make_http_handmade_app
 from examples.stringsvc.endpoints import UppercaseRequest
 from examples.stringsvc.pb import stringsvc_pb2 as pb
+from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
 from kitpy import Context
 from kitpy.auth import TOKEN
 from kitpy.errors import Unauthenticated
@@ -148,6 +149,47 @@ async def test_the_handmade_app_does_the_full_stacks_work_without_kitpy(
     assert spans[0].attributes is not None
     assert spans[0].attributes["http.response.status_code"] == 200
     assert spans[0].attributes["http.route"] == "/uppercase"
+
+
+async def test_the_handmade_servicer_does_the_grpc_full_stacks_work(tmp_path: Path) -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    log_path = tmp_path / "lines.jsonl"
+    with log_path.open("wb") as log_file:
+        server = grpc.aio.server()
+        servicer = HandmadeServicer(provider=provider, log_file=log_file)
+        pb_grpc.add_StringServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.unary_unary(
+                    "/stringsvc.v1.StringService/Uppercase",
+                    request_serializer=pb.UppercaseRequest.SerializeToString,
+                    response_deserializer=pb.UppercaseResponse.FromString,
+                )
+                token = (("authorization", f"Bearer {bench_token()}"),)
+                reply = await call(pb.UppercaseRequest(s="hello"), timeout=10, metadata=token)
+                assert reply.v == "HELLO"
+                for metadata, request, code in [
+                    ((), pb.UppercaseRequest(s="a"), grpc.StatusCode.UNAUTHENTICATED),
+                    (token, pb.UppercaseRequest(s=""), grpc.StatusCode.INVALID_ARGUMENT),
+                ]:
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await call(request, timeout=10, metadata=metadata)
+                    assert info.value.code() == code
+                    trailers = dict(info.value.trailing_metadata() or ())
+                    assert trailers["x-request-id"]
+        finally:
+            await server.stop(grace=1.0)
+    lines = [json.loads(line) for line in log_path.read_bytes().splitlines()]
+    assert [line["code"] for line in lines] == ["OK", "UNAUTHENTICATED", "INVALID_ARGUMENT"]
+    spans = exported.get_finished_spans()
+    assert [span.name for span in spans] == ["stringsvc.v1.StringService/Uppercase"] * 3
+    for line, span in zip(lines, spans, strict=True):
+        assert line["span_id"] == f"{span.context.span_id:016x}"
+    assert [(s.attributes or {})["rpc.grpc.status_code"] for s in spans] == [0, 16, 3]
 
 
 async def test_fastapi_app_does_the_same_work(session: aiohttp.ClientSession) -> None:
