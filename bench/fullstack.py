@@ -286,16 +286,9 @@ async def _serve(transport: str, sample_ratio: float) -> None:
         await loop.run_in_executor(None, sys.stdin.read)
         await server.stop(grace=1.0)
         return
-    from aiohttp import web
+    from bench.http_server import serve_app
 
-    app = make_http_full_stack_app(sample_ratio=sample_ratio)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(runner.addresses[0][1], flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
+    await serve_app(make_http_full_stack_app(sample_ratio=sample_ratio))
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ from aiohttp import web
 from google.protobuf import descriptor_pb2, json_format
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from bench.grpc_server import RawServicer
+from bench.grpc_server import RawServicer, serve_servicer
 from bench.http_server import (
     BODY,
     CONNECTIONS,
@@ -108,6 +108,7 @@ from bench.http_server import (
     cpu_seconds,
     cpu_split,
     pin,
+    serve_app,
     write_wrk_script,
 )
 from examples.stringsvc.pb import stringsvc_pb2 as pb
@@ -248,29 +249,13 @@ def make_raw_transcode_app(channel: grpc.aio.Channel) -> web.Application:
     return app
 
 
-async def serve_app(app: web.Application) -> None:
-    """Serve ``app`` with aiohttp's own listener on 127.0.0.1 (port printed) until stdin closes."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    print(runner.addresses[0][1], flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-    await runner.cleanup()
-
-
 async def serve(name: str, upstream: str) -> None:
     """Serve ``name`` on 127.0.0.1 (a free port, printed) until stdin closes; ``upstream``
     is the proxies' upstream (host:port)."""
     if name == "upstream_http":
         await serve_app(make_upstream_app())
     elif name == "upstream_grpc":
-        server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
-        pb_grpc.add_StringServiceServicer_to_server(RawServicer(), server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(port, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        await server.stop(1.0)
+        await serve_servicer(RawServicer())
     elif name == "raw_proxy":
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             await serve_app(make_raw_proxy_app(session, upstream))

@@ -89,19 +89,27 @@ class RawServicer(pb_grpc.StringServiceServicer):
         return pb.UppercaseResponse(v=await self.svc.uppercase(Context(), request.s))
 
 
+async def serve_servicer(servicer: pb_grpc.StringServiceServicer) -> None:
+    """Serve ``servicer`` on a bare grpc.aio server (127.0.0.1, port printed) until EOF on stdin."""
+    server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
+    pb_grpc.add_StringServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+    await server.stop(1.0)
+
+
 async def serve(kind: str) -> None:
     pin_loop_thread(cpu_split()[0])  # first: the threads grpc starts from here inherit it
     if kind == "raw":
-        server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
-        pb_grpc.add_StringServiceServicer_to_server(RawServicer(), server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-    else:
-        from examples.stringsvc.endpoints import make_endpoints
-        from examples.stringsvc.service import BasicStringService
-        from examples.stringsvc.transport_grpc import start_grpc_server
+        await serve_servicer(RawServicer())
+        return
+    from examples.stringsvc.endpoints import make_endpoints
+    from examples.stringsvc.service import BasicStringService
+    from examples.stringsvc.transport_grpc import start_grpc_server
 
-        _, port = await start_grpc_server(make_endpoints(BasicStringService()), port=0)
+    _, port = await start_grpc_server(make_endpoints(BasicStringService()), port=0)
     print(port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
 

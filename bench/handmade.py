@@ -71,7 +71,8 @@ from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bench.fullstack import AUDIENCE, ISSUER, LIMIT_RATE, SAMPLE_RATIO, SECRET, tracer_provider
-from bench.http_server import PATH, UppercaseRequest, UppercaseResponse
+from bench.grpc_server import pin_loop_thread, serve_servicer
+from bench.http_server import PATH, UppercaseRequest, UppercaseResponse, cpu_split, serve_app
 from examples.stringsvc.pb import stringsvc_pb2 as pb
 from examples.stringsvc.pb import stringsvc_pb2_grpc as pb_grpc
 from kitpy.metrics.prometheus import LATENCY_BUCKETS  # the same buckets: the same observe work
@@ -345,27 +346,11 @@ class HandmadeServicer(pb_grpc.StringServiceServicer):
 
 async def _serve(transport: str) -> None:
     """Serve until stdin closes, after printing the port (the protocol of bench/http_server.py)."""
-    from bench.grpc_server import pin_loop_thread
-    from bench.http_server import cpu_split
-
     pin_loop_thread(cpu_split()[0])  # first, as the other bench servers: every thread
-    loop = asyncio.get_running_loop()
     if transport == "grpc":
-        server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
-        pb_grpc.add_StringServiceServicer_to_server(HandmadeServicer(), server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(port, flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
-        await server.stop(grace=1.0)
-        return
-    runner = web.AppRunner(make_http_handmade_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(runner.addresses[0][1], flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
+        await serve_servicer(HandmadeServicer())
+    else:
+        await serve_app(make_http_handmade_app())
 
 
 def main() -> None:

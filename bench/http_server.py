@@ -166,19 +166,23 @@ def pin(cpus: set[int]) -> None:
         os.sched_setaffinity(0, cpus)
 
 
+async def serve_app(app: web.Application) -> None:
+    """Serve ``app`` with aiohttp's own listener on 127.0.0.1 (port printed) until stdin closes."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+    await runner.cleanup()
+
+
 async def serve(name: str) -> None:
     """Serve variant ``name`` on 127.0.0.1 (free port, printed) until stdin closes."""
     pin(cpu_split()[0])
     app = load_factory(VARIANTS[name])()
     loop = asyncio.get_running_loop()
     if name in RAW_VARIANTS:  # aiohttp's own listener
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
-        await runner.cleanup()
+        await serve_app(app)
     else:  # kitpy's: start_app, with its connection cap and handler
         running = await start_app(app, host="127.0.0.1", port=0, access_log=None)
         print(running.addresses[0][1], flush=True)

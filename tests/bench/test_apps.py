@@ -73,15 +73,22 @@ async def test_http_full_stack_needs_the_token_and_counts_every_call(
         await runner.cleanup()
 
 
+def uppercase_call(
+    channel: grpc.aio.Channel,
+) -> grpc.aio.UnaryUnaryMultiCallable[pb.UppercaseRequest, pb.UppercaseResponse]:
+    """The Uppercase method of stringsvc on ``channel``."""
+    return channel.unary_unary(
+        "/stringsvc.v1.StringService/Uppercase",
+        request_serializer=pb.UppercaseRequest.SerializeToString,
+        response_deserializer=pb.UppercaseResponse.FromString,
+    )
+
+
 async def test_grpc_full_stack_needs_the_token() -> None:
     server, port = await start_grpc_full_stack(port=0)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary(
-                "/stringsvc.v1.StringService/Uppercase",
-                request_serializer=pb.UppercaseRequest.SerializeToString,
-                response_deserializer=pb.UppercaseResponse.FromString,
-            )
+            call = uppercase_call(channel)
             metadata = (("authorization", f"Bearer {bench_token()}"),)
             reply = await call(pb.UppercaseRequest(s="hello"), timeout=10, metadata=metadata)
             assert reply.v == "HELLO"
@@ -164,11 +171,7 @@ async def test_the_handmade_servicer_does_the_grpc_full_stacks_work(tmp_path: Pa
         await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                call = channel.unary_unary(
-                    "/stringsvc.v1.StringService/Uppercase",
-                    request_serializer=pb.UppercaseRequest.SerializeToString,
-                    response_deserializer=pb.UppercaseResponse.FromString,
-                )
+                call = uppercase_call(channel)
                 token = (("authorization", f"Bearer {bench_token()}"),)
                 reply = await call(pb.UppercaseRequest(s="hello"), timeout=10, metadata=token)
                 assert reply.v == "HELLO"
