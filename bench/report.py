@@ -39,7 +39,7 @@ figures to ``bench/results/``, the chart to ``bench/report.png`` and the table
 into ``bench/README.md``, and ends with one JSON line (``ratio_http_bare``,
 ``ratio_grpc_bare``, ``ratio_http_full_stack``, ``ratio_vs_fastapi``, ...).
 
-Run: ``python bench/report.py`` (about 8 minutes) or ``--quick`` (about 2 minutes,
+Run: ``python bench/report.py`` (about 9 minutes) or ``--quick`` (about 2 minutes,
 publishes nothing unless ``--publish``).
 """
 
