@@ -94,8 +94,9 @@ class Refused(Exception):
 class HandmadeStack:
     """What both hand-written servers share: one tracer, logger, registry, cache, bucket, breaker.
 
-    ``provider`` and ``log_file`` (a binary file) are for tests; by default a
-    new :func:`~bench.fullstack.tracer_provider` and ``/dev/null``.
+    ``log_file`` is the binary file the log lines go to (``/dev/null`` when
+    served for the report); ``provider`` is for tests, by default a new
+    :func:`~bench.fullstack.tracer_provider`.
     """
 
     def __init__(
@@ -103,13 +104,13 @@ class HandmadeStack:
         *,
         sample_ratio: float = SAMPLE_RATIO,
         provider: TracerProvider | None = None,
-        log_file: BinaryIO | None = None,
+        log_file: BinaryIO,
     ) -> None:
         provider = provider or tracer_provider(sample_ratio=sample_ratio)
         self.tracer = provider.get_tracer("handmade")
         self.propagator = TraceContextTextMapPropagator()
         self.log = structlog.wrap_logger(
-            structlog.BytesLogger(log_file or open(os.devnull, "wb")),  # noqa: SIM115 - app-long
+            structlog.BytesLogger(log_file),
             processors=[
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -235,7 +236,7 @@ def make_http_handmade_app(
     *,
     sample_ratio: float = SAMPLE_RATIO,
     provider: TracerProvider | None = None,
-    log_file: BinaryIO | None = None,
+    log_file: BinaryIO,
 ) -> web.Application:
     """The hand-written full stack on a raw aiohttp app: ``POST /uppercase``.
 
@@ -344,19 +345,21 @@ class HandmadeServicer(pb_grpc.StringServiceServicer):
         return reply
 
 
-async def _serve(transport: str) -> None:
+async def _serve(transport: str, log_file: BinaryIO) -> None:
     """Serve until stdin closes, after printing the port (the protocol of bench/http_server.py)."""
     pin_loop_thread(cpu_split()[0])  # first, as the other bench servers: every thread
     if transport == "grpc":
-        await serve_servicer(HandmadeServicer())
+        await serve_servicer(HandmadeServicer(log_file=log_file))
     else:
-        await serve_app(make_http_handmade_app())
+        await serve_app(make_http_handmade_app(log_file=log_file))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=["http", "grpc"], required=True)
-    asyncio.run(_serve(parser.parse_args().serve))
+    transport = parser.parse_args().serve
+    with open(os.devnull, "wb") as log_file:  # the log lines are written, then dropped
+        asyncio.run(_serve(transport, log_file))
 
 
 if __name__ == "__main__":

@@ -144,9 +144,8 @@ async def test_the_handmade_app_does_the_full_stacks_work_without_kitpy(
         finally:
             await runner.cleanup()
     lines = [json.loads(line) for line in log_path.read_bytes().splitlines()]
-    assert [line["code"] for line in lines] == [
-        "OK", "OK", "UNAUTHENTICATED", "UNAUTHENTICATED", "INVALID_ARGUMENT"
-    ]  # fmt: skip
+    codes = ["OK", "OK", "UNAUTHENTICATED", "UNAUTHENTICATED", "INVALID_ARGUMENT"]
+    assert [line["code"] for line in lines] == codes
     spans = exported.get_finished_spans()
     assert [span.name for span in spans] == ["POST /uppercase"] * 5
     for line, span in zip(lines, spans, strict=True):
